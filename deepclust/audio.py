@@ -1,0 +1,87 @@
+"""Audio in and out: read, downmix, resample, write. Nothing about spectra here."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from scipy.signal import resample_poly
+
+# Largest denominator accepted when turning a rate ratio into up/down factors;
+# any two integer rates give an exact ratio far below this.
+MAX_RESAMPLE_FACTOR = 1 << 16
+
+
+class AudioError(ValueError):
+    """An audio file cannot be used; the message names the file and the fix."""
+
+
+def info(path: str | Path) -> sf._SoundFileInfo:
+    try:
+        return sf.info(str(path))
+    except Exception as exc:  # soundfile raises LibsndfileError / RuntimeError
+        raise AudioError(f"{path}: cannot read audio ({exc}); expected a file libsndfile reads (wav, flac, ogg ...).") from None
+
+
+def resample(signal: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:
+    """Polyphase resampling (scipy) along the first axis; exact rational ratio."""
+    if orig_rate == target_rate:
+        return signal
+    ratio = Fraction(int(target_rate), int(orig_rate)).limit_denominator(MAX_RESAMPLE_FACTOR)
+    return resample_poly(signal, ratio.numerator, ratio.denominator, axis=0).astype(np.float32)
+
+
+def read(path: str | Path, sample_rate: int | None = None, *, start: int = 0, stop: int | None = None) -> tuple[np.ndarray, int]:
+    """Read ``path`` as mono float32 in [-1, 1], resampled to ``sample_rate`` if given.
+
+    Returns ``(signal, rate)``. Multichannel files are averaged to mono; any
+    integer or float encoding libsndfile reads is converted. NaN or infinite
+    samples are refused, since they would poison every spectrum they touch.
+    """
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True, start=start, stop=stop)
+    except Exception as exc:
+        if not Path(path).exists():
+            raise AudioError(f"{path}: file not found; check the path.") from None
+        raise AudioError(
+            f"{path}: cannot read audio ({exc}); expected a file libsndfile reads (wav, flac, ogg ...)."
+        ) from None
+    signal = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+    if not np.all(np.isfinite(signal)):
+        bad = int(np.size(signal) - np.count_nonzero(np.isfinite(signal)))
+        raise AudioError(f"{path}: {bad} samples are NaN or infinite; expected finite audio. Repair or remove the file.")
+    if sample_rate is not None and rate != sample_rate:
+        signal = resample(signal, rate, sample_rate)
+        rate = sample_rate
+    return np.ascontiguousarray(signal, dtype=np.float32), int(rate)
+
+
+def write(path: str | Path, signal: np.ndarray, sample_rate: int, *, subtype: str = "PCM_16", overwrite: bool = False) -> Path:
+    """Write a mono or (frames, channels) signal as WAV, atomically.
+
+    The file appears complete or not at all (temporary file, then rename);
+    an existing file is refused unless ``overwrite``.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path}: exists; refusing to overwrite (use --force to replace it).")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".wav.tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        sf.write(tmp, np.asarray(signal, dtype=np.float32), int(sample_rate), subtype=subtype, format="WAV")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def peak_safe(signals: np.ndarray, limit: float = 0.999) -> np.ndarray:
+    """Scale ``signals`` down together (by max-abs) if any sample would clip."""
+    peak = float(np.max(np.abs(signals))) if signals.size else 0.0
+    return signals * (limit / peak) if peak > limit else signals

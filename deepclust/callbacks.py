@@ -1,0 +1,217 @@
+"""Keras callbacks that make training resumable and safe.
+
+- :class:`TrainingState` saves weights + optimizer state, the epoch, the best
+  validation loss and the training time at every epoch end, atomically, and
+  restores the newest complete state when training starts again.
+- :class:`BestModel` writes ``model.keras`` atomically when validation loss
+  improves; its notion of "best" survives a resume.
+- :class:`TimeLimit` stops cleanly when the training-time budget is spent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+import time
+from pathlib import Path
+
+import keras
+
+log = logging.getLogger(__name__)
+
+STATE_PATTERN = re.compile(r"^epoch-(\d{6})\.weights\.h5$")
+# Older complete states kept besides the newest, in case the newest is damaged.
+KEEP_STATES = 1
+
+
+def atomic_save_model(model: keras.Model, path: str | Path) -> Path:
+    """``model.save`` to a temporary file beside ``path``, then rename over it."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+class Clock:
+    """Training time that carries over across resumes (restored from the state)."""
+
+    def __init__(self, elapsed: float = 0.0):
+        self.offset = elapsed
+        self.started = time.monotonic()
+
+    def restore(self, elapsed: float) -> None:
+        self.offset = elapsed
+        self.started = time.monotonic()
+
+    @property
+    def elapsed(self) -> float:
+        return self.offset + time.monotonic() - self.started
+
+
+def latest_state(directory: str | Path) -> tuple[int, Path, dict] | None:
+    """The newest ``(epoch, weights_path, metadata)`` whose files are both complete."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return None
+    found = []
+    for path in directory.iterdir():
+        match = STATE_PATTERN.match(path.name)
+        meta = path.with_name(path.name.replace(".weights.h5", ".json"))
+        if match and meta.is_file():
+            try:
+                found.append((int(match.group(1)), path, json.loads(meta.read_text())))
+            except (OSError, ValueError):
+                continue
+    return max(found, key=lambda item: item[0]) if found else None
+
+
+class TrainingState(keras.callbacks.Callback):
+    """Atomic, resumable training state in ``directory`` (one file pair per saved epoch).
+
+    Weights are written to a temporary file and renamed to
+    ``epoch-NNNNNN.weights.h5``; the metadata (best validation loss, training
+    seconds) follows as ``epoch-NNNNNN.json``. A state counts only when both
+    exist, so a kill at any moment leaves the previous complete state usable.
+    """
+
+    def __init__(self, directory: str | Path, clock: Clock, best: "BestModel | None" = None):
+        super().__init__()
+        self.directory = Path(directory)
+        self.clock = clock
+        self.best = best
+        self.resumed_epoch = 0
+
+    def on_train_begin(self, logs=None):
+        state = latest_state(self.directory)
+        if state is None:
+            return
+        epoch, weights, meta = state
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(weights)
+        self.model._initial_epoch = epoch
+        self.resumed_epoch = epoch
+        self.clock.restore(float(meta.get("elapsed_seconds", 0.0)))
+        if self.best is not None and meta.get("best") is not None:
+            self.best.best = float(meta["best"])
+        log.info("resumed from %s (epoch %d, %.0f s trained)", weights, epoch, self.clock.elapsed)
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            log.warning("epoch %d ended with loss %s; training state not saved", epoch + 1, loss)
+            return
+        self.save(epoch + 1)
+
+    def save(self, epochs_done: int) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        name = f"epoch-{epochs_done:06d}"
+        final = self.directory / f"{name}.weights.h5"
+        tmp = self.directory / f".{name}.{os.getpid()}.tmp.weights.h5"
+        try:
+            self.model.save_weights(tmp, overwrite=True)
+            os.replace(tmp, final)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+        meta = {"epoch": epochs_done, "elapsed_seconds": self.clock.elapsed,
+                "best": None if self.best is None or not math.isfinite(self.best.best) else self.best.best}
+        atomic_write_text(self.directory / f"{name}.json", json.dumps(meta))
+        self._prune(epochs_done)
+
+    def _prune(self, newest: int) -> None:
+        epochs = sorted(int(m.group(1)) for p in self.directory.iterdir() if (m := STATE_PATTERN.match(p.name)))
+        for old in epochs[: -(KEEP_STATES + 1)]:
+            for suffix in (".json", ".weights.h5"):  # metadata first: a state without it is ignored
+                path = self.directory / f"epoch-{old:06d}{suffix}"
+                if path.exists() and old < newest:
+                    path.unlink()
+
+
+class BestModel(keras.callbacks.Callback):
+    """Save the model atomically to ``path`` whenever ``monitor`` improves."""
+
+    def __init__(self, path: str | Path, monitor: str = "val_loss"):
+        super().__init__()
+        self.path = Path(path)
+        self.monitor = monitor
+        self.best = math.inf
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None or not math.isfinite(float(value)):
+            return
+        if float(value) < self.best:
+            self.best = float(value)
+            atomic_save_model(self.model, self.path)
+            log.info("epoch %d: %s improved to %.5f, saved %s", epoch + 1, self.monitor, value, self.path)
+
+
+class TimeLimit(keras.callbacks.Callback):
+    """Stop training once ``seconds`` of training time (across resumes) have passed.
+
+    Checked after every batch; Keras then finishes the epoch early, runs
+    validation and the epoch-end callbacks, so the best model and the
+    training state are saved before the run stops.
+    """
+
+    def __init__(self, seconds: float, clock: Clock):
+        super().__init__()
+        self.seconds = seconds
+        self.clock = clock
+        self.reached = False
+
+    def on_train_begin(self, logs=None):
+        if self.clock.elapsed >= self.seconds:
+            self.reached = True
+            self.model.stop_training = True
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.clock.elapsed >= self.seconds:
+            self.reached = True
+            self.model.stop_training = True
+
+
+class EpochSync(keras.callbacks.Callback):
+    """Tell the dataset which epoch is starting, so a resumed run draws new mixtures."""
+
+    def __init__(self, dataset):
+        super().__init__()
+        self.dataset = dataset
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.dataset.epoch = epoch
+
+
+class StopOnNaN(keras.callbacks.Callback):
+    """Stop at a NaN or infinite loss; the best model saved so far is kept."""
+
+    def __init__(self):
+        super().__init__()
+        self.stopped_at = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.stopped_at = batch
+            self.model.stop_training = True

@@ -1,0 +1,310 @@
+"""Configuration: dataclasses, TOML loading, command-line overrides, validation.
+
+A config is five sections (``audio``, ``features``, ``data``, ``model``,
+``train``, ``separate``), each a dataclass whose fields carry their units in
+the name or comment. Every value read from a file or a flag is checked: an
+unknown key, a wrong type or a value out of range raises :class:`ConfigError`
+naming the key, what was expected, and what was received.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+# Shipped configs live inside the package so an installed deepclust finds them
+# by name (``--config default``); ``configs/`` at the repository root links here.
+CONFIG_DIR = Path(__file__).parent / "configs"
+CONFIG_FILENAME = "config.toml"
+
+
+class ConfigError(ValueError):
+    """A config file or override is invalid; the message says which key and why."""
+
+
+def _range(lo=None, hi=None, *, lo_open=False, choices=None):
+    return {"lo": lo, "hi": hi, "lo_open": lo_open, "choices": choices}
+
+
+@dataclass
+class AudioConfig:
+    sample_rate: int = field(default=8000, metadata=_range(1000, 192000))  # Hz
+
+
+@dataclass
+class FeatureConfig:
+    window_length: int = field(default=256, metadata=_range(16, 8192))  # samples (32 ms at 8 kHz)
+    hop_length: int = field(default=64, metadata=_range(1, 4096))  # samples (8 ms at 8 kHz)
+    # Bins more than this many dB below the mixture's loudest bin are silent:
+    # they carry no weight in the loss and are not clustered.
+    silence_db: float = field(default=40.0, metadata=_range(0.0, 200.0, lo_open=True))
+    # Scale every mixture to this RMS level (dBFS) before features, so the
+    # network sees the same log-magnitude range whatever the recording level.
+    input_level_db: float = field(default=-25.0, metadata=_range(-100.0, 0.0))
+    # Per-bin loss weight: "binary" (1 for active bins, as the original) or
+    # "magnitude" (proportional to the mixture magnitude; Wang et al. 2018).
+    weighting: str = field(default="binary", metadata=_range(choices=("binary", "magnitude")))
+
+
+@dataclass
+class DataConfig:
+    min_speakers: int = field(default=2, metadata=_range(1, 8))
+    max_speakers: int = field(default=2, metadata=_range(1, 8))  # label width
+    chunk_frames: int = field(default=100, metadata=_range(8, 100000))  # STFT frames per training chunk
+    chunk_hop: int = field(default=50, metadata=_range(1, 100000))  # frames between validation chunks
+    # "wsj0": sources at equal RMS, then a random gain per source (wsj0-2mix);
+    # "peak": each source peak-normalised then scaled by a gain in [peak_gain_min, peak_gain_max) (the original).
+    mixing: str = field(default="wsj0", metadata=_range(choices=("wsj0", "peak")))
+    level_db: float = field(default=2.5, metadata=_range(0.0, 60.0))  # gain per source uniform in [-level_db, level_db]
+    peak_gain_min: float = field(default=0.75, metadata=_range(0.0, 1.0, lo_open=True))
+    peak_gain_max: float = field(default=1.0, metadata=_range(0.0, 1.0, lo_open=True))
+    valid_mixtures: int = field(default=64, metadata=_range(1, 1000000))  # drawn once, fixed seed
+    valid_seed: int = field(default=1234, metadata=_range(0))
+    stats_mixtures: int = field(default=200, metadata=_range(1, 1000000))  # for feature mean/variance
+    workers: int = field(default=2, metadata=_range(1, 256))  # PyDataset worker threads
+
+
+@dataclass
+class ModelConfig:
+    lstm_layers: int = field(default=2, metadata=_range(1, 16))
+    lstm_units: int = field(default=300, metadata=_range(1, 8192))  # per direction
+    embedding_dim: int = field(default=40, metadata=_range(1, 1024))
+    dropout: float = field(default=0.0, metadata=_range(0.0, 1.0))  # on LSTM inputs
+    # Anything but 0 disables TensorFlow's cuDNN LSTM kernel on a GPU (slow).
+    recurrent_dropout: float = field(default=0.0, metadata=_range(0.0, 1.0))
+    l2: float = field(default=0.0, metadata=_range(0.0, 1.0))  # kernel L2 penalty
+
+
+@dataclass
+class TrainConfig:
+    optimizer: str = field(default="adam", metadata=_range(choices=("adam", "nadam", "rmsprop", "sgd")))
+    learning_rate: float = field(default=1e-3, metadata=_range(0.0, 10.0, lo_open=True))
+    clipnorm: float = field(default=200.0, metadata=_range(0.0, None, lo_open=True))
+    batch_size: int = field(default=32, metadata=_range(1, 100000))
+    epochs: int = field(default=100, metadata=_range(1, 1000000))
+    steps_per_epoch: int = field(default=100, metadata=_range(1, 10000000))
+    patience: int = field(default=0, metadata=_range(0))  # early stopping on val_loss; 0 = off
+    seed: int = field(default=0, metadata=_range(0))
+    time_limit: str = field(default="")  # "" = none; e.g. "90s", "15m", "2h"
+    mixed_precision: bool = False
+    jit: bool = False
+
+
+@dataclass
+class SeparateConfig:
+    num_speakers: int = field(default=2, metadata=_range(1, 8))
+    mask: str = field(default="binary", metadata=_range(choices=("binary", "soft")))
+    soft_temperature: float = field(default=0.1, metadata=_range(0.0, None, lo_open=True))
+    kmeans_init: int = field(default=4, metadata=_range(1, 1000))  # k-means restarts
+    kmeans_max_bins: int = field(default=60000, metadata=_range(100))  # active bins sampled for fitting
+    segment_seconds: float = field(default=30.0, metadata=_range(1.0, None))  # network pass length
+    subtype: str = field(default="PCM_16", metadata=_range(choices=("PCM_16", "FLOAT")))
+
+
+@dataclass
+class Config:
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    separate: SeparateConfig = field(default_factory=SeparateConfig)
+
+    @property
+    def num_bins(self) -> int:
+        return self.features.window_length // 2 + 1
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return dataclasses.asdict(self)
+
+    def to_toml(self) -> str:
+        lines = ["# Resolved deepclust config: every value this run used."]
+        for section, values in self.to_dict().items():
+            lines.append(f"\n[{section}]")
+            for key, value in values.items():
+                lines.append(f"{key} = {_toml_value(value)}")
+        return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+_SECTIONS = {f.name: f.type for f in dataclasses.fields(Config)}
+_SECTION_CLASSES = {
+    "audio": AudioConfig,
+    "features": FeatureConfig,
+    "data": DataConfig,
+    "model": ModelConfig,
+    "train": TrainConfig,
+    "separate": SeparateConfig,
+}
+
+
+def _check_value(where: str, f: dataclasses.Field, value: Any) -> Any:
+    """Return ``value`` converted to the field's type, or raise ConfigError."""
+    expected = f.type if isinstance(f.type, type) else {"int": int, "float": float, "str": str, "bool": bool}[f.type]
+    if expected is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false. Received: {f.name}={value!r}")
+    elif expected is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer. Received: {f.name}={value!r}")
+    elif expected is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number. Received: {f.name}={value!r}")
+        value = float(value)
+    elif expected is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string. Received: {f.name}={value!r}")
+    meta = f.metadata
+    if meta.get("choices") and value not in meta["choices"]:
+        raise ConfigError(
+            f"{where}: expected one of {', '.join(map(repr, meta['choices']))}. Received: {f.name}={value!r}"
+        )
+    lo, hi = meta.get("lo"), meta.get("hi")
+    if lo is not None and (value < lo or (meta.get("lo_open") and value == lo)):
+        bound = f"greater than {lo}" if meta.get("lo_open") else f"at least {lo}"
+        raise ConfigError(f"{where}: expected a value {bound}. Received: {f.name}={value!r}")
+    if hi is not None and value > hi:
+        raise ConfigError(f"{where}: expected a value at most {hi}. Received: {f.name}={value!r}")
+    return value
+
+
+def _apply(config: Config, data: dict[str, Any], source: str) -> None:
+    for section, values in data.items():
+        if section not in _SECTION_CLASSES:
+            raise ConfigError(
+                f"{source}: unknown section [{section}]; expected one of {', '.join(_SECTION_CLASSES)}. "
+                f"Received: section={section!r}"
+            )
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: [{section}] must be a table. Received: {section}={values!r}")
+        target = getattr(config, section)
+        fields = {f.name: f for f in dataclasses.fields(target)}
+        for key, value in values.items():
+            if key not in fields:
+                raise ConfigError(
+                    f"{source}: unknown key {section}.{key}; valid keys in [{section}] are "
+                    f"{', '.join(fields)}. Received: {section}.{key}={value!r}"
+                )
+            setattr(target, key, _check_value(f"{source}: {section}.{key}", fields[key], value))
+
+
+def validate(config: Config, source: str = "config") -> Config:
+    """Check the relations between values that no single field can check."""
+    d, f = config.data, config.features
+    if d.min_speakers > d.max_speakers:
+        raise ConfigError(
+            f"{source}: data.min_speakers must not exceed data.max_speakers. "
+            f"Received: min_speakers={d.min_speakers}, max_speakers={d.max_speakers}"
+        )
+    if f.hop_length > f.window_length:
+        raise ConfigError(
+            f"{source}: features.hop_length must not exceed features.window_length. "
+            f"Received: hop_length={f.hop_length}, window_length={f.window_length}"
+        )
+    if d.peak_gain_min > d.peak_gain_max:
+        raise ConfigError(
+            f"{source}: data.peak_gain_min must not exceed data.peak_gain_max. "
+            f"Received: peak_gain_min={d.peak_gain_min}, peak_gain_max={d.peak_gain_max}"
+        )
+    if config.train.time_limit:
+        parse_duration(config.train.time_limit, what=f"{source}: train.time_limit")
+    return config
+
+
+def resolve_config_path(name_or_path: str | Path) -> Path:
+    """A config given as a path, or as the name of a shipped one (``default``, ``tiny``)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    shipped = CONFIG_DIR / f"{Path(str(name_or_path)).stem}.toml"
+    if shipped.is_file() and path.parent == Path("."):
+        return shipped
+    if path.suffix == "" and shipped.is_file():
+        return shipped
+    names = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.toml")))
+    raise ConfigError(
+        f"config file {str(name_or_path)!r} not found; give a path to a TOML file or one of the shipped "
+        f"configs: {names}. Received: config={str(name_or_path)!r}"
+    )
+
+
+def load_config(name_or_path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Defaults, then the TOML file (a path or a shipped name), then ``overrides``.
+
+    ``overrides`` maps dotted keys (``"train.epochs"``) to values.
+    """
+    config = Config()
+    if name_or_path is not None:
+        path = resolve_config_path(name_or_path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML ({exc}); fix the syntax at the position shown.") from None
+        _apply(config, data, str(path))
+    if overrides:
+        apply_overrides(config, overrides)
+    return validate(config, str(name_or_path) if name_or_path else "config")
+
+
+def apply_overrides(config: Config, overrides: dict[str, Any], source: str = "override") -> Config:
+    nested: dict[str, dict[str, Any]] = {}
+    for dotted, value in overrides.items():
+        if "." not in dotted:
+            raise ConfigError(f"{source}: expected a key of the form section.key. Received: {dotted!r}")
+        section, key = dotted.split(".", 1)
+        nested.setdefault(section, {})[key] = value
+    _apply(config, nested, source)
+    return validate(config, source)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"train.epochs=5"`` -> ``("train.epochs", 5)``; the value is read as TOML."""
+    if "=" not in text:
+        raise ConfigError(f"--set expects section.key=value. Received: {text!r}")
+    key, raw = text.split("=", 1)
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()  # a bare word is a string: --set separate.mask=soft
+    return key.strip(), value
+
+
+def config_from_dict(data: dict[str, Any], source: str = "saved config") -> Config:
+    config = Config()
+    _apply(config, data, source)
+    return validate(config, source)
+
+
+def read_config_file(path: str | Path) -> Config:
+    path = Path(path)
+    return config_from_dict(tomllib.loads(path.read_text(encoding="utf-8")), str(path))
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|hr|)\s*$", re.IGNORECASE)
+
+
+def parse_duration(text: str, what: str = "duration") -> float:
+    """``"90s"``, ``"15m"``, ``"2h"`` or plain seconds -> seconds."""
+    match = _DURATION.match(str(text))
+    if not match:
+        raise ConfigError(f"{what}: expected a duration such as 90s, 15m or 2h. Received: {text!r}")
+    number, unit = float(match.group(1)), match.group(2).lower()
+    return number * {"": 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600}[unit]

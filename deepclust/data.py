@@ -1,0 +1,289 @@
+"""Training data: list files, speakers, the on-the-fly mixer, and the Keras dataset.
+
+A list file holds one ``path speakerID`` per line (the original's format);
+paths are absolute or relative to the list's folder, blank lines and ``#``
+comments are allowed. Mixtures are drawn on the fly: k distinct speakers, a
+random segment of one utterance of each, mixed at random levels, turned into
+(features, labels) by :mod:`deepclust.features`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from . import audio, features
+from .config import Config
+
+log = logging.getLogger(__name__)
+
+# RMS below which a segment counts as silent and is not level-normalised.
+MIN_SOURCE_RMS = 1e-6
+# wsj0-2mix scales a mixture so its peak is at most this.
+MIX_PEAK = 0.9
+
+
+class ListFormatError(ValueError):
+    """A list file line is malformed; the message names file and line."""
+
+
+class DataError(ValueError):
+    """The data cannot make the mixtures the config asks for."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    path: Path
+    speaker: str
+    list_file: Path
+    line: int
+
+    @property
+    def where(self) -> str:
+        return f"{self.list_file}:{self.line}"
+
+
+def parse_list(list_file: str | Path) -> list[Entry]:
+    """Parse a ``path speakerID`` list. Malformed lines raise ListFormatError."""
+    list_file = Path(list_file)
+    if not list_file.is_file():
+        raise ListFormatError(
+            f"{list_file}: list file not found; expected a text file with one 'path speakerID' per line."
+        )
+    entries = []
+    base = list_file.parent
+    text = list_file.read_text(encoding="utf-8", errors="replace")
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip() if raw.lstrip().startswith("#") else raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.rsplit(None, 1)
+        if len(parts) != 2:
+            raise ListFormatError(
+                f"{list_file}:{number}: expected 'path speakerID' (two fields separated by white space). "
+                f"Received: {raw.strip()!r}. Add the speaker ID after the path, or comment the line out with #."
+            )
+        path, speaker = parts
+        path = Path(path.strip())
+        entries.append(Entry(path if path.is_absolute() else base / path, speaker, list_file, number))
+    return entries
+
+
+@dataclass
+class Corpus:
+    """Utterances loaded into memory, grouped by speaker."""
+
+    speakers: dict[str, list[np.ndarray]]
+    skipped: list[tuple[Entry, str]] = field(default_factory=list)
+
+    @property
+    def num_utterances(self) -> int:
+        return sum(len(u) for u in self.speakers.values())
+
+    @property
+    def seconds(self) -> float:
+        return sum(len(x) for u in self.speakers.values() for x in u)
+
+
+def load_corpus(list_file: str | Path, sample_rate: int, min_speakers: int = 1, progress: bool = False) -> Corpus:
+    """Read every utterance of ``list_file`` at ``sample_rate``.
+
+    Unreadable, missing, empty or non-finite files are skipped with a warning
+    naming file and line, and counted; if nothing usable is left, or fewer
+    speakers than a mixture needs, a DataError says so.
+    """
+    entries = parse_list(list_file)
+    if not entries:
+        raise DataError(f"{list_file}: no utterances listed; expected one 'path speakerID' per line.")
+    speakers: dict[str, list[np.ndarray]] = {}
+    skipped: list[tuple[Entry, str]] = []
+    bar = keras.utils.Progbar(len(entries), unit_name="file") if progress else None
+    for i, entry in enumerate(entries):
+        try:
+            signal, _ = audio.read(entry.path, sample_rate)
+            if signal.size == 0:
+                raise audio.AudioError(f"{entry.path}: zero-length audio")
+            if not np.any(signal):
+                raise audio.AudioError(f"{entry.path}: all samples are zero")
+        except audio.AudioError as exc:
+            log.warning("%s: skipped: %s", entry.where, exc)
+            skipped.append((entry, str(exc)))
+        else:
+            speakers.setdefault(entry.speaker, []).append(signal)
+        if bar is not None:
+            bar.update(i + 1)
+    if skipped:
+        log.warning("%s: skipped %d of %d utterances (see warnings above)", list_file, len(skipped), len(entries))
+    if not speakers:
+        raise DataError(f"{list_file}: none of the {len(entries)} listed files could be read; check the paths.")
+    if len(speakers) < min_speakers:
+        raise DataError(
+            f"{list_file}: {len(speakers)} speaker(s) but mixtures need {min_speakers} distinct speakers; "
+            f"add speakers to the list or lower data.min_speakers. Received: speakers={sorted(speakers)}"
+        )
+    return Corpus(speakers, skipped)
+
+
+def segment(signal: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:
+    """A random ``length``-sample stretch of ``signal``; a short one is zero-padded at a random offset."""
+    if len(signal) >= length:
+        start = int(rng.integers(0, len(signal) - length + 1))
+        return signal[start:start + length]
+    out = np.zeros(length, np.float32)
+    start = int(rng.integers(0, length - len(signal) + 1))
+    out[start:start + len(signal)] = signal
+    return out
+
+
+def mix(sources: np.ndarray, rng: np.random.Generator, config: Config) -> np.ndarray:
+    """Scale ``sources`` (k, samples) as they will sit in the mixture; returns the scaled sources.
+
+    ``wsj0``: each source to equal RMS, then a gain uniform in
+    [-level_db, level_db] dB; ``peak``: each source to unit peak, then a gain
+    uniform in [peak_gain_min, peak_gain_max) (the original). The sum is kept
+    below clipping by scaling everything together.
+    """
+    d = config.data
+    sources = np.asarray(sources, dtype=np.float32)
+    k = sources.shape[0]
+    if d.mixing == "wsj0":
+        rms = np.sqrt(np.mean(np.square(sources, dtype=np.float64), axis=1))
+        scale = np.where(rms > MIN_SOURCE_RMS, 1.0 / np.maximum(rms, MIN_SOURCE_RMS), 0.0)
+        scale = scale * 10.0 ** (rng.uniform(-d.level_db, d.level_db, size=k) / 20.0)
+    else:
+        peak = np.max(np.abs(sources), axis=1)
+        scale = np.where(peak > 0, 1.0 / np.maximum(peak, 1e-12), 0.0)
+        scale = scale * rng.uniform(d.peak_gain_min, d.peak_gain_max, size=k)
+    scaled = sources * scale[:, None].astype(np.float32)
+    peak = float(np.max(np.abs(scaled.sum(axis=0)))) if scaled.size else 0.0
+    if peak > MIX_PEAK:
+        scaled *= MIX_PEAK / peak
+    return scaled
+
+
+def example_from_sources(scaled_sources: np.ndarray, config: Config) -> tuple[np.ndarray, np.ndarray]:
+    """Scaled sources (k, samples) -> (log-magnitude (T, F), labels (T, F, max_speakers))."""
+    fcfg = config.features
+    mixture = scaled_sources.sum(axis=0)
+    feats, spec, gain = features.mixture_features(mixture, fcfg)
+    source_specs = features.stft(scaled_sources * gain, fcfg)  # (k, T, F)
+    weights = features.bin_weights(spec, fcfg)
+    return feats, features.dominant_labels(source_specs, weights, config.data.max_speakers)
+
+
+class Mixer:
+    """Draws random mixtures of distinct speakers from a corpus."""
+
+    def __init__(self, corpus: Corpus, config: Config):
+        self.config = config
+        self.names = sorted(corpus.speakers)
+        self.utterances = [corpus.speakers[n] for n in self.names]
+        if len(self.names) < config.data.min_speakers:
+            raise DataError(
+                f"{len(self.names)} speaker(s) available but data.min_speakers={config.data.min_speakers}; "
+                "add speakers or lower data.min_speakers."
+            )
+        self.chunk_samples = features.samples_for_frames(config.data.chunk_frames, config.features)
+
+    def num_speakers(self, rng: np.random.Generator) -> int:
+        d = self.config.data
+        hi = min(d.max_speakers, len(self.names))
+        return int(rng.integers(d.min_speakers, hi + 1))
+
+    def draw_sources(self, rng: np.random.Generator, length: int | None, k: int | None = None) -> np.ndarray:
+        """(k, length) scaled sources; ``length=None`` uses whole utterances cut to the shortest."""
+        k = self.num_speakers(rng) if k is None else k
+        chosen = rng.choice(len(self.names), size=k, replace=False)
+        utts = [self.utterances[s][int(rng.integers(len(self.utterances[s])))] for s in chosen]
+        if length is None:
+            length = min(len(u) for u in utts)
+        return mix(np.stack([segment(u, length, rng) for u in utts]), rng, self.config)
+
+    def chunk(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """One training chunk: (chunk_frames, F) features and (chunk_frames, F, C) labels."""
+        feats, labels = example_from_sources(self.draw_sources(rng, self.chunk_samples), self.config)
+        return _fit_frames(feats, self.config.data.chunk_frames), _fit_frames(labels, self.config.data.chunk_frames)
+
+    def batch(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
+        pairs = [self.chunk(rng) for _ in range(size)]
+        return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+
+
+def _fit_frames(array: np.ndarray, frames: int) -> np.ndarray:
+    """Crop or zero-pad the first axis to ``frames`` (zero labels carry no weight)."""
+    if array.shape[0] >= frames:
+        return array[:frames]
+    pad = [(0, frames - array.shape[0])] + [(0, 0)] * (array.ndim - 1)
+    return np.pad(array, pad)
+
+
+def chunks_of(array: np.ndarray, frames: int, hop: int) -> list[np.ndarray]:
+    """Cut (T, ...) into ``frames``-long pieces every ``hop`` frames, the last one padded."""
+    starts = list(range(0, max(array.shape[0] - frames, 0) + 1, hop))
+    if starts[-1] + frames < array.shape[0]:
+        starts.append(array.shape[0] - frames)
+    return [_fit_frames(array[s:s + frames], frames) for s in starts]
+
+
+def validation_set(mixer: Mixer, config: Config) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed validation chunks: whole-utterance mixtures drawn once with ``valid_seed``,
+    cut into ``chunk_frames`` chunks every ``chunk_hop`` frames (as the original did)."""
+    d = config.data
+    rng = np.random.default_rng(d.valid_seed)
+    xs, ys = [], []
+    for _ in range(d.valid_mixtures):
+        feats, labels = example_from_sources(mixer.draw_sources(rng, None), config)
+        xs += chunks_of(feats, d.chunk_frames, d.chunk_hop)
+        ys += chunks_of(labels, d.chunk_frames, d.chunk_hop)
+    return np.stack(xs), np.stack(ys)
+
+
+def feature_statistics(mixer: Mixer, config: Config, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-bin mean and variance of log-magnitude features over ``stats_mixtures`` training chunks."""
+    rng = np.random.default_rng([seed, 7])
+    total = np.zeros(config.num_bins, np.float64)
+    total_sq = np.zeros(config.num_bins, np.float64)
+    count = 0
+    for _ in range(config.data.stats_mixtures):
+        feats, _ = mixer.chunk(rng)
+        total += feats.sum(axis=0)
+        total_sq += np.square(feats, dtype=np.float64).sum(axis=0)
+        count += feats.shape[0]
+    mean = total / count
+    variance = np.maximum(total_sq / count - mean**2, 1e-6)
+    return mean.astype(np.float32), variance.astype(np.float32)
+
+
+class MixtureDataset(keras.utils.PyDataset):
+    """Batches of fresh random mixtures; batch i of epoch e is a pure function of (seed, e, i),
+    so any number of worker threads gives the same data."""
+
+    def __init__(self, mixer: Mixer, config: Config, batch_size: int | None = None, steps: int | None = None,
+                 seed: int | None = None, shard: tuple[int, int] = (0, 1), **kwargs):
+        workers = config.data.workers
+        super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=max(2 * workers, 4), **kwargs)
+        self.mixer = mixer
+        self.batch_size = batch_size or config.train.batch_size
+        self.steps = steps or config.train.steps_per_epoch
+        self.seed = config.train.seed if seed is None else seed
+        self.shard = shard  # (index, count): worker i of n draws its own stream of mixtures
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __getitem__(self, index: int):
+        rng = np.random.default_rng([self.seed, self.shard[0], self.shard[1], self.epoch, int(index)])
+        return self.mixer.batch(rng, self.batch_size)
+
+    def on_epoch_end(self):
+        self.epoch += 1
+
+
+def batches_per_epoch(num_chunks: int, batch_size: int) -> int:
+    return max(1, math.ceil(num_chunks / batch_size))

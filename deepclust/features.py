@@ -1,0 +1,123 @@
+"""Spectra: STFT / iSTFT, log-magnitude features, silence, labels and loss weights.
+
+Arrays are laid out (frames, bins) = (T, F), the layout the network reads.
+The STFT is scipy's ``ShortTimeFFT`` with a periodic sqrt-Hann window: its
+frames run past both ends of the signal and its inverse uses the dual window,
+so ``istft(stft(x), len(x))`` reproduces ``x`` to rounding error, first and
+last samples included (the original lost its edge frames).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+from scipy.signal import ShortTimeFFT
+from scipy.signal.windows import hann
+
+from .config import FeatureConfig
+
+# Magnitudes are floored here before the log, so digital silence gives a
+# finite feature (-18.4 in natural-log units) rather than -inf.
+LOG_FLOOR = 1e-8
+# Below this RMS a mixture is treated as digital silence and not level-scaled.
+SILENT_RMS = 1e-7
+
+
+@functools.lru_cache(maxsize=8)
+def _transform(window_length: int, hop_length: int) -> ShortTimeFFT:
+    window = np.sqrt(hann(window_length, sym=False))
+    return ShortTimeFFT(window, hop=hop_length, fs=1.0, fft_mode="onesided", mfft=window_length)
+
+
+def num_frames(num_samples: int, cfg: FeatureConfig) -> int:
+    sft = _transform(cfg.window_length, cfg.hop_length)
+    return sft.p_max(num_samples) - sft.p_min
+
+
+def samples_for_frames(frames: int, cfg: FeatureConfig) -> int:
+    """The largest signal length whose STFT has at most ``frames`` frames."""
+    # p_max grows by one frame every hop samples; step back from an estimate.
+    n = max(1, (frames - 3) * cfg.hop_length)
+    while num_frames(n + cfg.hop_length, cfg) <= frames:
+        n += cfg.hop_length
+    while num_frames(n + 1, cfg) <= frames:
+        n += 1
+    return n
+
+
+def stft(signal: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """Complex STFT, (T, F) complex64. ``signal`` is 1-D, or (..., samples) for a stack."""
+    sft = _transform(cfg.window_length, cfg.hop_length)
+    spec = sft.stft(np.asarray(signal, dtype=np.float32), axis=-1)  # (..., F, T)
+    return np.swapaxes(spec, -1, -2).astype(np.complex64)
+
+
+def istft(spec: np.ndarray, length: int, cfg: FeatureConfig) -> np.ndarray:
+    """Inverse of :func:`stft` for (T, F) or (..., T, F); returns (..., length) float32."""
+    sft = _transform(cfg.window_length, cfg.hop_length)
+    signal = sft.istft(np.swapaxes(np.asarray(spec), -1, -2), k1=int(length), f_axis=-2, t_axis=-1)
+    return signal.astype(np.float32)
+
+
+def level_gain(mixture: np.ndarray, cfg: FeatureConfig) -> float:
+    """The gain that brings ``mixture`` to ``cfg.input_level_db`` RMS (1.0 for silence)."""
+    rms = float(np.sqrt(np.mean(np.square(mixture, dtype=np.float64)))) if mixture.size else 0.0
+    if rms < SILENT_RMS:
+        return 1.0
+    return float(10.0 ** (cfg.input_level_db / 20.0) / rms)
+
+
+def log_magnitude(spec: np.ndarray) -> np.ndarray:
+    return np.log(np.maximum(np.abs(spec), LOG_FLOOR)).astype(np.float32)
+
+
+def active_bins(spec: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """Boolean (T, F): bins within ``silence_db`` of the loudest bin of ``spec``.
+
+    Computed per item over the last two axes, so a stack of chunks gets each
+    chunk's own threshold.
+    """
+    db = 20.0 * np.log10(np.maximum(np.abs(spec), LOG_FLOOR))
+    loudest = db.max(axis=(-2, -1), keepdims=True)
+    return (db > loudest - cfg.silence_db) & (db > 20.0 * np.log10(LOG_FLOOR) + 1.0)
+
+
+def bin_weights(spec: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """Loss weight per bin, (T, F) float32, zero at silent bins.
+
+    ``binary``: 1 at every active bin (the original). ``magnitude``: the
+    mixture magnitude over its mean on active bins (Wang, Le Roux, Hershey
+    2018), so loud bins, which decide what is heard, count more.
+    """
+    active = active_bins(spec, cfg)
+    if cfg.weighting == "binary":
+        return active.astype(np.float32)
+    magnitude = np.abs(spec) * active
+    mean = magnitude.sum(axis=(-2, -1), keepdims=True) / np.maximum(active.sum(axis=(-2, -1), keepdims=True), 1)
+    return (magnitude / np.maximum(mean, LOG_FLOOR)).astype(np.float32)
+
+
+def dominant_labels(source_specs: np.ndarray, weights: np.ndarray, max_speakers: int) -> np.ndarray:
+    """Training targets, (T, F, max_speakers) float32.
+
+    ``source_specs`` is (k, T, F): each source's STFT as it sits in the mixture.
+    Each bin is one-hot on the loudest source and scaled by sqrt(weight): the
+    loss reads a bin's weight back as its label's squared norm, so silent bins
+    (weight 0) are all zero and drop out. Columns k .. max_speakers-1 stay zero
+    (labels padded to the largest speaker count, as the original did).
+    """
+    k = source_specs.shape[0]
+    if k > max_speakers:
+        raise ValueError(f"a mixture of {k} sources does not fit labels of width max_speakers={max_speakers}")
+    winner = np.argmax(np.abs(source_specs), axis=0)  # (T, F)
+    labels = np.zeros(winner.shape + (max_speakers,), dtype=np.float32)
+    np.put_along_axis(labels, winner[..., None], 1.0, axis=-1)
+    return labels * np.sqrt(weights)[..., None]
+
+
+def mixture_features(mixture: np.ndarray, cfg: FeatureConfig) -> tuple[np.ndarray, np.ndarray, float]:
+    """Level-normalised mixture -> (log-magnitude (T, F), complex STFT (T, F), gain applied)."""
+    gain = level_gain(mixture, cfg)
+    spec = stft(mixture * gain, cfg)
+    return log_magnitude(spec), spec, gain

@@ -1,0 +1,64 @@
+"""The deep clustering loss, ||VV^T - YY^T||_F^2, in its low-rank form.
+
+Written in ``keras.ops`` only, so it runs on every Keras backend, and never
+forms the N x N affinity matrices (N = T*F bins): with V (N, D) and Y (N, C)
+
+    ||VV^T - YY^T||^2 = ||V^T V||^2 - 2 ||V^T Y||^2 + ||Y^T Y||^2,
+
+three small D x D, D x C and C x C products.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+# Keeps an all-silent chunk (no weight anywhere) at loss 0 instead of 0/0.
+EPSILON = 1e-8
+
+
+@keras.saving.register_keras_serializable(package="deepclust")
+def deep_clustering_loss(y_true, y_pred):
+    """Deep clustering loss per sample, weighted and normalised.
+
+    Args:
+        y_true: (batch, T, F, C) labels: one-hot on each bin's dominant
+            speaker, scaled by the square root of the bin's weight, all zero
+            at silent bins (see ``features.dominant_labels``). C is the
+            largest speaker count; unused speaker columns are zero.
+        y_pred: (batch, T, F, D) unit-length embeddings.
+
+    Returns:
+        (batch,) float32: sum_ij w_i w_j (v_i.v_j - y_i.y_j)^2 / (sum_i w_i)^2,
+        where w_i = ||y_true_i||^2. With binary weights this is the loss over
+        active bins divided by their squared count, so its value does not
+        depend on chunk length. Computed in float32 whatever the compute
+        dtype, so mixed precision cannot overflow it.
+    """
+    y_true = ops.cast(y_true, "float32")
+    y_pred = ops.cast(y_pred, "float32")
+    batch = ops.shape(y_pred)[0]
+    labels = ops.reshape(y_true, (batch, -1, ops.shape(y_true)[-1]))  # (B, N, C)
+    embeddings = ops.reshape(y_pred, (batch, -1, ops.shape(y_pred)[-1]))  # (B, N, D)
+    weights = ops.sum(ops.square(labels), axis=-1, keepdims=True)  # (B, N, 1)
+    # Scaling v_i by sqrt(w_i), as the labels already are, weights every
+    # pair (i, j) by w_i w_j and removes silent bins from all three terms.
+    embeddings = embeddings * ops.sqrt(weights)
+    vt = ops.transpose(embeddings, (0, 2, 1))
+    yt = ops.transpose(labels, (0, 2, 1))
+    vtv = ops.sum(ops.square(ops.matmul(vt, embeddings)), axis=(1, 2))
+    vty = ops.sum(ops.square(ops.matmul(vt, labels)), axis=(1, 2))
+    yty = ops.sum(ops.square(ops.matmul(yt, labels)), axis=(1, 2))
+    norm = ops.square(ops.sum(weights, axis=(1, 2)))
+    return (vtv - 2.0 * vty + yty) / (norm + EPSILON)
+
+
+@keras.saving.register_keras_serializable(package="deepclust")
+class DeepClusteringLoss(keras.losses.Loss):
+    """Keras wrapper of :func:`deep_clustering_loss` (adds name and reduction)."""
+
+    def __init__(self, reduction="sum_over_batch_size", name="deep_clustering", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+
+    def call(self, y_true, y_pred):
+        return deep_clustering_loss(y_true, y_pred)

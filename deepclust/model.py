@@ -1,0 +1,118 @@
+"""The embedding network: BLSTM stack -> dense tanh -> unit-length embeddings.
+
+Input (batch, T, F) log-magnitude; output (batch, T, F, D). The per-frequency
+feature mean and variance estimated on the training data live inside the
+model (a ``Normalization`` layer), and a ``FeatureSpec`` layer carries the
+STFT settings the model was trained with, so a ``model.keras`` file alone is
+enough to separate and can be checked against a config.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from .config import Config, FeatureConfig
+from . import losses  # noqa: F401  (registers the loss for load_model)
+
+SPEC_LAYER = "feature_spec"
+EMBEDDING_OUTPUT = "embedding"
+
+
+class ModelError(ValueError):
+    """A model file cannot be used; the message says why and what to do."""
+
+
+@keras.saving.register_keras_serializable(package="deepclust")
+class FeatureSpec(keras.layers.Layer):
+    """Identity layer that records how features must be computed for this model.
+
+    Keeps the model file self-describing: the separator reads the sample rate
+    and STFT settings from here instead of trusting a config given separately.
+    """
+
+    def __init__(self, sample_rate=8000, window_length=256, hop_length=64, silence_db=40.0,
+                 input_level_db=-25.0, max_speakers=2, **kwargs):
+        super().__init__(**kwargs)
+        self.sample_rate = int(sample_rate)
+        self.window_length = int(window_length)
+        self.hop_length = int(hop_length)
+        self.silence_db = float(silence_db)
+        self.input_level_db = float(input_level_db)
+        self.max_speakers = int(max_speakers)
+
+    def call(self, inputs):
+        return inputs
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            sample_rate=self.sample_rate, window_length=self.window_length, hop_length=self.hop_length,
+            silence_db=self.silence_db, input_level_db=self.input_level_db, max_speakers=self.max_speakers,
+        )
+        return config
+
+    def feature_config(self) -> FeatureConfig:
+        return FeatureConfig(window_length=self.window_length, hop_length=self.hop_length,
+                             silence_db=self.silence_db, input_level_db=self.input_level_db)
+
+
+def build_model(config: Config, mean: np.ndarray | None = None, variance: np.ndarray | None = None) -> keras.Model:
+    """The embedding network for ``config``; ``mean``/``variance`` are per-bin feature statistics."""
+    bins = config.num_bins
+    m = config.model
+    mean = np.zeros(bins, np.float32) if mean is None else np.asarray(mean, np.float32)
+    variance = np.ones(bins, np.float32) if variance is None else np.asarray(variance, np.float32)
+    regularizer = keras.regularizers.L2(m.l2) if m.l2 > 0 else None
+
+    inputs = keras.Input(shape=(None, bins), name="log_magnitude")
+    x = FeatureSpec(
+        sample_rate=config.audio.sample_rate, window_length=config.features.window_length,
+        hop_length=config.features.hop_length, silence_db=config.features.silence_db,
+        input_level_db=config.features.input_level_db, max_speakers=config.data.max_speakers, name=SPEC_LAYER,
+    )(inputs)
+    x = keras.layers.Normalization(axis=-1, mean=mean, variance=variance, name="feature_normalization")(x)
+    for i in range(m.lstm_layers):
+        # Default activations, no recurrent dropout, unroll=False: the
+        # conditions under which TensorFlow uses the fused cuDNN kernel.
+        lstm = keras.layers.LSTM(
+            m.lstm_units, return_sequences=True, dropout=m.dropout, recurrent_dropout=m.recurrent_dropout,
+            kernel_regularizer=regularizer, recurrent_regularizer=regularizer,
+        )
+        x = keras.layers.Bidirectional(lstm, name=f"blstm_{i + 1}")(x)
+    x = keras.layers.Dense(bins * m.embedding_dim, activation="tanh", kernel_regularizer=regularizer, name="dense")(x)
+    x = keras.layers.Reshape((-1, bins, m.embedding_dim), name="to_embeddings")(x)
+    # float32 output: unit-normalising in float16 loses the precision k-means needs.
+    outputs = keras.layers.UnitNormalization(axis=-1, dtype="float32", name=EMBEDDING_OUTPUT)(x)
+    return keras.Model(inputs, outputs, name="deep_clustering")
+
+
+def feature_spec(model: keras.Model) -> FeatureSpec:
+    try:
+        layer = model.get_layer(SPEC_LAYER)
+    except ValueError:
+        layer = None
+    if not isinstance(layer, FeatureSpec):
+        raise ModelError(f"model {model.name!r} has no {SPEC_LAYER!r} layer: it is not a deepclust model.")
+    return layer
+
+
+def load(path: str | Path, compile: bool = False) -> keras.Model:
+    """Load a deepclust model in Keras safe mode (no arbitrary code), with clear errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: model file not found; train one with `deepclust train --base DIR` or give --model FILE.")
+    try:
+        model = keras.saving.load_model(path, compile=compile, safe_mode=True)
+    except Exception as exc:
+        raise ModelError(
+            f"{path}: cannot load the model ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+            "expected a .keras file written by `deepclust train`. Retrain, or restore the file from a backup."
+        ) from None
+    feature_spec(model)  # raises if it is some other network
+    return model

@@ -1,0 +1,291 @@
+"""Separation: embeddings -> k-means clusters -> masks -> waveforms.
+
+The :class:`Separator` API does the work; the CLI only calls it. A file is
+processed in segments of ``segment_seconds`` (overlapping, cross-faded), so
+memory stays bounded however long the file is, and all segments are
+clustered jointly (one k-means fitted on active bins sampled from the whole
+file), so speaker n is the same voice from start to end.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Iterator
+
+import keras
+import numpy as np
+from sklearn.cluster import KMeans
+
+from . import audio, features
+from . import model as model_lib
+from .config import CONFIG_FILENAME, SeparateConfig, read_config_file
+
+log = logging.getLogger(__name__)
+
+# Neighbouring segments overlap by this much and are cross-faded, so the
+# BLSTM sees context on both sides of every boundary.
+SEGMENT_OVERLAP_SECONDS = 1.0
+# Embeddings of a file are kept between the fitting and the masking pass up
+# to this size; longer files run the network twice instead of holding more.
+EMBEDDING_CACHE_BYTES = 256 * 2**20
+ENV_BASE = "DEEPC_BASE"
+
+
+class SeparationError(ValueError):
+    """A file cannot be separated as asked; the message says why and how to fix it."""
+
+
+@dataclass
+class Separation:
+    """The result for one mixture: ``sources`` is (k, samples) at ``sample_rate``."""
+
+    sources: np.ndarray
+    sample_rate: int
+    num_speakers: int
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Clustering:
+    """Cluster centres fitted on a file's active bins, and how to turn distances into masks."""
+
+    centers: np.ndarray  # (k, D)
+    mask: str = "binary"
+    temperature: float = 0.1
+
+    def masks(self, embeddings: np.ndarray) -> np.ndarray:
+        """(T, F, D) embeddings -> (k, T, F) masks that sum to one at every bin."""
+        k = self.centers.shape[0]
+        flat = embeddings.reshape(-1, embeddings.shape[-1])
+        # ||v - c||^2 = ||v||^2 - 2 v.c + ||c||^2; ||v|| = 1 for every bin.
+        dist = 1.0 - 2.0 * flat @ self.centers.T + np.sum(self.centers**2, axis=1)[None, :]
+        if self.mask == "soft" and k > 1:
+            logits = -dist / self.temperature
+            logits -= logits.max(axis=1, keepdims=True)
+            weights = np.exp(logits)
+            weights /= weights.sum(axis=1, keepdims=True)
+        else:
+            weights = np.zeros_like(dist)
+            weights[np.arange(dist.shape[0]), np.argmin(dist, axis=1)] = 1.0
+        return weights.T.reshape((k,) + embeddings.shape[:-1]).astype(np.float32)
+
+
+def normalize(embeddings: np.ndarray) -> np.ndarray:
+    """L2-normalise along the last axis (the original clustered unnormalised vectors)."""
+    norm = np.linalg.norm(embeddings, axis=-1, keepdims=True)
+    return embeddings / np.maximum(norm, 1e-8)
+
+
+def fit_clusters(samples: np.ndarray, num_speakers: int, cfg: SeparateConfig, seed: int = 0) -> Clustering:
+    """k-means (scikit-learn) on (n, D) embeddings of active bins."""
+    if num_speakers == 1 or samples.shape[0] < num_speakers:
+        center = samples.mean(axis=0, keepdims=True) if samples.size else np.zeros((1, samples.shape[-1]), np.float32)
+        centers = np.repeat(center, num_speakers, axis=0)
+        if num_speakers > 1:  # too few active bins to tell voices apart: split nothing
+            centers = centers + np.eye(num_speakers, centers.shape[1], dtype=centers.dtype) * 1e-3
+        return Clustering(centers.astype(np.float32), cfg.mask, cfg.soft_temperature)
+    kmeans = KMeans(n_clusters=num_speakers, n_init=cfg.kmeans_init, random_state=seed)
+    kmeans.fit(samples)
+    return Clustering(kmeans.cluster_centers_.astype(np.float32), cfg.mask, cfg.soft_temperature)
+
+
+@dataclass
+class Segment:
+    start: int  # sample offset in the file (model rate)
+    signal: np.ndarray
+
+
+def segments(signal: np.ndarray, length: int, overlap: int) -> Iterator[Segment]:
+    if len(signal) <= length:
+        yield Segment(0, signal)
+        return
+    hop = length - overlap
+    start = 0
+    while True:
+        yield Segment(start, signal[start:start + length])
+        if start + length >= len(signal):
+            return
+        start = min(start + hop, len(signal) - length)
+
+
+def crossfade(length: int, fade_in: int, fade_out: int) -> np.ndarray:
+    """Weights for one segment: linear ramps where it overlaps its neighbours, 1 elsewhere."""
+    w = np.ones(length, np.float32)
+    if fade_in:
+        w[:fade_in] = np.linspace(0.0, 1.0, fade_in + 2, dtype=np.float32)[1:-1]
+    if fade_out:
+        w[length - fade_out:] = np.linspace(1.0, 0.0, fade_out + 2, dtype=np.float32)[1:-1]
+    return w
+
+
+class Separator:
+    """Separates mixtures with a trained deep clustering model."""
+
+    def __init__(self, model: keras.Model, config: SeparateConfig | None = None):
+        self.model = model
+        spec = model_lib.feature_spec(model)
+        self.sample_rate = spec.sample_rate
+        self.features = spec.feature_config()
+        self.config = config or SeparateConfig()
+
+    @classmethod
+    def from_path(cls, path: str | Path, **overrides) -> "Separator":
+        """From a training folder (``model.keras`` and ``config.toml``) or a model file.
+
+        The ``[separate]`` section of the config saved beside the model sets the
+        defaults; ``overrides`` (e.g. ``mask="soft"``) replace single values.
+        """
+        path = Path(path)
+        model_path = path / "model.keras" if path.is_dir() else path
+        net = model_lib.load(model_path)
+        cfg = SeparateConfig()
+        saved = model_path.parent / CONFIG_FILENAME
+        if saved.is_file():
+            cfg = read_config_file(saved).separate
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        return cls(net, replace(cfg, **overrides))
+
+    # -- stages ---------------------------------------------------------------
+    def embed(self, log_magnitude: np.ndarray) -> np.ndarray:
+        """(T, F) features -> (T, F, D) unit-length embeddings."""
+        out = self.model(log_magnitude[None].astype(np.float32), training=False)
+        return normalize(keras.ops.convert_to_numpy(out)[0].astype(np.float32))
+
+    def _segment_features(self, seg: Segment, gain: float):
+        spec = features.stft(seg.signal * gain, self.features)
+        return spec, features.log_magnitude(spec), features.active_bins(spec, self.features)
+
+    def separate(self, signal: np.ndarray, num_speakers: int | None = None, seed: int = 0) -> Separation:
+        """Separate a mono signal at the model's sample rate into (k, samples)."""
+        k = int(num_speakers or self.config.num_speakers)
+        signal = np.asarray(signal, np.float32)
+        warnings: list[str] = []
+        if signal.size == 0:
+            return Separation(np.zeros((k, 0), np.float32), self.sample_rate, k, ["empty input"])
+        gain = features.level_gain(signal, self.features)
+        seg_len = max(int(self.config.segment_seconds * self.sample_rate), self.features.window_length)
+        overlap = min(int(SEGMENT_OVERLAP_SECONDS * self.sample_rate), seg_len // 4)
+        segs = list(segments(signal, seg_len, overlap))
+        rng = np.random.default_rng(seed)
+
+        # Pass 1: embeddings of every segment; a sample of active bins from each.
+        per_segment = max(1, self.config.kmeans_max_bins // len(segs))
+        bins_total = sum(features.num_frames(len(s.signal), self.features) for s in segs) * (self.features.window_length // 2 + 1)
+        cache = bins_total * int(self.model.output.shape[-1]) * 4 <= EMBEDDING_CACHE_BYTES
+        cached: list[np.ndarray] = []
+        samples, active_count = [], 0
+        for seg in segs:
+            _, feats, active = self._segment_features(seg, gain)
+            emb = self.embed(feats)
+            if cache:
+                cached.append(emb)
+            idx = np.flatnonzero(active.ravel())
+            active_count += idx.size
+            if idx.size > per_segment:
+                idx = rng.choice(idx, per_segment, replace=False)
+            samples.append(emb.reshape(-1, emb.shape[-1])[idx])
+        samples = np.concatenate(samples)
+        if active_count < 10 * k:
+            warnings.append(f"only {active_count} active time-frequency bins: the input is (nearly) silent")
+        clustering = fit_clusters(samples, k, self.config, seed)
+
+        # Pass 2: masks from the joint clustering, inverse STFT, cross-fade.
+        out = np.zeros((k, len(signal)), np.float32)
+        for i, seg in enumerate(segs):
+            spec, feats, _ = self._segment_features(seg, gain)
+            emb = cached[i] if cache else self.embed(feats)
+            masks = clustering.masks(emb)
+            pieces = features.istft(masks * spec[None], len(seg.signal), self.features) / gain
+            fade_in = overlap if i > 0 else 0
+            fade_out = overlap if i < len(segs) - 1 else 0
+            if i > 0:  # the last segment may start earlier than a full hop
+                fade_in = min(fade_in, segs[i - 1].start + len(segs[i - 1].signal) - seg.start)
+            if i < len(segs) - 1:
+                fade_out = min(fade_out, seg.start + len(seg.signal) - segs[i + 1].start)
+            out[:, seg.start:seg.start + len(seg.signal)] += pieces * crossfade(len(seg.signal), fade_in, fade_out)
+        return Separation(out, self.sample_rate, k, warnings)
+
+    # -- files ------------------------------------------------------------------
+    def separate_file(self, path: str | Path, out_dir: str | Path | None = None, *,
+                      num_speakers: int | None = None, force: bool = False) -> list[Path]:
+        """Separate ``path`` and write ``out_1.wav ... out_k.wav``.
+
+        Outputs go beside the input, or into ``out_dir``. They have the input's
+        sample rate and length, are scaled together (max-abs) only if they would
+        clip, and never replace existing files unless ``force``.
+        """
+        path = Path(path)
+        k = int(num_speakers or self.config.num_speakers)
+        target = Path(out_dir) if out_dir is not None else path.parent
+        outputs = [target / f"out_{n}.wav" for n in range(1, k + 1)]
+        existing = [str(p) for p in outputs if p.exists()]
+        if existing and not force:
+            raise FileExistsError(
+                f"{path}: output exists ({', '.join(existing)}); refusing to overwrite. "
+                "Use --force to replace, or --out-dir to write elsewhere."
+            )
+        if target.exists() and not os.access(target, os.W_OK):
+            raise PermissionError(f"{target}: output folder is not writable; choose another with --out-dir.")
+        original, rate = audio.read(path)
+        signal = audio.resample(original, rate, self.sample_rate)
+        result = self.separate(signal, k)
+        for message in result.warnings:
+            log.warning("%s: %s", path, message)
+        sources = audio.resample(result.sources.T, self.sample_rate, rate).T
+        sources = _fit_length(sources, len(original))
+        sources = audio.peak_safe(sources)
+        target.mkdir(parents=True, exist_ok=True)
+        for out, source in zip(outputs, sources):
+            audio.write(out, source, rate, subtype=self.config.subtype, overwrite=force)
+        return outputs
+
+
+def _fit_length(sources: np.ndarray, length: int) -> np.ndarray:
+    if sources.shape[1] >= length:
+        return sources[:, :length]
+    return np.pad(sources, ((0, 0), (0, length - sources.shape[1])))
+
+
+def find_model(base: str | Path | None = None, model: str | Path | None = None) -> Path:
+    """Where the model is: ``--model``, else ``--base``, else ``$DEEPC_BASE`` (as the original)."""
+    if model is not None:
+        return Path(model)
+    if base is None:
+        base = os.environ.get(ENV_BASE)
+    if not base:
+        raise SeparationError(
+            f"no model given: pass --base DIR (a training folder) or --model FILE, "
+            f"or set the {ENV_BASE} environment variable to the training folder."
+        )
+    return Path(base) / "model.keras"
+
+
+def output_dir_for(path: Path, out_dir: str | Path | None, many: bool) -> Path | None:
+    """``None`` (beside the input) for one file without --out-dir; else ``D/<stem>``."""
+    if out_dir is None and not many:
+        return None
+    root = Path(out_dir) if out_dir is not None else path.parent
+    return root / path.stem
+
+
+def separate_files(paths: list[str | Path], *, base=None, model=None, num_speakers=None, out_dir=None,
+                   mask=None, force: bool = False) -> tuple[dict[Path, list[Path]], dict[Path, str]]:
+    """Separate many files; a failing file is reported and the others go on.
+
+    Returns ``(written, failed)``: outputs per input, and the error per failed input.
+    """
+    separator = Separator.from_path(find_model(base, model), mask=mask)
+    written, failed = {}, {}
+    many = len(paths) > 1
+    for p in map(Path, paths):
+        try:
+            written[p] = separator.separate_file(p, output_dir_for(p, out_dir, many),
+                                                 num_speakers=num_speakers, force=force)
+            log.info("%s -> %s", p, ", ".join(map(str, written[p])))
+        except (audio.AudioError, FileExistsError, PermissionError, SeparationError, OSError) as exc:
+            failed[p] = str(exc)
+            log.error("%s: failed: %s", p, exc)
+    return written, failed

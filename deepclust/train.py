@@ -1,0 +1,198 @@
+"""Training: data, model, loss and callbacks put together; resumable.
+
+``train(base=DIR)`` reads ``DIR/train`` and ``DIR/valid`` and writes into DIR:
+
+- ``model.keras``: the best model by validation loss (atomic writes);
+- ``config.toml``: the resolved config it trained with;
+- ``history.csv``: per-epoch losses, learning rate and training time;
+- ``checkpoints/``: the newest training state, from which the same command
+  resumes after an interruption.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from . import callbacks as cb
+from . import data, model as model_lib
+from .config import (CONFIG_FILENAME, Config, ConfigError, apply_overrides, load_config, parse_duration,
+                     read_config_file)
+from .losses import DeepClusteringLoss
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONFIG = "default"
+MODEL_FILENAME = "model.keras"
+HISTORY_FILENAME = "history.csv"
+STATE_DIRNAME = "checkpoints"
+# Config sections that fix the network and its inputs: a run cannot resume
+# with other values here, since the saved weights would not fit or mean the same.
+ARCHITECTURE_SECTIONS = ("audio", "features", "model")
+
+
+@dataclass
+class TrainResult:
+    model_path: Path
+    epochs_done: int
+    best_val_loss: float
+    train_seconds: float
+    frames_per_second: float
+    stopped: str  # "completed", "time limit", "early stopping", "nan", "interrupted"
+
+
+def _optimizer(config: Config) -> keras.optimizers.Optimizer:
+    t = config.train
+    cls = {"adam": keras.optimizers.Adam, "nadam": keras.optimizers.Nadam,
+           "rmsprop": keras.optimizers.RMSprop, "sgd": keras.optimizers.SGD}[t.optimizer]
+    return cls(learning_rate=t.learning_rate, clipnorm=t.clipnorm)
+
+
+def resolve_run_config(base: Path, config: str | Path | None, overrides: dict[str, Any] | None) -> Config:
+    """The config for a run in ``base``: the given one, else the one saved by an earlier run
+    there, else the shipped ``default``.
+
+    Resuming with a config whose architecture differs from the saved run's is
+    refused, since the saved weights would not fit.
+    """
+    saved_path = base / CONFIG_FILENAME
+    saved = read_config_file(saved_path) if saved_path.is_file() else None
+    if config is None and saved is not None:
+        resolved = apply_overrides(read_config_file(saved_path), overrides) if overrides else saved
+    else:
+        resolved = load_config(config if config is not None else DEFAULT_CONFIG, overrides)
+    state = cb.latest_state(base / STATE_DIRNAME)
+    if saved is not None and state is not None:
+        old, new = saved.to_dict(), resolved.to_dict()
+        changed = [f"{s}.{k}: {old[s][k]!r} -> {new[s][k]!r}" for s in ARCHITECTURE_SECTIONS for k in old[s]
+                   if old[s][k] != new[s][k]]
+        if changed:
+            raise ConfigError(
+                f"{base}: holds a run (epoch {state[0]}) trained with another architecture; cannot resume with "
+                f"{'; '.join(changed)}. Use a new --base folder, or delete {base / STATE_DIRNAME} to start over."
+            )
+    return resolved
+
+
+class Throughput(keras.callbacks.Callback):
+    """Training frames per second, measured over whole steps (validation excluded)."""
+
+    def __init__(self, frames_per_step: int):
+        super().__init__()
+        self.frames_per_step = frames_per_step
+        self.steps = 0
+        self.seconds = 0.0
+        self._t = None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._t = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._t is not None:
+            self.seconds += time.perf_counter() - self._t
+            self.steps += 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["train_seconds"] = self.seconds
+            logs["frames_per_second"] = self.rate
+
+    @property
+    def rate(self) -> float:
+        return self.steps * self.frames_per_step / self.seconds if self.seconds else 0.0
+
+
+def train(
+    base: str | Path,
+    config: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    *,
+    verbose: int | str = "auto",
+) -> TrainResult:
+    """Train on ``base/train``, validate on ``base/valid``, write into ``base``; resume if a state is there."""
+    base = Path(base)
+    cfg = resolve_run_config(base, config, overrides)
+    keras.utils.set_random_seed(cfg.train.seed)
+    if cfg.train.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+
+    log.info("reading %s and %s", base / "train", base / "valid")
+    train_corpus = data.load_corpus(base / "train", cfg.audio.sample_rate, cfg.data.min_speakers, progress=bool(verbose))
+    valid_corpus = data.load_corpus(base / "valid", cfg.audio.sample_rate, cfg.data.min_speakers, progress=bool(verbose))
+    for name, corpus in (("train", train_corpus), ("valid", valid_corpus)):
+        log.info("%s: %d speakers, %d utterances, %.1f min%s", name, len(corpus.speakers), corpus.num_utterances,
+                 corpus.seconds / cfg.audio.sample_rate / 60,
+                 f", {len(corpus.skipped)} skipped" if corpus.skipped else "")
+
+    train_mixer = data.Mixer(train_corpus, cfg)
+    valid_mixer = data.Mixer(valid_corpus, cfg)
+    x_valid, y_valid = data.validation_set(valid_mixer, cfg)
+    mean, variance = data.feature_statistics(train_mixer, cfg, cfg.train.seed)
+
+    net = model_lib.build_model(cfg, mean, variance)
+    net.compile(optimizer=_optimizer(cfg), loss=DeepClusteringLoss(), jit_compile=cfg.train.jit)
+    dataset = data.MixtureDataset(train_mixer, cfg)
+
+    base.mkdir(parents=True, exist_ok=True)
+    cb.atomic_write_text(base / CONFIG_FILENAME, cfg.to_toml())
+    clock = cb.Clock()
+    best = cb.BestModel(base / MODEL_FILENAME)
+    state = cb.TrainingState(base / STATE_DIRNAME, clock, best)
+    throughput = Throughput(cfg.train.batch_size * cfg.data.chunk_frames)
+    stop_nan = cb.StopOnNaN()
+    # BestModel before TrainingState: the state saved at an epoch's end must
+    # already know whether that epoch was the best.
+    callback_list: list[keras.callbacks.Callback] = [best, state, cb.EpochSync(dataset), throughput, stop_nan]
+    time_limit = None
+    if cfg.train.time_limit:
+        time_limit = cb.TimeLimit(parse_duration(cfg.train.time_limit), clock)
+        callback_list.append(time_limit)
+    early = None
+    if cfg.train.patience:
+        early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.train.patience)
+        callback_list.append(early)
+    callback_list.append(keras.callbacks.CSVLogger(str(base / HISTORY_FILENAME), append=True))
+
+    stopped = "completed"
+    try:
+        net.fit(dataset, validation_data=(x_valid, y_valid), batch_size=cfg.train.batch_size,
+                epochs=cfg.train.epochs, callbacks=callback_list, verbose=verbose)
+    except KeyboardInterrupt:
+        stopped = "interrupted"
+        log.warning("interrupted: the last completed epoch is saved in %s; run the same command to resume",
+                    base / STATE_DIRNAME)
+    if stop_nan.stopped_at is not None:
+        stopped = "nan"
+        log.error("training stopped: the loss became NaN or infinite. The best model so far is kept in %s; "
+                  "lower train.learning_rate or train.clipnorm and run again.", base / MODEL_FILENAME)
+    elif time_limit is not None and time_limit.reached:
+        stopped = "time limit"
+    elif early is not None and early.stopped_epoch:
+        stopped = "early stopping"
+
+    if not (base / MODEL_FILENAME).is_file() and stopped != "nan":
+        # No validation improvement was ever recorded (e.g. stopped before the
+        # first epoch ended): still leave a usable model behind.
+        cb.atomic_save_model(net, base / MODEL_FILENAME)
+    final_state = cb.latest_state(base / STATE_DIRNAME)
+    epochs_done = final_state[0] if final_state else 0
+    result = TrainResult(base / MODEL_FILENAME, epochs_done, best.best, clock.elapsed, throughput.rate, stopped)
+    log.info("training %s after %d epochs (%.0f s); best val_loss %.4f; %.0f frames/s; model: %s",
+             stopped, epochs_done, clock.elapsed, best.best if math.isfinite(best.best) else float("nan"),
+             throughput.rate, result.model_path)
+    return result
+
+
+def load_trained(base_or_model: str | Path) -> keras.Model:
+    """The model of a training folder (``DIR/model.keras``) or a model file."""
+    path = Path(base_or_model)
+    if path.is_dir():
+        path = path / MODEL_FILENAME
+    return model_lib.load(path)
+
