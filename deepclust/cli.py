@@ -36,6 +36,18 @@ def _overrides(args: argparse.Namespace, mapping: dict[str, str]) -> dict[str, A
     return out
 
 
+def num_speakers_arg(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto'. Received: {text!r}")
+    return value
+
+
 # -- train -------------------------------------------------------------------------
 TRAIN_FLAGS = {
     "epochs": "train.epochs",
@@ -97,7 +109,9 @@ def _add_separate(sub) -> None:
     p.add_argument("inputs", nargs="+", metavar="MIXTURE", help="audio files (any format libsndfile reads)")
     p.add_argument("--base", help="training folder holding model.keras (default: $DEEPC_BASE)")
     p.add_argument("--model", help="a model file (overrides --base)")
-    p.add_argument("--num-speakers", type=int, help="number of speakers k (default: the model's config)")
+    p.add_argument("--num-speakers", type=num_speakers_arg,
+                   help="number of speakers k, or 'auto' to estimate it from the embeddings "
+                        "(default: the model's config)")
     p.add_argument("--mask", choices=("binary", "soft"), help="binary (k-means) or soft (soft k-means) masks")
     p.add_argument("--out-dir", help="write D/<stem>/out_N.wav instead of beside the input")
     p.add_argument("--force", action="store_true", help="replace existing output files")

@@ -102,6 +102,10 @@ class TrainConfig:
 @dataclass
 class SeparateConfig:
     num_speakers: int = field(default=2, metadata=_range(1, 8))
+    # --num-speakers auto: count eigenvalues of the active embeddings' second-moment
+    # matrix above auto_threshold (each speaker owns about one direction), at most auto_max_speakers.
+    auto_max_speakers: int = field(default=3, metadata=_range(1, 8))
+    auto_threshold: float = field(default=0.1, metadata=_range(0.0, 1.0, lo_open=True))
     mask: str = field(default="binary", metadata=_range(choices=("binary", "soft")))
     soft_temperature: float = field(default=0.1, metadata=_range(0.0, None, lo_open=True))
     kmeans_init: int = field(default=4, metadata=_range(1, 1000))  # k-means restarts

@@ -2,7 +2,7 @@
 
 A list file holds one ``path speakerID`` per line (the original's format);
 paths are absolute or relative to the list's folder, blank lines and ``#``
-comments are allowed. Mixtures are drawn on the fly: k distinct speakers, a
+comments (whole lines, or after white space) are allowed. Mixtures are drawn on the fly: k distinct speakers, a
 random segment of one utterance of each, mixed at random levels, turned into
 (features, labels) by :mod:`deepclust.features`.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 
 # RMS below which a segment counts as silent and is not level-normalised.
 MIN_SOURCE_RMS = 1e-6
+TRAILING_COMMENT = re.compile(r"\s+#.*$")
 # wsj0-2mix scales a mixture so its peak is at most this.
 MIX_PEAK = 0.9
 
@@ -59,7 +61,9 @@ def parse_list(list_file: str | Path) -> list[Entry]:
     base = list_file.parent
     text = list_file.read_text(encoding="utf-8", errors="replace")
     for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.split("#", 1)[0].strip() if raw.lstrip().startswith("#") else raw.strip()
+        # A comment is a line starting with '#', or '#' after white space
+        # (so a '#' inside a file name is kept).
+        line = TRAILING_COMMENT.sub("", raw).strip()
         if not line or line.startswith("#"):
             continue
         parts = line.rsplit(None, 1)

@@ -30,9 +30,15 @@ def _transform(window_length: int, hop_length: int) -> ShortTimeFFT:
     return ShortTimeFFT(window, hop=hop_length, fs=1.0, fft_mode="onesided", mfft=window_length)
 
 
+def _padded_length(num_samples: int, cfg: FeatureConfig) -> int:
+    # scipy needs at least half a window of signal; shorter signals are
+    # zero-padded to one window and cropped again after the inverse.
+    return max(int(num_samples), cfg.window_length)
+
+
 def num_frames(num_samples: int, cfg: FeatureConfig) -> int:
     sft = _transform(cfg.window_length, cfg.hop_length)
-    return sft.p_max(num_samples) - sft.p_min
+    return sft.p_max(_padded_length(num_samples, cfg)) - sft.p_min
 
 
 def samples_for_frames(frames: int, cfg: FeatureConfig) -> int:
@@ -49,15 +55,20 @@ def samples_for_frames(frames: int, cfg: FeatureConfig) -> int:
 def stft(signal: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     """Complex STFT, (T, F) complex64. ``signal`` is 1-D, or (..., samples) for a stack."""
     sft = _transform(cfg.window_length, cfg.hop_length)
-    spec = sft.stft(np.asarray(signal, dtype=np.float32), axis=-1)  # (..., F, T)
+    signal = np.asarray(signal, dtype=np.float32)
+    short = _padded_length(signal.shape[-1], cfg) - signal.shape[-1]
+    if short:
+        signal = np.pad(signal, [(0, 0)] * (signal.ndim - 1) + [(0, short)])
+    spec = sft.stft(signal, axis=-1)  # (..., F, T)
     return np.swapaxes(spec, -1, -2).astype(np.complex64)
 
 
 def istft(spec: np.ndarray, length: int, cfg: FeatureConfig) -> np.ndarray:
     """Inverse of :func:`stft` for (T, F) or (..., T, F); returns (..., length) float32."""
     sft = _transform(cfg.window_length, cfg.hop_length)
-    signal = sft.istft(np.swapaxes(np.asarray(spec), -1, -2), k1=int(length), f_axis=-2, t_axis=-1)
-    return signal.astype(np.float32)
+    padded = _padded_length(length, cfg)
+    signal = sft.istft(np.swapaxes(np.asarray(spec), -1, -2), k1=padded, f_axis=-2, t_axis=-1)
+    return signal[..., : int(length)].astype(np.float32)
 
 
 def level_gain(mixture: np.ndarray, cfg: FeatureConfig) -> float:

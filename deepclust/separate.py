@@ -9,8 +9,10 @@ file), so speaker n is the same voice from start to end.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
@@ -73,6 +75,23 @@ class Clustering:
         return weights.T.reshape((k,) + embeddings.shape[:-1]).astype(np.float32)
 
 
+def estimate_num_speakers(samples: np.ndarray, max_speakers: int, threshold: float) -> int:
+    """How many speakers the embeddings of active bins hold.
+
+    Deep clustering trains embeddings of different speakers to be orthogonal
+    (their target affinity is 0) and of the same speaker to coincide, so the
+    second-moment matrix V^T V / N of unit embeddings has about one eigenvalue
+    per speaker, equal to that speaker's share of the bins, and the rest near
+    zero. Count the eigenvalues above ``threshold`` (a speaker must own about
+    that share of the active bins to count).
+    """
+    if samples.shape[0] == 0:
+        return 1
+    moment = samples.T @ samples / samples.shape[0]
+    eigenvalues = np.linalg.eigvalsh(moment)[::-1]
+    return int(np.clip(np.sum(eigenvalues > threshold), 1, max_speakers))
+
+
 def normalize(embeddings: np.ndarray) -> np.ndarray:
     """L2-normalise along the last axis (the original clustered unnormalised vectors)."""
     norm = np.linalg.norm(embeddings, axis=-1, keepdims=True)
@@ -92,6 +111,18 @@ def fit_clusters(samples: np.ndarray, num_speakers: int, cfg: SeparateConfig, se
     return Clustering(kmeans.cluster_centers_.astype(np.float32), cfg.mask, cfg.soft_temperature)
 
 
+class Timings(dict):
+    """Seconds spent per stage (features, network, kmeans, istft, io), accumulated."""
+
+    @contextlib.contextmanager
+    def measure(self, stage: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self[stage] = self.get(stage, 0.0) + time.perf_counter() - start
+
+
 @dataclass
 class Segment:
     start: int  # sample offset in the file (model rate)
@@ -99,6 +130,8 @@ class Segment:
 
 
 def segments(signal: np.ndarray, length: int, overlap: int) -> Iterator[Segment]:
+    """Pieces of ``length`` samples every ``length - overlap``; the last may be shorter
+    but always overlaps its predecessor by exactly ``overlap``."""
     if len(signal) <= length:
         yield Segment(0, signal)
         return
@@ -108,7 +141,7 @@ def segments(signal: np.ndarray, length: int, overlap: int) -> Iterator[Segment]
         yield Segment(start, signal[start:start + length])
         if start + length >= len(signal):
             return
-        start = min(start + hop, len(signal) - length)
+        start += hop
 
 
 def crossfade(length: int, fade_in: int, fade_out: int) -> np.ndarray:
@@ -130,6 +163,7 @@ class Separator:
         self.sample_rate = spec.sample_rate
         self.features = spec.feature_config()
         self.config = config or SeparateConfig()
+        self.timings = Timings()
 
     @classmethod
     def from_path(cls, path: str | Path, **overrides) -> "Separator":
@@ -158,9 +192,15 @@ class Separator:
         spec = features.stft(seg.signal * gain, self.features)
         return spec, features.log_magnitude(spec), features.active_bins(spec, self.features)
 
-    def separate(self, signal: np.ndarray, num_speakers: int | None = None, seed: int = 0) -> Separation:
-        """Separate a mono signal at the model's sample rate into (k, samples)."""
-        k = int(num_speakers or self.config.num_speakers)
+    def separate(self, signal: np.ndarray, num_speakers: int | str | None = None, seed: int = 0) -> Separation:
+        """Separate a mono signal at the model's sample rate into (k, samples).
+
+        ``num_speakers``: a count, ``"auto"`` (estimated from the embeddings,
+        see :func:`estimate_num_speakers`), or None for the config's value.
+        """
+        num_speakers = num_speakers or self.config.num_speakers
+        auto = num_speakers == "auto"
+        k = 1 if auto else int(num_speakers)
         signal = np.asarray(signal, np.float32)
         warnings: list[str] = []
         if signal.size == 0:
@@ -171,6 +211,7 @@ class Separator:
         segs = list(segments(signal, seg_len, overlap))
         rng = np.random.default_rng(seed)
 
+        timings = self.timings
         # Pass 1: embeddings of every segment; a sample of active bins from each.
         per_segment = max(1, self.config.kmeans_max_bins // len(segs))
         bins_total = sum(features.num_frames(len(s.signal), self.features) for s in segs) * (self.features.window_length // 2 + 1)
@@ -178,8 +219,10 @@ class Separator:
         cached: list[np.ndarray] = []
         samples, active_count = [], 0
         for seg in segs:
-            _, feats, active = self._segment_features(seg, gain)
-            emb = self.embed(feats)
+            with timings.measure("features"):
+                _, feats, active = self._segment_features(seg, gain)
+            with timings.measure("network"):
+                emb = self.embed(feats)
             if cache:
                 cached.append(emb)
             idx = np.flatnonzero(active.ravel())
@@ -188,23 +231,29 @@ class Separator:
                 idx = rng.choice(idx, per_segment, replace=False)
             samples.append(emb.reshape(-1, emb.shape[-1])[idx])
         samples = np.concatenate(samples)
-        if active_count < 10 * k:
+        if active_count < 10 * max(k, 2):
             warnings.append(f"only {active_count} active time-frequency bins: the input is (nearly) silent")
-        clustering = fit_clusters(samples, k, self.config, seed)
+        with timings.measure("kmeans"):
+            if auto:
+                k = estimate_num_speakers(samples, self.config.auto_max_speakers, self.config.auto_threshold)
+            clustering = fit_clusters(samples, k, self.config, seed)
 
         # Pass 2: masks from the joint clustering, inverse STFT, cross-fade.
         out = np.zeros((k, len(signal)), np.float32)
         for i, seg in enumerate(segs):
-            spec, feats, _ = self._segment_features(seg, gain)
-            emb = cached[i] if cache else self.embed(feats)
-            masks = clustering.masks(emb)
-            pieces = features.istft(masks * spec[None], len(seg.signal), self.features) / gain
+            with timings.measure("features"):
+                spec, feats, _ = self._segment_features(seg, gain)
+            if cache:
+                emb = cached[i]
+            else:
+                with timings.measure("network"):
+                    emb = self.embed(feats)
+            with timings.measure("kmeans"):
+                masks = clustering.masks(emb)
+            with timings.measure("istft"):
+                pieces = features.istft(masks * spec[None], len(seg.signal), self.features) / gain
             fade_in = overlap if i > 0 else 0
             fade_out = overlap if i < len(segs) - 1 else 0
-            if i > 0:  # the last segment may start earlier than a full hop
-                fade_in = min(fade_in, segs[i - 1].start + len(segs[i - 1].signal) - seg.start)
-            if i < len(segs) - 1:
-                fade_out = min(fade_out, seg.start + len(seg.signal) - segs[i + 1].start)
             out[:, seg.start:seg.start + len(seg.signal)] += pieces * crossfade(len(seg.signal), fade_in, fade_out)
         return Separation(out, self.sample_rate, k, warnings)
 
@@ -218,10 +267,11 @@ class Separator:
         clip, and never replace existing files unless ``force``.
         """
         path = Path(path)
-        k = int(num_speakers or self.config.num_speakers)
+        num_speakers = num_speakers or self.config.num_speakers
         target = Path(out_dir) if out_dir is not None else path.parent
-        outputs = [target / f"out_{n}.wav" for n in range(1, k + 1)]
-        existing = [str(p) for p in outputs if p.exists()]
+        # With "auto" the count is known only after clustering: check for up to the most it can be.
+        most = self.config.auto_max_speakers if num_speakers == "auto" else int(num_speakers)
+        existing = [str(target / f"out_{n}.wav") for n in range(1, most + 1) if (target / f"out_{n}.wav").exists()]
         if existing and not force:
             raise FileExistsError(
                 f"{path}: output exists ({', '.join(existing)}); refusing to overwrite. "
@@ -229,17 +279,19 @@ class Separator:
             )
         if target.exists() and not os.access(target, os.W_OK):
             raise PermissionError(f"{target}: output folder is not writable; choose another with --out-dir.")
-        original, rate = audio.read(path)
-        signal = audio.resample(original, rate, self.sample_rate)
-        result = self.separate(signal, k)
+        with self.timings.measure("io"):
+            original, rate = audio.read(path)
+            signal = audio.resample(original, rate, self.sample_rate)
+        result = self.separate(signal, num_speakers)
         for message in result.warnings:
             log.warning("%s: %s", path, message)
-        sources = audio.resample(result.sources.T, self.sample_rate, rate).T
-        sources = _fit_length(sources, len(original))
-        sources = audio.peak_safe(sources)
-        target.mkdir(parents=True, exist_ok=True)
-        for out, source in zip(outputs, sources):
-            audio.write(out, source, rate, subtype=self.config.subtype, overwrite=force)
+        with self.timings.measure("io"):
+            sources = audio.resample(result.sources.T, self.sample_rate, rate).T
+            sources = audio.peak_safe(_fit_length(sources, len(original)))
+            target.mkdir(parents=True, exist_ok=True)
+            outputs = [target / f"out_{n}.wav" for n in range(1, result.num_speakers + 1)]
+            for out, source in zip(outputs, sources):
+                audio.write(out, source, rate, subtype=self.config.subtype, overwrite=force)
         return outputs
 
 

@@ -1,0 +1,64 @@
+import pytest
+
+from deepclust.config import CONFIG_DIR, ConfigError, load_config, parse_duration, parse_override
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in CONFIG_DIR.glob("*.toml")))
+def test_shipped_configs_load(name):
+    cfg = load_config(name)
+    assert cfg.num_bins == cfg.features.window_length // 2 + 1
+
+
+def test_seed_config_holds_the_original_constants():
+    cfg = load_config("seed")
+    assert (cfg.audio.sample_rate, cfg.features.window_length, cfg.features.hop_length) == (8000, 256, 64)
+    assert (cfg.model.lstm_layers, cfg.model.lstm_units, cfg.model.embedding_dim) == (2, 300, 40)
+    assert (cfg.model.dropout, cfg.model.recurrent_dropout, cfg.model.l2) == (0.5, 0.2, 1e-6)
+    assert (cfg.data.chunk_frames, cfg.data.chunk_hop, cfg.data.min_speakers, cfg.data.max_speakers) == (100, 50, 2, 3)
+    assert (cfg.train.optimizer, cfg.train.clipnorm, cfg.train.batch_size) == ("nadam", 200.0, 128)
+    assert cfg.features.silence_db == 40.0
+
+
+def test_default_config_keeps_cudnn_eligible():
+    assert load_config("default").model.recurrent_dropout == 0.0
+
+
+def test_unknown_key_wrong_type_and_range(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[model]\nlstm_unitz = 3\n")
+    with pytest.raises(ConfigError, match=r"unknown key model.lstm_unitz.*Received: model.lstm_unitz=3"):
+        load_config(bad)
+    bad.write_text('[model]\nlstm_units = "many"\n')
+    with pytest.raises(ConfigError, match=r"expected an integer. Received: lstm_units='many'"):
+        load_config(bad)
+    bad.write_text("[model]\ndropout = 1.5\n")
+    with pytest.raises(ConfigError, match=r"at most 1.0. Received: dropout=1.5"):
+        load_config(bad)
+    bad.write_text("[data]\nmin_speakers = 3\nmax_speakers = 2\n")
+    with pytest.raises(ConfigError, match="min_speakers must not exceed"):
+        load_config(bad)
+    bad.write_text("[nonsense]\n")
+    with pytest.raises(ConfigError, match="unknown section"):
+        load_config(bad)
+    bad.write_text("[model\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad)
+
+
+def test_overrides_and_round_trip(tmp_path):
+    cfg = load_config("tiny", {"train.epochs": 7, "separate.mask": "soft"})
+    assert cfg.train.epochs == 7 and cfg.separate.mask == "soft"
+    path = tmp_path / "c.toml"
+    path.write_text(cfg.to_toml())
+    assert load_config(path) == cfg
+    assert parse_override("model.lstm_units=12") == ("model.lstm_units", 12)
+    assert parse_override("separate.mask=soft") == ("separate.mask", "soft")
+    with pytest.raises(ConfigError, match="not found"):
+        load_config("no-such-config")
+
+
+def test_parse_duration():
+    assert parse_duration("90s") == 90 and parse_duration("15m") == 900 and parse_duration("2h") == 7200
+    assert parse_duration("30") == 30
+    with pytest.raises(ConfigError, match="expected a duration"):
+        parse_duration("soon")

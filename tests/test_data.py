@@ -1,0 +1,123 @@
+import numpy as np
+import pytest
+
+from deepclust import data, features
+from deepclust.config import load_config
+
+
+def test_parse_list_relative_absolute_comments_blank(tmp_path):
+    (tmp_path / "a.wav").touch()
+    lst = tmp_path / "train"
+    lst.write_text(f"# header\n\nsub/x.wav spk1\n{tmp_path}/a.wav  spk2   # trailing comment\n"
+                   "   \n# another\nfolder with space/y.flac spk3\n")
+    entries = data.parse_list(lst)
+    assert [e.speaker for e in entries][:1] == ["spk1"]
+    assert entries[0].path == tmp_path / "sub/x.wav" and entries[0].line == 3
+    assert entries[1].path == tmp_path / "a.wav" and entries[1].speaker == "spk2"
+    assert entries[-1].path == tmp_path / "folder with space/y.flac" and entries[-1].speaker == "spk3"
+    assert entries[-1].line == 7
+
+
+def test_parse_list_malformed_line_names_file_and_line(tmp_path):
+    lst = tmp_path / "valid"
+    lst.write_text("a.wav s1\nlonely_path.wav\n")
+    with pytest.raises(data.ListFormatError, match=r"valid:2: expected 'path speakerID'.*lonely_path"):
+        data.parse_list(lst)
+
+
+def test_missing_list_file(tmp_path):
+    with pytest.raises(data.ListFormatError, match="list file not found"):
+        data.parse_list(tmp_path / "nope")
+
+
+def test_load_corpus_groups_speakers_and_skips_bad_files(list_folder, caplog):
+    lst = list_folder / "train"
+    lst.write_text(lst.read_text() + "wav/missing.wav ghost\n")
+    corpus = data.load_corpus(lst, 8000, min_speakers=2)
+    assert sorted(corpus.speakers) == ["high", "low", "mid"]
+    assert corpus.num_utterances == 9
+    assert len(corpus.skipped) == 1 and corpus.skipped[0][0].line == 10
+    assert "train:10" in caplog.text
+
+
+def test_load_corpus_too_few_speakers(list_folder):
+    lst = list_folder / "train"
+    lst.write_text("wav/low_0.wav low\n")
+    with pytest.raises(data.DataError, match="1 speaker.*need 2 distinct speakers"):
+        data.load_corpus(lst, 8000, min_speakers=2)
+
+
+def test_mixer_distinct_speakers_counts_and_levels(list_folder, tiny_config):
+    cfg = tiny_config
+    corpus = data.load_corpus(list_folder / "train", 8000)
+    mixer = data.Mixer(corpus, cfg)
+    rng = np.random.default_rng(0)
+    counts = set()
+    for _ in range(40):
+        k = mixer.num_speakers(rng)
+        counts.add(k)
+        assert cfg.data.min_speakers <= k <= cfg.data.max_speakers
+    assert counts == {2, 3}
+    # distinct speakers: draw indices the way the mixer does
+    chosen = rng.choice(len(mixer.names), size=3, replace=False)
+    assert len(set(chosen.tolist())) == 3
+
+
+def test_wsj0_mixing_level_range(tiny_config):
+    cfg = tiny_config
+    cfg.data.level_db = 2.5
+    rng = np.random.default_rng(1)
+    src = np.random.default_rng(2).standard_normal((2, 4000)).astype(np.float32) * [[0.01], [0.3]]
+    for _ in range(50):
+        scaled = data.mix(src, rng, cfg)
+        rms = np.sqrt((scaled.astype(np.float64) ** 2).mean(axis=1))
+        diff = 20 * np.log10(rms[0] / rms[1])
+        assert -5.0 - 1e-6 <= diff <= 5.0 + 1e-6
+        assert np.abs(scaled.sum(0)).max() <= data.MIX_PEAK + 1e-6
+
+
+def test_peak_mixing_gain_range(tiny_config):
+    cfg = tiny_config
+    cfg.data.mixing = "peak"
+    rng = np.random.default_rng(3)
+    src = np.random.default_rng(4).standard_normal((3, 4000)).astype(np.float32)
+    scaled = data.mix(src, rng, cfg)
+    peaks = np.abs(scaled).max(axis=1) / (min(1.0, data.MIX_PEAK / np.abs(scaled.sum(0)).max()) or 1)
+    assert np.all(peaks <= 1.0 + 1e-5)
+
+
+def test_chunk_shapes_and_one_hot_or_zero_labels(list_folder, tiny_config):
+    cfg = tiny_config
+    mixer = data.Mixer(data.load_corpus(list_folder / "train", 8000), cfg)
+    x, y = mixer.batch(np.random.default_rng(0), 6)
+    assert x.shape == (6, cfg.data.chunk_frames, cfg.num_bins)
+    assert y.shape == (6, cfg.data.chunk_frames, cfg.num_bins, cfg.data.max_speakers)
+    sums = y.sum(-1)
+    assert set(np.unique(sums).tolist()) <= {0.0, 1.0}
+    assert np.all((y == 0) | (y == 1))
+    assert 0.2 < sums.mean() < 1.0  # some bins silent, most not
+
+
+def test_dataset_is_deterministic_per_epoch_and_index(list_folder, tiny_config):
+    mixer = data.Mixer(data.load_corpus(list_folder / "train", 8000), tiny_config)
+    ds = data.MixtureDataset(mixer, tiny_config)
+    a, b = ds[0], ds[0]
+    np.testing.assert_array_equal(a[0], b[0])
+    ds.epoch = 1
+    assert not np.array_equal(ds[0][0], a[0])
+    assert len(ds) == tiny_config.train.steps_per_epoch
+
+
+def test_validation_set_is_fixed(list_folder, tiny_config):
+    mixer = data.Mixer(data.load_corpus(list_folder / "valid", 8000), tiny_config)
+    x1, y1 = data.validation_set(mixer, tiny_config)
+    x2, _ = data.validation_set(mixer, tiny_config)
+    np.testing.assert_array_equal(x1, x2)
+    assert x1.shape[1] == tiny_config.data.chunk_frames
+
+
+def test_chunks_of_covers_the_end():
+    arr = np.arange(25)
+    pieces = data.chunks_of(arr, 10, 5)
+    assert [p[0] for p in pieces] == [0, 5, 10, 15]
+    assert pieces[-1][-1] == 24

@@ -1,0 +1,66 @@
+import numpy as np
+import pytest
+
+from deepclust import features
+from deepclust.config import FeatureConfig
+
+
+@pytest.mark.parametrize("length", [1, 63, 64, 255, 256, 1000, 8001])
+@pytest.mark.parametrize("window,hop", [(256, 64), (128, 32), (512, 128)])
+def test_istft_reconstructs_exactly_edges_included(length, window, hop):
+    cfg = FeatureConfig(window_length=window, hop_length=hop)
+    x = np.random.default_rng(length).standard_normal(length).astype(np.float32)
+    y = features.istft(features.stft(x, cfg), length, cfg)
+    assert y.shape == x.shape
+    # First and last samples too: the original lost its edge frames.
+    np.testing.assert_allclose(y, x, atol=1e-5)
+    np.testing.assert_allclose(y[:hop], x[:hop], atol=1e-5)
+    np.testing.assert_allclose(y[-hop:], x[-hop:], atol=1e-5)
+
+
+def test_stft_shape_and_stack():
+    cfg = FeatureConfig()
+    x = np.random.default_rng(0).standard_normal((3, 800)).astype(np.float32)
+    spec = features.stft(x, cfg)
+    assert spec.shape == (3, features.num_frames(800, cfg), 129)
+    np.testing.assert_allclose(spec[1], features.stft(x[1], cfg), atol=1e-5)
+
+
+def test_samples_for_frames_is_largest_fitting_length():
+    cfg = FeatureConfig()
+    for frames in (20, 100, 400):
+        n = features.samples_for_frames(frames, cfg)
+        assert features.num_frames(n, cfg) <= frames < features.num_frames(n + 1, cfg)
+
+
+def test_silence_threshold_and_labels():
+    cfg = FeatureConfig(silence_db=40.0)
+    spec = np.array([[1.0, 0.02, 0.005, 0.0]], dtype=np.complex64)  # 0, -34, -46 dB, digital silence
+    active = features.active_bins(spec, cfg)
+    assert active.tolist() == [[True, True, False, False]]
+    sources = np.stack([spec * 0.9, spec * 0.1])
+    sources[1, 0, 1] = 1.0  # source 2 dominates bin 1
+    labels = features.dominant_labels(sources, features.bin_weights(spec, cfg), max_speakers=3)
+    assert labels.shape == (1, 4, 3)
+    np.testing.assert_array_equal(labels[0, 0], [1, 0, 0])
+    np.testing.assert_array_equal(labels[0, 1], [0, 1, 0])
+    np.testing.assert_array_equal(labels[0, 2:], 0)  # silent bins are all zero
+
+
+def test_magnitude_weighting_mean_one_on_active_bins():
+    cfg = FeatureConfig(weighting="magnitude")
+    spec = np.random.default_rng(1).standard_normal((10, 129)).astype(np.complex64)
+    w = features.bin_weights(spec, cfg)
+    active = features.active_bins(spec, cfg)
+    assert np.all(w[~active] == 0)
+    assert w[active].mean() == pytest.approx(1.0, rel=1e-4)
+
+
+def test_level_normalisation_makes_features_gain_free():
+    cfg = FeatureConfig()
+    x = np.random.default_rng(2).standard_normal(4000).astype(np.float32) * 0.1
+    a, _, _ = features.mixture_features(x, cfg)
+    b, _, _ = features.mixture_features(x * 0.01, cfg)
+    np.testing.assert_allclose(a, b, atol=1e-3)
+    silent, _, gain = features.mixture_features(np.zeros(4000, np.float32), cfg)
+    assert gain == 1.0 and np.all(np.isfinite(silent))

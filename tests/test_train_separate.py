@@ -1,0 +1,169 @@
+"""End to end: train tiny.toml for a few steps, resume, reload, separate, check outputs."""
+
+import csv
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import synth_voice
+from deepclust import cli, separate
+from deepclust.config import ConfigError, read_config_file
+from deepclust.train import train
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from conftest import write_list_folder
+
+    base = write_list_folder(tmp_path_factory.mktemp("run") / "base", {"low": 110.0, "mid": 180.0, "high": 260.0})
+    result = train(base, "tiny", verbose=0)
+    return base, result
+
+
+def test_train_writes_model_config_history_state(trained):
+    base, result = trained
+    assert result.stopped == "completed" and result.epochs_done == 2
+    assert (base / "model.keras").is_file()
+    assert read_config_file(base / "config.toml").model.lstm_units == 8
+    rows = list(csv.DictReader(open(base / "history.csv")))
+    assert [int(r["epoch"]) for r in rows] == [0, 1] and all(float(r["val_loss"]) > 0 for r in rows)
+    assert (base / "checkpoints" / "epoch-000002.weights.h5").is_file()
+    assert result.frames_per_second > 0
+
+
+def test_rerun_resumes_instead_of_starting_over(trained):
+    base, _ = trained
+    result = train(base, None, {"train.epochs": 3}, verbose=0)
+    assert result.epochs_done == 3
+    rows = list(csv.DictReader(open(base / "history.csv")))
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2]  # one new epoch, not three
+
+
+def test_resume_with_other_architecture_is_refused(trained):
+    base, _ = trained
+    with pytest.raises(ConfigError, match="model.lstm_units: 8 -> 9"):
+        train(base, None, {"model.lstm_units": 9}, verbose=0)
+
+
+def write_mixture(path, rate=8000, seconds=2.3):
+    mix = 0.5 * (synth_voice(110, seconds, 1, rate) + synth_voice(260, seconds, 2, rate))
+    sf.write(path, mix, rate)
+    return mix
+
+
+def test_separate_outputs_beside_input(trained, tmp_path):
+    base, _ = trained
+    mix = write_mixture(tmp_path / "mixed.wav")
+    written, failed = separate.separate_files([tmp_path / "mixed.wav"], base=base)
+    assert not failed
+    outs = written[tmp_path / "mixed.wav"]
+    assert [o.name for o in outs] == ["out_1.wav", "out_2.wav"]
+    signals = []
+    for o in outs:
+        data, rate = sf.read(o)
+        assert rate == 8000 and len(data) == len(mix)
+        assert np.all(np.isfinite(data)) and np.abs(data).max() > 1e-3 and np.abs(data).max() < 1.0
+        signals.append(data)
+    # binary masks partition the bins: the outputs add up to the mixture
+    np.testing.assert_allclose(np.sum(signals, axis=0), mix, atol=2e-3)
+
+
+def test_separate_keeps_input_rate_and_length_and_refuses_overwrite(trained, tmp_path):
+    base, _ = trained
+    mix = synth_voice(120, 1.7, 3, 16000) + synth_voice(240, 1.7, 4, 16000)
+    stereo = np.stack([mix, mix * 0.5], axis=1)
+    sf.write(tmp_path / "hi.flac", stereo, 16000)
+    sep = separate.Separator.from_path(base)
+    outs = sep.separate_file(tmp_path / "hi.flac", num_speakers=3)
+    assert len(outs) == 3
+    for o in outs:
+        info = sf.info(o)
+        assert info.samplerate == 16000 and info.frames == len(mix)
+    before = (tmp_path / "out_1.wav").read_bytes()
+    with pytest.raises(FileExistsError, match="refusing to overwrite.*--force"):
+        sep.separate_file(tmp_path / "hi.flac", num_speakers=3)
+    assert (tmp_path / "out_1.wav").read_bytes() == before
+    sep.separate_file(tmp_path / "hi.flac", num_speakers=3, force=True)
+
+
+def test_long_input_is_segmented_and_clustered_jointly(trained):
+    base, _ = trained
+    sep = separate.Separator.from_path(base)  # tiny.toml: 2-second segments
+    mix = np.concatenate([synth_voice(110, 5.5, 5) + synth_voice(260, 5.5, 6)])
+    result = sep.separate(mix, 2)
+    assert result.sources.shape == (2, len(mix))
+    np.testing.assert_allclose(result.sources.sum(0), mix, atol=2e-3)  # cross-fades add up
+
+
+def test_several_inputs_out_dir_and_failures_continue(trained, tmp_path, monkeypatch):
+    base, _ = trained
+    write_mixture(tmp_path / "a.wav")
+    write_mixture(tmp_path / "b.wav")
+    (tmp_path / "broken.wav").write_bytes(b"RIFF nonsense")
+    monkeypatch.setenv("DEEPC_BASE", str(base))  # found through the environment, as the original
+    code = cli.main(["separate", str(tmp_path / "a.wav"), str(tmp_path / "broken.wav"), str(tmp_path / "b.wav"),
+                     "--out-dir", str(tmp_path / "sep")])
+    assert code == 1
+    assert (tmp_path / "sep/a/out_2.wav").is_file() and (tmp_path / "sep/b/out_2.wav").is_file()
+    assert not (tmp_path / "sep/broken").exists()
+
+
+def test_separate_without_model_says_how_to_fix(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("DEEPC_BASE", raising=False)
+    write_mixture(tmp_path / "m.wav")
+    assert cli.main(["separate", str(tmp_path / "m.wav")]) == 2
+    err = capsys.readouterr().err
+    assert "--base DIR" in err and "DEEPC_BASE" in err and "Traceback" not in err
+
+
+def test_silent_and_tiny_inputs_do_not_crash(trained):
+    sep = separate.Separator.from_path(trained[0])
+    silent = sep.separate(np.zeros(3000, np.float32), 2)
+    assert silent.sources.shape == (2, 3000) and np.all(silent.sources == 0) and silent.warnings
+    short = sep.separate(np.random.default_rng(0).standard_normal(50).astype(np.float32) * 0.1, 2)
+    assert short.sources.shape == (2, 50) and np.all(np.isfinite(short.sources))
+
+
+def test_soft_masks_sum_to_one():
+    rng = np.random.default_rng(0)
+    emb = separate.normalize(rng.standard_normal((7, 5, 4)).astype(np.float32))
+    centers = separate.normalize(rng.standard_normal((3, 4)).astype(np.float32))
+    for kind in ("soft", "binary"):
+        masks = separate.Clustering(centers, kind, 0.2).masks(emb)
+        assert masks.shape == (3, 7, 5)
+        np.testing.assert_allclose(masks.sum(0), 1.0, atol=1e-5)
+    soft = separate.Clustering(centers, "soft", 0.2).masks(emb)
+    assert 0 < soft.min() and soft.max() < 1
+
+
+def test_cli_help_lists_every_subcommand():
+    out = subprocess.run([sys.executable, "-m", "deepclust", "--help"], capture_output=True, text=True, check=True)
+    for command in ("train", "separate"):
+        assert command in out.stdout
+    out = subprocess.run([sys.executable, "-m", "deepclust", "train", "--help"], capture_output=True, text=True,
+                         check=True)
+    assert "--time-limit" in out.stdout and "--base" in out.stdout
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_speaker_count_from_synthetic_embeddings(k):
+    rng = np.random.default_rng(k)
+    directions = np.linalg.qr(rng.standard_normal((8, 8)))[0][:k]  # orthogonal speaker directions
+    shares = rng.dirichlet(np.full(k, 5.0))
+    who = rng.choice(k, size=4000, p=shares)
+    emb = separate.normalize(directions[who] + 0.25 * rng.standard_normal((4000, 8)) / np.sqrt(8))
+    assert separate.estimate_num_speakers(emb, max_speakers=4, threshold=0.1) == k
+
+
+def test_auto_speaker_count_in_separation_and_cli_flag(trained, tmp_path):
+    sep = separate.Separator.from_path(trained[0])
+    mix = 0.5 * (synth_voice(110, 2.0, 1) + synth_voice(260, 2.0, 2))
+    result = sep.separate(mix, "auto")
+    assert 1 <= result.num_speakers <= sep.config.auto_max_speakers
+    assert result.sources.shape == (result.num_speakers, len(mix))
+    assert cli.num_speakers_arg("auto") == "auto" and cli.num_speakers_arg("3") == 3
+    with pytest.raises(Exception, match="positive integer or 'auto'"):
+        cli.num_speakers_arg("zero")
