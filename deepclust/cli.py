@@ -132,8 +132,129 @@ def _run_separate(args: argparse.Namespace) -> int:
     return 0 if not failed else 1
 
 
+# -- make-corpus / prepare ---------------------------------------------------------
+def _add_make_corpus(sub) -> None:
+    p = sub.add_parser(
+        "make-corpus", help="synthesise the built-in multi-speaker demo corpus (espeak-ng)",
+        description="Synthesise a multi-speaker English corpus with espeak-ng (pip install 'deepclust[demo]'): "
+                    "DIR/data/<split>/<speaker>/*.wav, the speaker-disjoint lists DIR/train, DIR/valid, DIR/test, "
+                    "and DIR/data/test/mixed.wav with its references s1.wav, s2.wav.",
+    )
+    p.add_argument("directory", metavar="DIR", help="folder to write the corpus into")
+    p.add_argument("--speakers", type=int, default=40, help="number of distinct voices (default 40)")
+    p.add_argument("--utterances", type=int, default=12, help="utterances per speaker (default 12)")
+    p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same corpus")
+    p.add_argument("--sample-rate", type=int, default=8000, help="sample rate in Hz (default 8000)")
+    p.add_argument("--force", action="store_true", help="replace existing lists in DIR")
+    p.set_defaults(func=_run_make_corpus)
+
+
+def _run_make_corpus(args: argparse.Namespace) -> int:
+    from .corpus import make_corpus
+
+    summary = make_corpus(args.directory, speakers=args.speakers, utterances=args.utterances, seed=args.seed,
+                          sample_rate=args.sample_rate, overwrite=args.force)
+    print(summary.describe())
+    return 0
+
+
+def _add_prepare(sub) -> None:
+    p = sub.add_parser(
+        "prepare", help="write train/valid/test lists for your own corpus",
+        description="Scan AUDIO_DIR (LibriSpeech speaker/chapter/*.flac, VCTK wav48/pNNN/*.wav, WSJ0 si_tr_s/SPK/*.wav "
+                    "or any tree with one folder per speaker) and write speaker-disjoint lists DIR/train, DIR/valid, "
+                    "DIR/test with absolute paths. Unreadable files are skipped with a warning.",
+    )
+    p.add_argument("audio_dir", metavar="AUDIO_DIR", help="root of the corpus")
+    p.add_argument("--base", required=True, help="folder to write the lists into")
+    p.add_argument("--layout", default="auto", choices=("auto", "librispeech", "vctk", "wsj0"),
+                   help="where the speaker ID sits in the tree (default: detected)")
+    p.add_argument("--speaker-level", type=int, help="speaker = the N-th folder above each file (1 = its folder); "
+                                                      "overrides --layout")
+    p.add_argument("--valid-fraction", type=float, default=0.1, help="share of speakers for validation (default 0.1)")
+    p.add_argument("--test-fraction", type=float, default=0.1, help="share of speakers for testing (default 0.1)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the speaker split")
+    p.add_argument("--force", action="store_true", help="replace existing lists in DIR")
+    p.set_defaults(func=_run_prepare)
+
+
+def _run_prepare(args: argparse.Namespace) -> int:
+    from .corpus import prepare
+
+    summary = prepare(args.audio_dir, args.base, speaker_level=args.speaker_level, layout=args.layout,
+                      valid_fraction=args.valid_fraction, test_fraction=args.test_fraction, seed=args.seed,
+                      overwrite=args.force)
+    print(summary.describe())
+    return 0
+
+
+# -- evaluate ----------------------------------------------------------------------
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser(
+        "evaluate", help="SDR/SIR/SAR, SI-SDR (and improvements) on a test set, or oracle-mask baselines",
+        description="Score separation on TEST: a wsj0-2mix-style folder (mix/, s1/, s2/ [, s3/] with files of the same "
+                    "names) or a wsj0-2mix mixture list ('path1 gain_dB path2 gain_dB [...]' per line). BSS-eval v3 "
+                    "(mir_eval), SI-SDR, their improvements over the mixture, and STOI where pystoi is installed. "
+                    "Writes per_mixture.csv and summary.json to the report folder.",
+    )
+    p.add_argument("test", metavar="TEST", help="test folder or mixture list")
+    p.add_argument("--base", help="training folder holding model.keras (default: $DEEPC_BASE)")
+    p.add_argument("--model", help="a model file (overrides --base)")
+    p.add_argument("--num-speakers", type=int, help="separate into k sources; mixtures with another count are skipped")
+    p.add_argument("--oracle", choices=("ibm", "irm"), help="score the ideal binary/ratio mask instead of a model")
+    p.add_argument("--out", help="report folder (default: eval_<name>[_<oracle>] beside TEST)")
+    p.add_argument("--jobs", type=int, default=1, help="parallel scoring processes (default 1)")
+    p.add_argument("--save-audio", action="store_true", help="keep the separated files in REPORT/audio/")
+    p.add_argument("--sample-rate", type=int, help="evaluation rate for oracle runs without a model (default 8000)")
+    p.set_defaults(func=_run_evaluate)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate
+
+    report = evaluate(args.test, base=args.base, model=args.model, num_speakers=args.num_speakers,
+                      oracle=args.oracle, out=args.out, jobs=args.jobs, save_audio=args.save_audio,
+                      sample_rate=args.sample_rate)
+    print(f"report: {report.out}")
+    return 0
+
+
+# -- visualize ---------------------------------------------------------------------
+def _add_visualize(sub) -> None:
+    p = sub.add_parser(
+        "visualize", help="figures: spectrogram, cluster assignment, ideal mask, embedding PCA; training history",
+        description="For a mixture: one figure with its spectrogram, the k-means assignment of every bin, the ideal "
+                    "binary mask (with --sources) and a PCA of the embeddings. With --history DIR: training and "
+                    "validation loss per epoch. Written without a display unless --show.",
+    )
+    p.add_argument("mixture", nargs="?", metavar="MIXTURE", help="audio file to separate and plot")
+    p.add_argument("--history", metavar="DIR", help="plot DIR/history.csv instead")
+    p.add_argument("--base", help="training folder holding model.keras (default: $DEEPC_BASE)")
+    p.add_argument("--model", help="a model file (overrides --base)")
+    p.add_argument("--sources", nargs="+", metavar="SOURCE", help="reference sources: adds the ideal mask and SDRi")
+    p.add_argument("--num-speakers", type=int, help="number of clusters (default: number of sources, else config)")
+    p.add_argument("--dims", type=int, default=2, choices=(2, 3), help="PCA dimensions of the embedding scatter")
+    p.add_argument("--out", help="figure file; .png, .pdf or .svg (default: beside the input)")
+    p.add_argument("--show", action="store_true", help="also open a window")
+    p.set_defaults(func=_run_visualize)
+
+
+def _run_visualize(args: argparse.Namespace) -> int:
+    from . import visualize
+
+    if args.history:
+        print(visualize.plot_history(args.history, out=args.out, show=args.show))
+        return 0
+    if not args.mixture:
+        raise visualize.VisualizeError("give a MIXTURE to plot, or --history DIR for the training history")
+    print(visualize.plot_separation(args.mixture, base=args.base, model=args.model, sources=args.sources,
+                                    num_speakers=args.num_speakers, out=args.out, dims=args.dims, show=args.show))
+    return 0
+
+
 # -- main --------------------------------------------------------------------------
-COMMANDS: list[Callable] = [_add_train, _add_separate]
+COMMANDS: list[Callable] = [_add_train, _add_separate, _add_evaluate, _add_visualize, _add_make_corpus,
+                            _add_prepare]
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -153,11 +274,14 @@ def user_errors() -> tuple[type[BaseException], ...]:
     """The exceptions that mean bad input, reported as a message rather than a traceback."""
     from .audio import AudioError
     from .config import ConfigError
+    from .corpus import CorpusError
+    from .evaluate import EvaluationError
+    from .visualize import VisualizeError
     from .data import DataError, ListFormatError
     from .model import ModelError
     from .separate import SeparationError
 
-    return (AudioError, ConfigError, DataError, ListFormatError, ModelError, SeparationError,
+    return (AudioError, ConfigError, CorpusError, EvaluationError, VisualizeError, DataError, ListFormatError, ModelError, SeparationError,
             FileExistsError, FileNotFoundError, PermissionError)
 
 

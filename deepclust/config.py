@@ -110,7 +110,7 @@ class SeparateConfig:
     soft_temperature: float = field(default=0.1, metadata=_range(0.0, None, lo_open=True))
     kmeans_init: int = field(default=4, metadata=_range(1, 1000))  # k-means restarts
     kmeans_max_bins: int = field(default=60000, metadata=_range(100))  # active bins sampled for fitting
-    segment_seconds: float = field(default=30.0, metadata=_range(1.0, None))  # network pass length
+    segment_seconds: float = field(default=8.0, metadata=_range(1.0, None))  # network pass length
     subtype: str = field(default="PCM_16", metadata=_range(choices=("PCM_16", "FLOAT")))
 
 

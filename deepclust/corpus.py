@@ -383,11 +383,13 @@ def _split_sizes(count: int, valid_fraction: float, test_fraction: float, min_te
                           f"Received: valid_fraction={valid_fraction}, test_fraction={test_fraction}")
     test = max(min_test, round(test_fraction * count))
     valid = max(1, round(valid_fraction * count))
-    while count - valid - test < 1 and (valid > 1 or test > min_test):
-        if valid >= test and valid > 1 or test <= min_test:
+    while count - valid - test < 1:  # rounding took every speaker: give some back to train
+        if valid > 1 and (valid >= test or test <= min_test):
             valid -= 1
-        else:
+        elif test > min_test:
             test -= 1
+        else:
+            break
     return {"train": count - valid - test, "valid": valid, "test": test}
 
 
@@ -415,7 +417,7 @@ def _write_list(path: Path, lines: list[str], header: str) -> None:
 
 
 def _mixture_source(utterances: list[np.ndarray], length: int, gap: int) -> np.ndarray:
-    """``length`` samples of one speaker: utterances joined with ``gap`` zeros until long enough, zero-padded if short."""
+    """``length`` samples of one speaker: utterances joined by ``gap`` zeros until long enough, else zero-padded."""
     pieces, total = [], 0
     for signal in utterances:
         pieces += [signal, np.zeros(gap, np.float32)]

@@ -482,11 +482,17 @@ def _oracle_job(spec: MixtureSpec, rate: int, cfg: FeatureConfig, kind: str, aud
 
 
 def _call(fn: Callable, *args) -> dict[str, Any]:
-    """Run a job; a SkipMixture becomes a ``skip`` result (exceptions cross processes badly)."""
+    """Run a job; a SkipMixture becomes a ``skip`` result (exceptions cross processes badly).
+
+    A ValueError from the metrics (e.g. non-finite estimates) skips that mixture
+    with the error as the reason, so one bad item does not lose hours of scoring.
+    """
     try:
         return fn(*args)
     except SkipMixture as exc:
         return {"skip": str(exc)}
+    except ValueError as exc:
+        return {"skip": f"scoring failed ({type(exc).__name__}: {exc})"}
 
 
 class _Progress:
@@ -624,22 +630,25 @@ def evaluate(test, *, base=None, model=None, num_speakers=None, oracle=None, out
 
     order = {spec.id: i for i, spec in enumerate(specs)}
     rows.sort(key=lambda r: order[r["id"]])
-    summary = summarize(rows)
-    summary.update({
+    summary = {
         "test": str(test),
-        "model": str(model_path) if model_path and oracle is None else None,
+        "model": str(model_path) if model_path else None,
         "oracle": oracle,
         "sample_rate": rate,
         "stft": {"window_length": cfg.window_length, "hop_length": cfg.hop_length},
         "num_mixtures": len(specs),
         "num_scored": len(rows),
         "num_skipped": len(skipped),
-        "skipped": skipped,
-        "bss_eval": "v3: mir_eval.separation.bss_eval_sources, permutation by best mean SIR",
-        "si_sdr": "zero-mean scale-invariant SDR (Le Roux et al. 2019), permutation by best mean SI-SDR",
-        "stoi": "pystoi" if _stoi is not None else "unavailable (pystoi not installed)",
+        "method": {
+            "bss_eval": "v3: mir_eval.separation.bss_eval_sources, permutation by best mean SIR",
+            "si_sdr": "zero-mean scale-invariant SDR (Le Roux et al. 2019), permutation by best mean SI-SDR",
+            "stoi": "pystoi, BSS-eval permutation" if _stoi is not None else "unavailable (pystoi not installed)",
+            "oracle": {"ibm": "ideal binary mask", "irm": "magnitude ratio |S_i| / sum_j |S_j|"}.get(oracle),
+        },
         "seconds": round(time.monotonic() - started, 1),
-    })
+        **summarize(rows),
+        "skipped": skipped,
+    }
     write_csv(out / "per_mixture.csv", rows)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     report = Report(rows, summary, out, skipped)

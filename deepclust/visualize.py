@@ -117,7 +117,9 @@ def _sdr_improvement(separated: np.ndarray, references: np.ndarray, mixture: np.
     with warnings.catch_warnings():  # mir_eval 0.8 deprecates bss_eval_sources (removed in 0.9)
         warnings.simplefilter("ignore", FutureWarning)
         sdr, _, _, _ = bss_eval_sources(references, separated)
-        base, _, _, _ = bss_eval_sources(references, np.repeat(mixture[None], len(references), axis=0))
+        # Every estimate is the mixture, so no permutation needs searching.
+        base, _, _, _ = bss_eval_sources(references, np.repeat(mixture[None], len(references), axis=0),
+                                         compute_permutation=False)
     return sdr, base
 
 
@@ -159,7 +161,8 @@ def _scatter(fig, spec, points, labels, colours, names, title, dims):
     for n, (colour, name) in enumerate(zip(colours, names)):
         sel = labels == n
         coords = [points[sel, i] for i in range(dims)]
-        ax.scatter(*coords, s=4, color=colour, alpha=0.5, linewidths=0, label=f"{name} ({int(sel.sum())})")
+        ax.scatter(*coords, s=4, color=colour, alpha=0.5, linewidths=0, label=f"{name} ({int(sel.sum())})",
+                   rasterized=True)  # thousands of points: a bitmap inside PDF/SVG, not vectors
     if not len(points):
         ax.text(0.5, 0.5, "no active bins", ha="center", va="center", transform=ax.transAxes)
     ax.set_title(title, loc="left", fontsize="medium")
@@ -168,6 +171,11 @@ def _scatter(fig, spec, points, labels, colours, names, title, dims):
     if dims == 3:
         ax.set_zlabel("PC 3")
         ax.set_box_aspect(None, zoom=0.85)  # room for the axis labels inside the panel
+        from matplotlib.ticker import MaxNLocator
+
+        for axis in (ax.xaxis, ax.yaxis, ax.zaxis):
+            axis.set_major_locator(MaxNLocator(4))
+        ax.tick_params(labelsize="small")
     else:
         ax.set_aspect("equal", adjustable="datalim")
         ax.grid(True, alpha=0.3)
@@ -279,7 +287,8 @@ def plot_separation(mixture, *, base=None, model=None, sources=None, num_speaker
 
     ax_spec = image_ax(0)
     db = 20 * np.log10(np.maximum(np.abs(spec), features.LOG_FLOOR))
-    db -= db.max()
+    # dB re the loudest bin; a silent mixture (every bin at the floor) stays dark.
+    db -= max(float(db.max()), 20 * np.log10(features.LOG_FLOOR) + SPECTROGRAM_RANGE_DB)
     im = ax_spec.imshow(db.T, origin="lower", aspect="auto", extent=extent, cmap="magma",
                         vmin=-SPECTROGRAM_RANGE_DB, vmax=0.0, interpolation="nearest")
     bar = fig.colorbar(im, ax=ax_spec, pad=0.01)

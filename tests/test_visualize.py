@@ -75,7 +75,7 @@ def separator():
 
 @pytest.fixture
 def mixture_files(tmp_path):
-    low, high = synth_voice(120.0, 1.0, 1), synth_voice(240.0, 1.0, 2)
+    low, high = synth_voice(120.0, 0.6, 1), synth_voice(240.0, 0.6, 2)
     paths = [tmp_path / "s1.wav", tmp_path / "s2.wav", tmp_path / "mixed.wav"]
     for path, signal in zip(paths, (low, high, low + high)):
         sf.write(path, signal, RATE)
@@ -104,7 +104,7 @@ def test_plot_separation_default_out_and_overwrite(separator, mixture_files):
 
 def test_plot_separation_3d_pdf_and_svg(separator, mixture_files, tmp_path):
     mixed, sources = mixture_files
-    pdf = visualize.plot_separation(mixed, sources=sources, separator=separator, out=tmp_path / "sep.pdf", dims=3)
+    pdf = visualize.plot_separation(mixed, separator=separator, out=tmp_path / "sep.pdf", dims=3)
     assert pdf.read_bytes()[:5] == b"%PDF-"
     svg = visualize.plot_separation(mixed, separator=separator, out=tmp_path / "sep.svg")
     assert b"<svg" in svg.read_bytes()[:2000]

@@ -1,0 +1,271 @@
+#!/usr/bin/env python
+"""Benchmark deepclust: prints a table and one JSON line. Not a test: it measures.
+
+    python scripts/bench.py [--config default] [--steps 20] [--base DIR] [--long-minutes 60]
+
+- training throughput (frames/s): the model step alone on synthetic tensors,
+  the data pipeline alone (one thread and config workers), and full ``fit``
+  with the real pipeline; full / model-alone shows whether data starves the model;
+- the loss's share of a training step (loss + its gradient alone vs the step);
+- separation of a 10 s and a 60 s mixture: real-time factor per stage
+  (features, network, k-means, inverse STFT, file I/O) and peak memory;
+- optionally a long file (``--long-minutes``) in a child process: its peak RSS;
+- the machine and library versions.
+
+Without ``--base`` the data are generated harmonic "voices" (timing does not
+depend on what the voices say); the model is untrained (timing does not depend
+on the weights).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import soundfile as sf  # noqa: E402
+
+RATE = 8000
+
+
+def synth_voice(f0: float, seconds: float, seed: int, rate: int = RATE) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    pitch = f0 * (1 + 0.05 * np.sin(2 * np.pi * rng.uniform(2, 5) * t + rng.uniform(0, 6)))
+    phase = 2 * np.pi * np.cumsum(pitch) / rate
+    tone = sum(np.sin(h * phase) / h for h in range(1, 8) if h * f0 < rate / 2.2)
+    syllables = 0.5 * (1 + np.sin(2 * np.pi * rng.uniform(2, 4) * t + rng.uniform(0, 6)))
+    return (0.2 * tone * syllables).astype(np.float32)
+
+
+def synthetic_base(root: Path, speakers: int = 12, utterances: int = 4) -> Path:
+    (root / "wav").mkdir(parents=True, exist_ok=True)
+    lines = []
+    for s in range(speakers):
+        for u in range(utterances):
+            path = root / "wav" / f"s{s}_{u}.wav"
+            sf.write(path, synth_voice(90 + 17 * s, 3.0, 100 * s + u), RATE)
+            lines.append(f"wav/{path.name} spk{s}")
+    (root / "train").write_text("\n".join(lines) + "\n")
+    (root / "valid").write_text("\n".join(lines[: 4 * utterances]) + "\n")
+    return root
+
+
+def versions() -> dict:
+    import keras
+    out = {"python": platform.python_version(), "keras": keras.__version__, "backend": keras.backend.backend(),
+           "numpy": np.__version__, "machine": platform.machine(), "cpus": os.cpu_count(),
+           "processor": platform.processor() or platform.platform()}
+    for name in ("tensorflow", "torch", "jax"):
+        if name in sys.modules or name == keras.backend.backend():
+            try:
+                out[name] = __import__(name).__version__
+            except ImportError:
+                pass
+    try:
+        import tensorflow as tf  # noqa: F401
+        out["gpus"] = [d.name for d in tf.config.list_physical_devices("GPU")]
+    except ImportError:
+        pass
+    return out
+
+
+def time_model_step(net, cfg, steps: int) -> float:
+    """Frames/s of train_on_batch on fixed synthetic tensors (no data pipeline)."""
+    rng = np.random.default_rng(0)
+    b, t, f, c = cfg.train.batch_size, cfg.data.chunk_frames, cfg.num_bins, cfg.data.max_speakers
+    x = rng.standard_normal((b, t, f)).astype(np.float32)
+    y = np.eye(c, dtype=np.float32)[rng.integers(0, c, size=(b, t, f))]
+    for _ in range(2):
+        net.train_on_batch(x, y)
+    start = time.perf_counter()
+    for _ in range(steps):
+        net.train_on_batch(x, y)
+    return steps * b * t / (time.perf_counter() - start)
+
+
+def time_loss_share(cfg, step_seconds: float, repeats: int = 20) -> float | None:
+    """Seconds of the loss and its gradient per batch / seconds of a whole step."""
+    import keras
+    if keras.backend.backend() != "tensorflow":
+        return None
+    import tensorflow as tf
+
+    from deepclust.losses import deep_clustering_loss
+
+    rng = np.random.default_rng(1)
+    b, t, f, c, d = (cfg.train.batch_size, cfg.data.chunk_frames, cfg.num_bins, cfg.data.max_speakers,
+                     cfg.model.embedding_dim)
+    y = tf.constant(np.eye(c, dtype=np.float32)[rng.integers(0, c, size=(b, t, f))])
+    v = tf.Variable(rng.standard_normal((b, t, f, d)).astype(np.float32))
+
+    @tf.function(jit_compile=cfg.train.jit)
+    def loss_and_grad():
+        with tf.GradientTape() as tape:
+            value = tf.reduce_mean(deep_clustering_loss(y, v))
+        return value, tape.gradient(value, v)
+
+    loss_and_grad()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        loss_and_grad()[1].numpy()
+    return (time.perf_counter() - start) / repeats / step_seconds
+
+
+def time_data(mixer, cfg, steps: int) -> tuple[float, float]:
+    """Frames/s of batch generation: one thread, and ``data.workers`` threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    b, t = cfg.train.batch_size, cfg.data.chunk_frames
+    start = time.perf_counter()
+    for i in range(steps):
+        mixer.batch(np.random.default_rng(i), b)
+    single = steps * b * t / (time.perf_counter() - start)
+    start = time.perf_counter()
+    with ThreadPoolExecutor(cfg.data.workers) as pool:
+        list(pool.map(lambda i: mixer.batch(np.random.default_rng(i), b), range(steps)))
+    parallel = steps * b * t / (time.perf_counter() - start)
+    return single, parallel
+
+
+def time_full_fit(net, dataset, cfg, steps: int) -> float:
+    dataset.steps = steps
+    net.fit(dataset, epochs=1, verbose=0)  # warm-up: tracing, thread start
+    start = time.perf_counter()
+    net.fit(dataset, epochs=1, verbose=0)
+    return steps * cfg.train.batch_size * cfg.data.chunk_frames / (time.perf_counter() - start)
+
+
+def time_separation(net, cfg, seconds: float, folder: Path) -> dict:
+    from deepclust.separate import Separator
+
+    mix = 0.5 * (synth_voice(110, seconds, 11) + synth_voice(230, seconds, 12))
+    path = folder / f"mix_{int(seconds)}s.wav"
+    sf.write(path, mix, RATE)
+    sep = Separator(net, cfg.separate)
+    sep.separate_file(path, folder / f"out_{int(seconds)}s", num_speakers=2, force=True)  # warm-up
+    sep.timings.clear()
+    start = time.perf_counter()
+    sep.separate_file(path, folder / f"out_{int(seconds)}s", num_speakers=2, force=True)
+    total = time.perf_counter() - start
+    rtf = {stage: value / seconds for stage, value in sep.timings.items()}
+    rtf["total"] = total / seconds
+    return rtf
+
+
+def long_file_child(config: str, minutes: float) -> None:
+    """Run in a child process: separate a ``minutes``-long file, print peak RSS (MiB)."""
+    from deepclust.config import load_config
+    from deepclust.model import build_model
+    from deepclust.separate import Separator
+
+    cfg = load_config(config)
+    net = build_model(cfg)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "long.wav"
+        seconds = minutes * 60
+        with sf.SoundFile(path, "w", RATE, 1, "PCM_16") as f:
+            for block in range(int(np.ceil(seconds / 60))):
+                n = min(60.0, seconds - 60 * block)
+                f.write(0.5 * (synth_voice(110, n, 2 * block) + synth_voice(230, n, 2 * block + 1)))
+        start = time.perf_counter()
+        Separator(net, cfg.separate).separate_file(path, Path(tmp) / "out", num_speakers=2)
+        total = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"long_minutes": minutes, "long_rtf": total / seconds, "long_peak_mib": peak}))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="default", help="config name or file (default: default)")
+    parser.add_argument("--steps", type=int, default=20, help="training steps per measurement")
+    parser.add_argument("--base", help="a folder with train/valid lists (default: generated voices)")
+    parser.add_argument("--long-minutes", type=float, default=0, help="also separate a file this long (child process)")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="config override")
+    parser.add_argument("--_long-child", dest="long_child", type=float, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.long_child:
+        long_file_child(args.config, args.long_child)
+        return 0
+
+    import keras
+
+    from deepclust import data
+    from deepclust.config import load_config, parse_override
+    from deepclust.losses import DeepClusteringLoss
+    from deepclust.model import build_model
+    from deepclust.train import _optimizer
+
+    cfg = load_config(args.config, dict(parse_override(s) for s in args.set))
+    if cfg.train.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    results: dict = {"config": args.config, "overrides": args.set, "versions": versions(),
+                     "batch_size": cfg.train.batch_size, "chunk_frames": cfg.data.chunk_frames,
+                     "jit": cfg.train.jit, "mixed_precision": cfg.train.mixed_precision}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        base = Path(args.base) if args.base else synthetic_base(tmp / "base")
+        mixer = data.Mixer(data.load_corpus(base / "train", cfg.audio.sample_rate), cfg)
+        net = build_model(cfg)
+        net.compile(optimizer=_optimizer(cfg), loss=DeepClusteringLoss(), jit_compile=cfg.train.jit)
+
+        results["model_fps"] = time_model_step(net, cfg, args.steps)
+        step_seconds = cfg.train.batch_size * cfg.data.chunk_frames / results["model_fps"]
+        results["loss_share"] = time_loss_share(cfg, step_seconds)
+        results["data_fps_1thread"], results["data_fps"] = time_data(mixer, cfg, max(4, args.steps // 2))
+        results["full_fps"] = time_full_fit(net, data.MixtureDataset(mixer, cfg), cfg, args.steps)
+        results["full_over_model"] = results["full_fps"] / results["model_fps"]
+        for seconds in (10, 60):
+            results[f"separate_{seconds}s_rtf"] = time_separation(net, cfg, seconds, tmp)
+        results["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if args.long_minutes:
+        out = subprocess.run([sys.executable, __file__, "--config", args.config, "--_long-child",
+                              str(args.long_minutes)], capture_output=True, text=True)
+        line = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
+        results.update(json.loads(line[-1]) if line else {"long_error": out.stderr[-2000:]})
+
+    print_table(results)
+    print(json.dumps(results))
+    return 0
+
+
+def print_table(r: dict) -> None:
+    v = r["versions"]
+    print(f"\ndeepclust benchmark: config={r['config']} {' '.join(r['overrides'])}  batch={r['batch_size']} "
+          f"chunk={r['chunk_frames']} jit={r['jit']} mixed_precision={r['mixed_precision']}")
+    print(f"machine: {v['processor']} ({v['cpus']} cpus{', GPUs ' + str(v['gpus']) if v.get('gpus') else ''}); "
+          f"python {v['python']}, keras {v['keras']} ({v['backend']})"
+          + "".join(f", {k} {v[k]}" for k in ("tensorflow", "torch", "jax") if k in v))
+    rows = [
+        ("training: model step alone", f"{r['model_fps']:,.0f} frames/s"),
+        ("training: data pipeline, 1 thread", f"{r['data_fps_1thread']:,.0f} frames/s"),
+        ("training: data pipeline, workers", f"{r['data_fps']:,.0f} frames/s"),
+        ("training: full fit", f"{r['full_fps']:,.0f} frames/s"),
+        ("full / model alone", f"{r['full_over_model']:.2f}"),
+        ("loss + gradient share of a step", "n/a" if r["loss_share"] is None else f"{100 * r['loss_share']:.1f} %"),
+    ]
+    for seconds in (10, 60):
+        rtf = r[f"separate_{seconds}s_rtf"]
+        parts = ", ".join(f"{k} {rtf.get(k, 0):.4f}" for k in ("features", "network", "kmeans", "istft", "io"))
+        rows.append((f"separate {seconds} s: RTF", f"{rtf['total']:.4f} ({parts})"))
+    rows.append(("peak memory (this process)", f"{r['peak_rss_mib']:,.0f} MiB"))
+    if "long_minutes" in r:
+        rows.append((f"separate {r['long_minutes']:g} min file", f"RTF {r['long_rtf']:.4f}, peak {r['long_peak_mib']:,.0f} MiB"))
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"  {key:<{width}}  {value}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
