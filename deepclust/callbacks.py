@@ -19,10 +19,13 @@ import time
 from pathlib import Path
 
 import keras
+import numpy as np
 
 log = logging.getLogger(__name__)
 
 STATE_PATTERN = re.compile(r"^epoch-(\d{6})\.weights\.h5$")
+# The temporary files of the atomic writes below: ".NAME.PID.tmp[.SUFFIX]".
+TEMPORARY_PATTERN = re.compile(r"^\..+\.(\d+)\.tmp(\..+)?$")
 # Older complete states kept besides the newest, in case the newest is damaged.
 KEEP_STATES = 1
 
@@ -50,6 +53,50 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, but belongs to someone else
+        return True
+    return True
+
+
+def remove_stale_temporaries(directory: str | Path) -> list[Path]:
+    """Delete the temporary files that killed processes left in ``directory`` mid-write.
+
+    They never count as a state or a model (their names start with a dot), but
+    they pile up; files of a process that is still running are left alone.
+    """
+    directory = Path(directory)
+    removed = []
+    if not directory.is_dir():
+        return removed
+    for path in directory.iterdir():
+        match = TEMPORARY_PATTERN.match(path.name)
+        if match and path.is_file() and not _process_alive(int(match.group(1))):
+            try:
+                path.unlink()
+                removed.append(path)
+            except OSError:
+                continue
+    if removed:
+        log.info("removed %d temporary file(s) left by an interrupted run in %s", len(removed), directory)
+    return removed
+
+
+def weights_finite(model: keras.Model) -> bool:
+    """Whether every weight of ``model`` (optimizer state excluded) is finite."""
+    return all(bool(np.all(np.isfinite(keras.ops.convert_to_numpy(w)))) for w in model.weights)
+
+
+def _finite(value) -> bool:
+    return value is None or math.isfinite(float(value))
 
 
 class Clock:
@@ -106,9 +153,18 @@ class TrainingState(keras.callbacks.Callback):
         if state is None:
             return
         epoch, weights, meta = state
-        if self.model.optimizer is not None and not self.model.optimizer.built:
-            self.model.optimizer.build(self.model.trainable_variables)
+        optimizer = self.model.optimizer
+        if optimizer is not None and not optimizer.built:
+            optimizer.build(self.model.trainable_variables)
+        # The state holds the optimizer's variables, the learning rate among
+        # them; a rate given for this run (e.g. lowered after a NaN) wins.
+        rate = getattr(optimizer, "learning_rate", None)
+        configured = float(keras.ops.convert_to_numpy(rate)) if isinstance(rate, keras.Variable) else None
         self.model.load_weights(weights)
+        if configured is not None and float(keras.ops.convert_to_numpy(rate)) != configured:
+            log.info("learning rate %g from the config replaces the saved %g",
+                     configured, float(keras.ops.convert_to_numpy(rate)))
+            rate.assign(configured)
         self.model._initial_epoch = epoch
         self.resumed_epoch = epoch
         self.clock.restore(float(meta.get("elapsed_seconds", 0.0)))
@@ -117,9 +173,12 @@ class TrainingState(keras.callbacks.Callback):
         log.info("resumed from %s (epoch %d, %.0f s trained)", weights, epoch, self.clock.elapsed)
 
     def on_epoch_end(self, epoch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            log.warning("epoch %d ended with loss %s; training state not saved", epoch + 1, loss)
+        logs = logs or {}
+        # A NaN can reach the weights in an epoch's last step with the loss
+        # still finite: check the validation loss and the weights as well.
+        if not (_finite(logs.get("loss")) and _finite(logs.get("val_loss")) and weights_finite(self.model)):
+            log.warning("epoch %d ended with loss %s, val_loss %s or non-finite weights; training state not saved",
+                        epoch + 1, logs.get("loss"), logs.get("val_loss"))
             return
         self.save(epoch + 1)
 
@@ -204,14 +263,19 @@ class EpochSync(keras.callbacks.Callback):
 
 
 class StopOnNaN(keras.callbacks.Callback):
-    """Stop at a NaN or infinite loss; the best model saved so far is kept."""
+    """Stop at a NaN or infinite loss (training, or validation at an epoch's end);
+    the best model saved so far is kept."""
 
     def __init__(self):
         super().__init__()
         self.stopped_at = None
 
     def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
+        if not _finite((logs or {}).get("loss")):
             self.stopped_at = batch
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not _finite((logs or {}).get("val_loss")) and self.stopped_at is None:
+            self.stopped_at = "validation"
             self.model.stop_training = True

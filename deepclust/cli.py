@@ -19,6 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 log = logging.getLogger("deepclust")
 
 EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130  # the shell's code for Ctrl-C
 
 
 def _overrides(args: argparse.Namespace, mapping: dict[str, str]) -> dict[str, Any]:
@@ -294,6 +295,9 @@ def main(argv: list[str] | None = None) -> int:
     except user_errors() as exc:
         print(f"deepclust {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print(f"deepclust {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover

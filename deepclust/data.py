@@ -59,8 +59,11 @@ def parse_list(list_file: str | Path) -> list[Entry]:
         )
     entries = []
     base = list_file.parent
-    text = list_file.read_text(encoding="utf-8", errors="replace")
-    for number, raw in enumerate(text.splitlines(), start=1):
+    # utf-8-sig: a byte-order mark is not part of the first path. Lines are
+    # split at newlines only (\n, \r\n, \r), as editors count them: splitlines()
+    # would also split at form feeds and other separators and skew line numbers.
+    text = list_file.read_text(encoding="utf-8-sig", errors="replace")
+    for number, raw in enumerate(text.split("\n"), start=1):
         # A comment is a line starting with '#', or '#' after white space
         # (so a '#' inside a file name is kept).
         line = TRAILING_COMMENT.sub("", raw).strip()

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import csv
 import logging
 import math
 import time
@@ -102,6 +103,7 @@ class Throughput(keras.callbacks.Callback):
         if logs is not None:
             logs["train_seconds"] = self.seconds
             logs["frames_per_second"] = self.rate
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
     @property
     def rate(self) -> float:
@@ -119,8 +121,8 @@ def train(
     base = Path(base)
     cfg = resolve_run_config(base, config, overrides)
     keras.utils.set_random_seed(cfg.train.seed)
-    if cfg.train.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
+    # Set either way: the policy is global, and an earlier run in this process may have changed it.
+    keras.mixed_precision.set_global_policy("mixed_float16" if cfg.train.mixed_precision else "float32")
 
     log.info("reading %s and %s", base / "train", base / "valid")
     train_corpus = data.load_corpus(base / "train", cfg.audio.sample_rate, cfg.data.min_speakers, progress=bool(verbose))
@@ -140,15 +142,21 @@ def train(
     dataset = data.MixtureDataset(train_mixer, cfg)
 
     base.mkdir(parents=True, exist_ok=True)
+    for folder in (base, base / STATE_DIRNAME):
+        cb.remove_stale_temporaries(folder)
     cb.atomic_write_text(base / CONFIG_FILENAME, cfg.to_toml())
+    saved = cb.latest_state(base / STATE_DIRNAME)
+    trim_history(base / HISTORY_FILENAME, saved[0] if saved else 0)
     clock = cb.Clock()
     best = cb.BestModel(base / MODEL_FILENAME)
     state = cb.TrainingState(base / STATE_DIRNAME, clock, best)
     throughput = Throughput(cfg.train.batch_size * cfg.data.chunk_frames)
     stop_nan = cb.StopOnNaN()
     # BestModel before TrainingState: the state saved at an epoch's end must
-    # already know whether that epoch was the best.
-    callback_list: list[keras.callbacks.Callback] = [best, state, cb.EpochSync(dataset), throughput, stop_nan]
+    # already know whether that epoch was the best. TrainingState comes last,
+    # after the history row: a kill between the two leaves a row that the
+    # resumed run drops (trim_history) and redoes, rather than a missing row.
+    callback_list: list[keras.callbacks.Callback] = [best, cb.EpochSync(dataset), throughput, stop_nan]
     time_limit = None
     if cfg.train.time_limit:
         time_limit = cb.TimeLimit(parse_duration(cfg.train.time_limit), clock)
@@ -158,6 +166,7 @@ def train(
         early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.train.patience)
         callback_list.append(early)
     callback_list.append(keras.callbacks.CSVLogger(str(base / HISTORY_FILENAME), append=True))
+    callback_list.append(state)
 
     stopped = "completed"
     try:
@@ -187,6 +196,40 @@ def train(
              stopped, epochs_done, clock.elapsed, best.best if math.isfinite(best.best) else float("nan"),
              throughput.rate, result.model_path)
     return result
+
+
+def trim_history(path: Path, start_epoch: int) -> None:
+    """Keep only the history rows of epochs before ``start_epoch``, where training resumes.
+
+    Rows of epochs the run will redo (written by a run killed before its state
+    was saved, or stopped at a NaN loss) and a half-written last line go, so
+    every epoch appears once and matches the weights the run continues from.
+    """
+    if not path.is_file():
+        return
+    text = path.read_text(encoding="utf-8", errors="replace")
+    lines = text.splitlines()
+    if not lines:
+        return
+    header = next(csv.reader([lines[0]]), [])
+    if "epoch" not in header:
+        return
+    column = header.index("epoch")
+    keep = []
+    for line in lines[1:]:
+        values = next(csv.reader([line]), [])
+        try:
+            epoch = int(values[column])
+        except (IndexError, ValueError):
+            continue
+        if len(values) == len(header) and epoch < start_epoch:
+            keep.append(line)
+    if not keep:
+        path.unlink()
+    elif len(keep) != len(lines) - 1 or not text.endswith("\n"):
+        log.info("%s: dropped %d row(s) of epochs from %d on, which this run redoes", path,
+                 len(lines) - 1 - len(keep), start_epoch + 1)
+        cb.atomic_write_text(path, "\n".join([lines[0], *keep]) + "\n")
 
 
 def load_trained(base_or_model: str | Path) -> keras.Model:
