@@ -87,13 +87,17 @@ def _add_train(sub) -> None:
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                    help="override any config value, e.g. --set model.lstm_units=200 (repeatable)")
     p.add_argument("--quiet", action="store_true", help="no progress bar (one line per epoch)")
+    p.add_argument("--distribute", choices=("mirrored", "multiworker"),
+                   help="train on all local GPUs (mirrored) or on the cluster in TF_CONFIG (multiworker); "
+                        "TensorFlow backend only; --batch-size is then the global batch")
     p.set_defaults(func=_run_train)
 
 
 def _run_train(args: argparse.Namespace) -> int:
     from .train import train
 
-    result = train(args.base, args.config, _overrides(args, TRAIN_FLAGS), verbose=2 if args.quiet else "auto")
+    result = train(args.base, args.config, _overrides(args, TRAIN_FLAGS), verbose=2 if args.quiet else "auto",
+                   distribute=args.distribute)
     print(f"model: {result.model_path} ({result.stopped}, {result.epochs_done} epochs, "
           f"best val_loss {result.best_val_loss:.4f}, {result.frames_per_second:.0f} frames/s)")
     return 0 if result.stopped != "nan" else 1

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
 import math
@@ -116,10 +117,29 @@ def train(
     overrides: dict[str, Any] | None = None,
     *,
     verbose: int | str = "auto",
+    distribute: str | None = None,
+    callbacks: list[keras.callbacks.Callback] | None = None,
 ) -> TrainResult:
-    """Train on ``base/train``, validate on ``base/valid``, write into ``base``; resume if a state is there."""
+    """Train on ``base/train``, validate on ``base/valid``, write into ``base``; resume if a state is there.
+
+    ``distribute``: None (one device), ``"mirrored"`` (all local GPUs) or ``"multiworker"`` (the cluster
+    in ``TF_CONFIG``), TensorFlow backend only; see :mod:`deepclust.distribute`. ``train.batch_size`` is
+    then the global batch. ``callbacks``: extra Keras callbacks, run after the built-in ones.
+    """
     base = Path(base)
+    dist = None
+    if distribute:
+        from .distribute import Distributed  # TensorFlow only: imported only when asked for
+
+        dist = Distributed(distribute)  # first: multi-worker collectives need it before any other op
     cfg = resolve_run_config(base, config, overrides)
+    with dist.output_folder(base, STATE_DIRNAME) if dist else contextlib.nullcontext(base) as out:
+        return _train(base, Path(out), cfg, verbose, dist, callbacks or [])
+
+
+def _train(base: Path, out: Path, cfg: Config, verbose, dist, extra_callbacks: list) -> TrainResult:
+    """train() once the config is known; writes into ``out`` (``base``, except on non-chief workers)."""
+    batch_size = dist.worker_batch_size(cfg.train.batch_size) if dist else cfg.train.batch_size
     keras.utils.set_random_seed(cfg.train.seed)
     # Set either way: the policy is global, and an earlier run in this process may have changed it.
     keras.mixed_precision.set_global_policy("mixed_float16" if cfg.train.mixed_precision else "float32")
@@ -137,19 +157,21 @@ def train(
     x_valid, y_valid = data.validation_set(valid_mixer, cfg)
     mean, variance = data.feature_statistics(train_mixer, cfg, cfg.train.seed)
 
-    net = model_lib.build_model(cfg, mean, variance)
-    net.compile(optimizer=_optimizer(cfg), loss=DeepClusteringLoss(), jit_compile=cfg.train.jit)
-    dataset = data.MixtureDataset(train_mixer, cfg)
+    with dist.scope() if dist else contextlib.nullcontext():
+        net = model_lib.build_model(cfg, mean, variance)
+        net.compile(optimizer=_optimizer(cfg), loss=DeepClusteringLoss(), jit_compile=cfg.train.jit)
+    # Worker i of n draws its own mixtures, batch_size / n of them per step.
+    dataset = data.MixtureDataset(train_mixer, cfg, batch_size=batch_size, shard=dist.shard if dist else (0, 1))
 
-    base.mkdir(parents=True, exist_ok=True)
-    for folder in (base, base / STATE_DIRNAME):
+    out.mkdir(parents=True, exist_ok=True)
+    for folder in (out, out / STATE_DIRNAME):
         cb.remove_stale_temporaries(folder)
-    cb.atomic_write_text(base / CONFIG_FILENAME, cfg.to_toml())
-    saved = cb.latest_state(base / STATE_DIRNAME)
-    trim_history(base / HISTORY_FILENAME, saved[0] if saved else 0)
+    cb.atomic_write_text(out / CONFIG_FILENAME, cfg.to_toml())
+    saved = cb.latest_state(out / STATE_DIRNAME)
+    trim_history(out / HISTORY_FILENAME, saved[0] if saved else 0)
     clock = cb.Clock()
-    best = cb.BestModel(base / MODEL_FILENAME)
-    state = cb.TrainingState(base / STATE_DIRNAME, clock, best)
+    best = cb.BestModel(out / MODEL_FILENAME)
+    state = cb.TrainingState(out / STATE_DIRNAME, clock, best)
     throughput = Throughput(cfg.train.batch_size * cfg.data.chunk_frames)
     stop_nan = cb.StopOnNaN()
     # BestModel before TrainingState: the state saved at an epoch's end must
@@ -165,13 +187,18 @@ def train(
     if cfg.train.patience:
         early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.train.patience)
         callback_list.append(early)
-    callback_list.append(keras.callbacks.CSVLogger(str(base / HISTORY_FILENAME), append=True))
+    callback_list.append(keras.callbacks.CSVLogger(str(out / HISTORY_FILENAME), append=True))
     callback_list.append(state)
+    callback_list += extra_callbacks
 
     stopped = "completed"
+    fit_args = dict(validation_data=(x_valid, y_valid), batch_size=cfg.train.batch_size, epochs=cfg.train.epochs,
+                    callbacks=callback_list, verbose=verbose)
     try:
-        net.fit(dataset, validation_data=(x_valid, y_valid), batch_size=cfg.train.batch_size,
-                epochs=cfg.train.epochs, callbacks=callback_list, verbose=verbose)
+        if dist is None:
+            net.fit(dataset, **fit_args)
+        else:
+            dist.fit(net, dataset, **fit_args)
     except KeyboardInterrupt:
         stopped = "interrupted"
         log.warning("interrupted: the last completed epoch is saved in %s; run the same command to resume",
@@ -185,11 +212,11 @@ def train(
     elif early is not None and early.stopped_epoch:
         stopped = "early stopping"
 
-    if not (base / MODEL_FILENAME).is_file() and stopped != "nan":
+    if not (out / MODEL_FILENAME).is_file() and stopped != "nan":
         # No validation improvement was ever recorded (e.g. stopped before the
         # first epoch ended): still leave a usable model behind.
-        cb.atomic_save_model(net, base / MODEL_FILENAME)
-    final_state = cb.latest_state(base / STATE_DIRNAME)
+        cb.atomic_save_model(net, out / MODEL_FILENAME)
+    final_state = cb.latest_state(out / STATE_DIRNAME)
     epochs_done = final_state[0] if final_state else 0
     result = TrainResult(base / MODEL_FILENAME, epochs_done, best.best, clock.elapsed, throughput.rate, stopped)
     log.info("training %s after %d epochs (%.0f s); best val_loss %.4f; %.0f frames/s; model: %s",

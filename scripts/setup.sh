@@ -9,3 +9,18 @@ if [ ! -x .venv/bin/python ]; then
   .venv/bin/python -m pip install -q --upgrade pip
 fi
 .venv/bin/python -m pip install -q -e ".[demo,test,stoi]"
+
+# Optional: PyTorch's CPU build, for the Keras torch backend tests (tests/test_backends.py skip without it).
+# Installed only from a local CPU wheel (TORCH_WHEELS, default /opt/wheels), never resolved from PyPI, whose
+# Linux default build pulls gigabytes of CUDA packages. Its small dependencies (sympy, networkx, jinja2, ...)
+# come from PyPI as usual. Never fails the setup: without the wheel, or if the install fails, it is skipped.
+TORCH_VERSION=2.13.0
+TORCH_WHEELS=${TORCH_WHEELS:-/opt/wheels}
+if ! .venv/bin/python -c "import importlib.metadata as m, sys; sys.exit(m.version('torch') != '$TORCH_VERSION+cpu')" 2>/dev/null; then
+  tag=$(.venv/bin/python -c "import sys; print(f'cp{sys.version_info[0]}{sys.version_info[1]}')")
+  wheel=$(ls "$TORCH_WHEELS"/torch-"$TORCH_VERSION"+cpu-"$tag"-"$tag"-*.whl 2>/dev/null | head -n 1 || true)
+  if [ -n "$wheel" ]; then
+    .venv/bin/python -m pip install -q "$wheel" \
+      || echo "setup.sh: optional torch install from $wheel failed; the torch backend tests will be skipped" >&2
+  fi
+fi
