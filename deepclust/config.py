@@ -93,6 +93,9 @@ class TrainConfig:
     epochs: int = field(default=100, metadata=_range(1, 1000000))
     steps_per_epoch: int = field(default=100, metadata=_range(1, 10000000))
     patience: int = field(default=0, metadata=_range(0))  # early stopping on val_loss; 0 = off
+    # Halve the learning rate after this many epochs without a better val_loss; 0 = off.
+    lr_patience: int = field(default=0, metadata=_range(0))
+    lr_factor: float = field(default=0.5, metadata=_range(0.0, 1.0, lo_open=True))
     seed: int = field(default=0, metadata=_range(0))
     time_limit: str = field(default="")  # "" = none; e.g. "90s", "15m", "2h"
     mixed_precision: bool = False

@@ -357,7 +357,9 @@ class CorpusSummary:
         rows = [f"{split:5s}: {self.speakers[split]:3d} speakers, {self.utterances[split]:4d} utterances, "
                 f"{self.seconds[split] / 60:6.1f} min -> {self.lists[split]}" for split in SPLITS]
         return "\n".join([f"demo corpus in {self.directory} ({self.sample_rate} Hz, {self.elapsed:.1f} s)", *rows,
-                          f"mixture: {self.mixture} (references {self.references[0].name}, {self.references[1].name})"])
+                          f"mixture: {self.mixture} (references {self.references[0].name}, {self.references[1].name})",
+                          "held-out test mixtures: " + ", ".join(
+                              str(p) for k in (2, 3) if (p := mixture_list_path(self.directory, k)).is_file())])
 
 
 def _refuse_existing_lists(base: Path, overwrite: bool) -> None:
@@ -444,7 +446,60 @@ def _demo_mixture(directory: Path, first: list[np.ndarray], second: list[np.ndar
     return mixed, s1, s2
 
 
-def make_corpus(directory: str | Path, speakers: int = 40, utterances: int = 12, seed: int = 0,
+def harmonic_voice(f0: float, seconds: float, seed: int, sample_rate: int = 8000, level: float = 0.3) -> np.ndarray:
+    """A stand-in "voice" without espeak-ng: a harmonic tone at ``f0`` Hz with vibrato and a
+    syllable-like envelope. Different f0s occupy different bins, which is what tests and
+    benchmarks of the pipeline need (not what a model should be judged on)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    pitch = f0 * (1 + 0.05 * np.sin(2 * np.pi * rng.uniform(2, 5) * t + rng.uniform(0, 6)))
+    phase = 2 * np.pi * np.cumsum(pitch) / sample_rate
+    tone = sum(np.sin(h * phase) / h for h in range(1, 8) if h * f0 < sample_rate / 2.2)
+    syllables = 0.5 * (1 + np.sin(2 * np.pi * rng.uniform(2, 4) * t + rng.uniform(0, 6)))
+    return (level * tone * syllables).astype(np.float32)
+
+
+# Held-out test mixtures written with the corpus, in the wsj0-2mix list format
+# ("path gain_dB path gain_dB ..."), for `deepclust evaluate`.
+TEST_MIXTURES = 40  # per speaker count
+TEST_MIXTURE_GAIN_DB = 2.5  # gains uniform in [0, 2.5] dB, the first source up, the others down (wsj0-2mix)
+
+
+def mixture_list_path(directory: str | Path, num_speakers: int) -> Path:
+    return Path(directory) / f"test_mix_{num_speakers}spk.txt"
+
+
+def write_mixture_list(directory: str | Path, num_speakers: int, count: int = TEST_MIXTURES, seed: int = 0,
+                       split: str = "test") -> Path:
+    """A wsj0-2mix-style list of ``count`` mixtures of ``num_speakers`` distinct speakers of ``split``.
+
+    Paths are as in the split's list (relative to ``directory``), so
+    ``deepclust evaluate DIR/test_mix_2spk.txt`` scores held-out voices only.
+    """
+    from .data import parse_list
+
+    directory = Path(directory)
+    by_speaker: dict[str, list[str]] = {}
+    for entry in parse_list(directory / split):
+        by_speaker.setdefault(entry.speaker, []).append(entry.path.relative_to(directory).as_posix())
+    speakers = sorted(by_speaker)
+    if len(speakers) < num_speakers:
+        raise CorpusError(f"{directory / split}: {len(speakers)} speakers cannot make {num_speakers}-speaker "
+                          f"mixtures. Received: num_speakers={num_speakers}")
+    rng = np.random.default_rng([seed, 5, num_speakers])
+    lines = []
+    for _ in range(count):
+        chosen = rng.choice(len(speakers), size=num_speakers, replace=False)
+        gain = round(float(rng.uniform(0, TEST_MIXTURE_GAIN_DB)), 4)
+        gains = [gain] + [-gain] * (num_speakers - 1)
+        paths = [by_speaker[speakers[c]][int(rng.integers(len(by_speaker[speakers[c]])))] for c in chosen]
+        lines.append(" ".join(f"{p} {g}" for p, g in zip(paths, gains)))
+    path = mixture_list_path(directory, num_speakers)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def make_corpus(directory: str | Path, speakers: int = 200, utterances: int = 6, seed: int = 0,
                 sample_rate: int = 8000, valid_fraction: float = 0.15, test_fraction: float = 0.15,
                 progress: bool = True, overwrite: bool = False) -> CorpusSummary:
     """Synthesise a speaker-disjoint demo corpus with espeak-ng into ``directory``.
@@ -452,8 +507,9 @@ def make_corpus(directory: str | Path, speakers: int = 40, utterances: int = 12,
     Writes ``data/<split>/<speaker>/<n>.wav`` (16-bit PCM), the lists
     ``train``, ``valid``, ``test`` (``path speakerID``, paths relative to
     ``directory``) and a demo mixture ``data/test/mixed.wav`` of two test
-    speakers with its references ``s1.wav``/``s2.wav``. The same seed gives
-    the same bytes. Lists are written last, so an interrupted run leaves
+    speakers with its references ``s1.wav``/``s2.wav``, and held-out test
+    mixture lists ``test_mix_2spk.txt``/``test_mix_3spk.txt`` (wsj0-2mix
+    format, test speakers only). The same seed gives the same bytes. Lists are written last, so an interrupted run leaves
     none and can simply be rerun; existing lists are refused unless
     ``overwrite`` (old audio files not in the new lists stay on disk).
     """
@@ -500,6 +556,9 @@ def make_corpus(directory: str | Path, speakers: int = 40, utterances: int = 12,
     for split in SPLITS:
         lists[split] = directory / split
         _write_list(lists[split], lines[split], f"deepclust demo corpus, {split} split, seed {seed}")
+    for k in (2, 3):
+        if len(test_speakers) >= k:
+            write_mixture_list(directory, k, seed=seed)
     return CorpusSummary(
         directory=directory, sample_rate=sample_rate, speakers=dict(sizes),
         utterances={s: len(lines[s]) for s in SPLITS}, seconds=seconds, lists=lists, mixture=mixture,

@@ -527,13 +527,14 @@ def _default_out(test: Path, oracle: str | None) -> Path:
 
 
 def evaluate(test, *, base=None, model=None, num_speakers=None, oracle=None, out=None, jobs=1,
-             save_audio=False, sample_rate=None, progress=True) -> Report:
+             save_audio=False, sample_rate=None, progress=True, mask=None) -> Report:
     """Score a separator, or an oracle mask (``oracle="ibm"``/``"irm"``), on a test set.
 
     ``test``: a wsj0-2mix-style folder or a wsj0-2mix mixture list (see the
     module docstring). The model comes from ``find_model(base, model)``; with
     an oracle a model is optional and only sets the rate and STFT. Mixtures
-    are separated into as many sources as they have references, or
+    are separated (``mask``: "binary" or "soft", default the model's config)
+    into as many sources as they have references, or
     ``num_speakers`` (mixtures with another count are skipped). Writes
     ``per_mixture.csv`` and ``summary.json`` into ``out`` (default
     ``eval_<name>[_<oracle>]`` beside ``test``; existing results there are
@@ -546,7 +547,8 @@ def evaluate(test, *, base=None, model=None, num_speakers=None, oracle=None, out
         raise EvaluationError(f"oracle: expected one of {', '.join(ORACLES)} or none. Received: oracle={oracle!r}")
     if int(jobs) < 1:
         raise EvaluationError(f"jobs: expected a number of worker processes of at least 1. Received: jobs={jobs!r}")
-    if num_speakers is not None and int(num_speakers) < 1:
+    auto = num_speakers == "auto"
+    if num_speakers is not None and not auto and int(num_speakers) < 1:
         raise EvaluationError(f"num_speakers: expected at least 1. Received: num_speakers={num_speakers!r}")
     specs = find_mixtures(test)
 
@@ -558,7 +560,7 @@ def evaluate(test, *, base=None, model=None, num_speakers=None, oracle=None, out
         from .separate import Separator, find_model  # TensorFlow only when a model is used
 
         model_path = find_model(base, model)
-        separator = Separator.from_path(model_path)
+        separator = Separator.from_path(model_path, mask=mask)
         if sample_rate and int(sample_rate) != separator.sample_rate:
             raise EvaluationError(
                 f"sample_rate: the model {model_path} works at {separator.sample_rate} Hz and evaluation runs at "
@@ -586,12 +588,25 @@ def evaluate(test, *, base=None, model=None, num_speakers=None, oracle=None, out
             rows.append(result)
         meter.step("skip" in result)
 
+    estimated: dict[str, int] = {}
+
     def separated(spec: MixtureSpec):
-        """Main-process part with a model: load and separate; returns job args or a skip."""
-        if num_speakers is not None and int(num_speakers) != spec.num_speakers and not spec.missing:
+        """Main-process part with a model: load and separate; returns job args or a skip.
+
+        With ``num_speakers="auto"`` the count is estimated from the embeddings
+        and recorded; a wrong count is reported and the mixture is separated
+        again with the true count, so the SDR figures stay comparable.
+        """
+        if num_speakers is not None and not auto and int(num_speakers) != spec.num_speakers and not spec.missing:
             raise SkipMixture(f"has {spec.num_speakers} reference sources but num_speakers={num_speakers}")
         mixture, references, notes = load_mixture(spec, rate)
-        result = separator.separate(mixture, spec.num_speakers)
+        result = separator.separate(mixture, "auto" if auto else spec.num_speakers)
+        if auto:
+            estimated[spec.id] = result.num_speakers
+            if result.num_speakers != spec.num_speakers:
+                notes = notes + [f"estimated {result.num_speakers} speakers, not {spec.num_speakers}; "
+                                 f"scored with {spec.num_speakers}"]
+                result = separator.separate(mixture, spec.num_speakers)
         return (spec.id, spec.num_speakers, mixture, references, result.sources, rate, notes + result.warnings, audio_dir)
 
     def tasks():
@@ -630,6 +645,14 @@ def evaluate(test, *, base=None, model=None, num_speakers=None, oracle=None, out
 
     order = {spec.id: i for i, spec in enumerate(specs)}
     rows.sort(key=lambda r: order[r["id"]])
+    count = None
+    if auto:
+        for r in rows:
+            r["estimated_speakers"] = estimated.get(r["id"])
+        hits = [r["estimated_speakers"] == r["num_speakers"] for r in rows]
+        count = {"accuracy": float(np.mean(hits)) if hits else None, "count": len(hits),
+                 "by_num_speakers": {str(k): float(np.mean([h for h, r in zip(hits, rows) if r["num_speakers"] == k]))
+                                     for k in sorted({r["num_speakers"] for r in rows})}}
     summary = {
         "test": str(test),
         "model": str(model_path) if model_path else None,
@@ -647,6 +670,7 @@ def evaluate(test, *, base=None, model=None, num_speakers=None, oracle=None, out
         },
         "seconds": round(time.monotonic() - started, 1),
         **summarize(rows),
+        "speaker_count": count,
         "skipped": skipped,
     }
     write_csv(out / "per_mixture.csv", rows)
@@ -654,13 +678,15 @@ def evaluate(test, *, base=None, model=None, num_speakers=None, oracle=None, out
     report = Report(rows, summary, out, skipped)
     if progress:
         print(report.table())
+        if count is not None:
+            print(f"speaker count estimated correctly for {100 * count['accuracy']:.1f} % of {count['count']} mixtures")
         print(f"wrote {out / 'per_mixture.csv'} and {out / 'summary.json'}")
     return report
 
 
 # -- output ----------------------------------------------------------------------------------
 
-CSV_COLUMNS = ("id", "num_speakers") + METRICS
+CSV_COLUMNS = ("id", "num_speakers", "estimated_speakers") + METRICS
 CSV_SOURCE_COLUMNS = tuple(f"{m}_sources" for m in METRICS) + ("permutation", "si_sdr_permutation", "warnings")
 
 

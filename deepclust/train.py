@@ -184,6 +184,9 @@ def _train(base: Path, out: Path, cfg: Config, verbose, dist, extra_callbacks: l
         time_limit = cb.TimeLimit(parse_duration(cfg.train.time_limit), clock)
         callback_list.append(time_limit)
     early = None
+    if cfg.train.lr_patience:
+        callback_list.append(keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=cfg.train.lr_factor, patience=cfg.train.lr_patience, verbose=1))
     if cfg.train.patience:
         early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.train.patience)
         callback_list.append(early)

@@ -39,13 +39,9 @@ RATE = 8000
 
 
 def synth_voice(f0: float, seconds: float, seed: int, rate: int = RATE) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * rate)) / rate
-    pitch = f0 * (1 + 0.05 * np.sin(2 * np.pi * rng.uniform(2, 5) * t + rng.uniform(0, 6)))
-    phase = 2 * np.pi * np.cumsum(pitch) / rate
-    tone = sum(np.sin(h * phase) / h for h in range(1, 8) if h * f0 < rate / 2.2)
-    syllables = 0.5 * (1 + np.sin(2 * np.pi * rng.uniform(2, 4) * t + rng.uniform(0, 6)))
-    return (0.2 * tone * syllables).astype(np.float32)
+    from deepclust.corpus import harmonic_voice
+
+    return harmonic_voice(f0, seconds, seed, rate, level=0.2)
 
 
 def synthetic_base(root: Path, speakers: int = 12, utterances: int = 4) -> Path:

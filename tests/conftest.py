@@ -1,8 +1,8 @@
 """Shared fixtures: generated "voices" and list folders, so tests need no corpus.
 
-A voice here is a harmonic tone with its own pitch, vibrato and syllable-like
-amplitude envelope: different voices occupy different frequency bins, which
-is all the pipeline tests need.
+A voice here is ``corpus.harmonic_voice``: a harmonic tone with its own pitch,
+vibrato and syllable-like envelope; different voices occupy different
+frequency bins, which is all the pipeline tests need.
 """
 
 from __future__ import annotations
@@ -16,17 +16,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from deepclust.corpus import harmonic_voice
+
 RATE = 8000
 
 
 def synth_voice(f0: float, seconds: float, seed: int, rate: int = RATE) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * rate)) / rate
-    pitch = f0 * (1 + 0.05 * np.sin(2 * np.pi * rng.uniform(2, 5) * t + rng.uniform(0, 6)))
-    phase = 2 * np.pi * np.cumsum(pitch) / rate
-    tone = sum(np.sin(h * phase) / h for h in range(1, 8) if h * f0 < rate / 2.2)
-    syllables = 0.5 * (1 + np.sin(2 * np.pi * rng.uniform(2, 4) * t + rng.uniform(0, 6)))
-    return (0.3 * tone * syllables).astype(np.float32)
+    return harmonic_voice(f0, seconds, seed, rate)
 
 
 def write_list_folder(root: Path, speakers: dict[str, float], utterances: int = 3, seconds: float = 1.5,

@@ -137,6 +137,26 @@ def test_make_corpus_lists_and_files(demo):
     assert summary.seconds["train"] > 0
 
 
+def test_held_out_mixture_lists_use_test_speakers_only(demo):
+    from deepclust.evaluate import read_mixture_list
+
+    root, _ = demo
+    test_speakers = {e.speaker for e in parse_list(root / "a" / "test")}
+    path = corpus.mixture_list_path(root / "a", 2)
+    assert path.is_file()
+    specs = read_mixture_list(path)
+    assert len(specs) == corpus.TEST_MIXTURES
+    for line in path.read_text().splitlines():
+        fields = line.split()
+        paths, gains = fields[0::2], [float(g) for g in fields[1::2]]
+        assert len(paths) == 2 and gains[0] == -gains[1] and 0 <= gains[0] <= corpus.TEST_MIXTURE_GAIN_DB
+        speakers = {Path(p).parent.name for p in paths}
+        assert len(speakers) == 2 and speakers <= test_speakers
+    if len(test_speakers) < 3:
+        with pytest.raises(corpus.CorpusError, match="cannot make 3-speaker"):
+            corpus.write_mixture_list(root / "a", 3)
+
+
 def test_make_corpus_mixture(demo):
     root, summary = demo
     mixed, rate = sf.read(summary.mixture, dtype="float64")

@@ -263,3 +263,13 @@ def test_untrained_model_writes_a_report(tmp_path: Path):
     assert summary["stft"] == {"window_length": 128, "hop_length": 32}
     assert summary["model"] == str(train / "model.keras") and summary["oracle"] is None
     assert len(report.rows) == 1 and np.isfinite(report.rows[0]["sdr"])
+    # --num-speakers auto: the count is estimated, recorded and its accuracy summarised;
+    # the scores still come from a separation with the true count.
+    auto = ev.evaluate(listing, base=train, out=tmp_path / "ev_auto", progress=False, num_speakers="auto")
+    count = auto.summary["speaker_count"]
+    assert count["count"] == 1 and count["accuracy"] in (0.0, 1.0)
+    assert auto.rows[0]["estimated_speakers"] in (1, 2, 3)
+    assert (auto.rows[0]["estimated_speakers"] == 2) == (count["accuracy"] == 1.0)
+    assert np.isfinite(auto.rows[0]["sdr"])
+    header = (tmp_path / "ev_auto" / "per_mixture.csv").read_text().splitlines()[0]
+    assert "estimated_speakers" in header
