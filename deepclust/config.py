@@ -109,7 +109,7 @@ class SeparateConfig:
     # matrix above auto_threshold (each speaker owns about one direction), at most auto_max_speakers.
     auto_max_speakers: int = field(default=3, metadata=_range(1, 8))
     auto_threshold: float = field(default=0.1, metadata=_range(0.0, 1.0, lo_open=True))
-    mask: str = field(default="binary", metadata=_range(choices=("binary", "soft")))
+    mask: str = field(default="soft", metadata=_range(choices=("binary", "soft")))  # soft measured better
     soft_temperature: float = field(default=0.1, metadata=_range(0.0, None, lo_open=True))
     kmeans_init: int = field(default=4, metadata=_range(1, 1000))  # k-means restarts
     kmeans_max_bins: int = field(default=60000, metadata=_range(100))  # active bins sampled for fitting

@@ -470,11 +470,12 @@ def mixture_list_path(directory: str | Path, num_speakers: int) -> Path:
 
 
 def write_mixture_list(directory: str | Path, num_speakers: int, count: int = TEST_MIXTURES, seed: int = 0,
-                       split: str = "test") -> Path:
+                       split: str = "test", path: str | Path | None = None) -> Path:
     """A wsj0-2mix-style list of ``count`` mixtures of ``num_speakers`` distinct speakers of ``split``.
 
     Paths are as in the split's list (relative to ``directory``), so
     ``deepclust evaluate DIR/test_mix_2spk.txt`` scores held-out voices only.
+    ``path`` (default ``DIR/test_mix_<k>spk.txt``) must lie in ``directory``.
     """
     from .data import parse_list
 
@@ -494,7 +495,7 @@ def write_mixture_list(directory: str | Path, num_speakers: int, count: int = TE
         gains = [gain] + [-gain] * (num_speakers - 1)
         paths = [by_speaker[speakers[c]][int(rng.integers(len(by_speaker[speakers[c]])))] for c in chosen]
         lines.append(" ".join(f"{p} {g}" for p, g in zip(paths, gains)))
-    path = mixture_list_path(directory, num_speakers)
+    path = Path(path) if path is not None else mixture_list_path(directory, num_speakers)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 

@@ -24,35 +24,59 @@ def main(argv=None) -> int:
     parser.add_argument("--corpus", required=True, help="corpus folder with the test list and test_mix_*spk.txt")
     parser.add_argument("--base", required=True, help="training folder (or model file) to test")
     parser.add_argument("--mixtures", type=int, default=40, help="mixtures per speaker count")
-    parser.add_argument("--threshold", type=float, help="separate.auto_threshold to use (default: the model's)")
+    parser.add_argument("--threshold", type=float, nargs="+", help="separate.auto_threshold value(s) to try "
+                                                                    "(default: the model's)")
+    parser.add_argument("--split", default="test", help="speakers to draw from: test (report) or valid (tuning)")
     args = parser.parse_args(argv)
 
     import numpy as np
 
     from deepclust import audio
-    from deepclust.corpus import mixture_list_path
+    from deepclust.corpus import mixture_list_path, write_mixture_list
     from deepclust.data import parse_list
     from deepclust.evaluate import load_mixture, read_mixture_list
-    from deepclust.separate import Separator
+    from deepclust.separate import Separator, estimate_num_speakers
 
-    sep = Separator.from_path(args.base, auto_threshold=args.threshold)
+    sep = Separator.from_path(args.base)
     corpus = Path(args.corpus)
-    signals: dict[int, list] = {1: [audio.read(e.path, sep.sample_rate)[0]
-                                    for e in parse_list(corpus / "test")[: args.mixtures]]}
+    entries = parse_list(corpus / args.split)
+    singles = entries[:: max(1, len(entries) // args.mixtures)][: args.mixtures]
+    signals: dict[int, list] = {1: [audio.read(e.path, sep.sample_rate)[0] for e in singles]}
     for k in (2, 3):
-        specs = read_mixture_list(mixture_list_path(corpus, k))[: args.mixtures]
+        if args.split == "test":
+            listing = mixture_list_path(corpus, k)
+        else:
+            listing = write_mixture_list(corpus, k, args.mixtures, seed=1, split=args.split,
+                                         path=corpus / f".{args.split}_mix_{k}spk.txt")
+        specs = read_mixture_list(listing)[: args.mixtures]
         signals[k] = [load_mixture(spec, sep.sample_rate)[0] for spec in specs]
-    results = {}
-    for k, mixtures in signals.items():
-        counts = [sep.separate(m, "auto").num_speakers for m in mixtures]
-        results[str(k)] = {"accuracy": float(np.mean([c == k for c in counts])), "count": len(counts),
-                           "estimates": {str(c): counts.count(c) for c in sorted(set(counts))}}
-        print(f"{k} speaker(s): {100 * results[str(k)]['accuracy']:.1f} % correct of {len(counts)} "
-              f"(estimates {results[str(k)]['estimates']})")
-    total = sum(r["accuracy"] * r["count"] for r in results.values()) / sum(r["count"] for r in results.values())
-    print(f"overall: {100 * total:.1f} % (threshold {sep.config.auto_threshold})")
-    print(json.dumps({"threshold": sep.config.auto_threshold, "overall": total, "by_count": results}))
+    # The count comes from the embeddings of the active bins alone: compute them once per
+    # mixture and try every threshold on them.
+    samples = {k: [active_embeddings(sep, m) for m in mixtures] for k, mixtures in signals.items()}
+    for threshold in args.threshold or [sep.config.auto_threshold]:
+        results = {}
+        for k, per_mixture in samples.items():
+            counts = [estimate_num_speakers(e, sep.config.auto_max_speakers, threshold) for e in per_mixture]
+            results[str(k)] = {"accuracy": float(np.mean([c == k for c in counts])), "count": len(counts),
+                               "estimates": {str(c): counts.count(c) for c in sorted(set(counts))}}
+            print(f"threshold {threshold}: {k} speaker(s): {100 * results[str(k)]['accuracy']:.1f} % correct of "
+                  f"{len(counts)} (estimates {results[str(k)]['estimates']})")
+        total = sum(r["accuracy"] * r["count"] for r in results.values()) / sum(r["count"] for r in results.values())
+        print(f"threshold {threshold}: overall {100 * total:.1f} %")
+        print(json.dumps({"split": args.split, "threshold": threshold, "overall": total, "by_count": results}))
     return 0
+
+
+def active_embeddings(sep, signal):
+    """Embeddings of the active bins of one mixture, as Separator.separate samples them."""
+    import numpy as np
+
+    from deepclust import features
+
+    feats, spec, _ = features.mixture_features(signal, sep.features)
+    emb = sep.embed(feats)
+    active = features.active_bins(spec, sep.features)
+    return emb[active].reshape(-1, emb.shape[-1]).astype(np.float32)
 
 
 if __name__ == "__main__":
