@@ -155,7 +155,7 @@ def test_speaker_count_from_synthetic_embeddings(k):
     shares = rng.dirichlet(np.full(k, 5.0))
     who = rng.choice(k, size=4000, p=shares)
     emb = separate.normalize(directions[who] + 0.25 * rng.standard_normal((4000, 8)) / np.sqrt(8))
-    assert separate.estimate_num_speakers(emb, max_speakers=4, threshold=0.1) == k
+    assert separate.estimate_num_speakers(emb, max_speakers=4, threshold=0.16) == k
 
 
 def test_auto_speaker_count_in_separation_and_cli_flag(trained, tmp_path):
