@@ -197,8 +197,16 @@ def _train(base: Path, out: Path, cfg: Config, verbose, dist, extra_callbacks: l
     stopped = "completed"
     fit_args = dict(validation_data=(x_valid, y_valid), batch_size=cfg.train.batch_size, epochs=cfg.train.epochs,
                     callbacks=callback_list, verbose=verbose)
+    spent = float(saved[2].get("elapsed_seconds", 0.0)) if saved else 0.0
     try:
-        if dist is None:
+        if time_limit is not None and spent >= time_limit.seconds:
+            # Keras would still run one batch and a validation before a callback could stop it.
+            time_limit.reached = True
+            clock.restore(spent)
+            if saved[2].get("best") is not None:
+                best.best = float(saved[2]["best"])
+            log.info("the time limit (%s) was already spent in earlier runs; nothing to do", cfg.train.time_limit)
+        elif dist is None:
             net.fit(dataset, **fit_args)
         else:
             dist.fit(net, dataset, **fit_args)

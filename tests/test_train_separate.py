@@ -167,3 +167,18 @@ def test_auto_speaker_count_in_separation_and_cli_flag(trained, tmp_path):
     assert cli.num_speakers_arg("auto") == "auto" and cli.num_speakers_arg("3") == 3
     with pytest.raises(Exception, match="positive integer or 'auto'"):
         cli.num_speakers_arg("zero")
+
+
+def test_time_limit_stops_cleanly_and_counts_across_resumes(tmp_path):
+    from conftest import write_list_folder
+
+    base = write_list_folder(tmp_path / "base", {"low": 110.0, "high": 260.0})
+    first = train(base, "tiny", {"train.epochs": 500, "train.time_limit": "2s"}, verbose=0)
+    assert first.stopped == "time limit" and 1 <= first.epochs_done < 500
+    assert (base / "model.keras").is_file() and first.train_seconds >= 2
+    # The budget is training time across resumes: a rerun has nothing left and stops at once.
+    again = train(base, None, {"train.epochs": 500, "train.time_limit": "2s"}, verbose=0)
+    assert again.stopped == "time limit" and again.epochs_done == first.epochs_done
+    # A larger budget goes on from where the first run stopped.
+    more = train(base, None, {"train.epochs": 500, "train.time_limit": "6s"}, verbose=0)
+    assert more.epochs_done > first.epochs_done
