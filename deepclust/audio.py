@@ -20,13 +20,6 @@ class AudioError(ValueError):
     """An audio file cannot be used; the message names the file and the fix."""
 
 
-def info(path: str | Path) -> sf._SoundFileInfo:
-    try:
-        return sf.info(str(path))
-    except Exception as exc:  # soundfile raises LibsndfileError / RuntimeError
-        raise AudioError(f"{path}: cannot read audio ({exc}); expected a file libsndfile reads (wav, flac, ogg ...).") from None
-
-
 def resample(signal: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:
     """Polyphase resampling (scipy) along the first axis; exact rational ratio."""
     if orig_rate == target_rate:

@@ -10,7 +10,6 @@ random segment of one utterance of each, mixed at random levels, turned into
 from __future__ import annotations
 
 import logging
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -290,7 +289,3 @@ class MixtureDataset(keras.utils.PyDataset):
 
     def on_epoch_end(self):
         self.epoch += 1
-
-
-def batches_per_epoch(num_chunks: int, batch_size: int) -> int:
-    return max(1, math.ceil(num_chunks / batch_size))
