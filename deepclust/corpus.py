@@ -70,11 +70,16 @@ MALE_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "Alex", "Andy",
                  "klatt4", "klatt5", "klatt6", "marcelo", "max", "michel", "miguel", "mike2", "norbert", "pablo",
                  "paul", "pedro", "quincy", "rob", "robert", "sandro", "travis", "victor")
 
-# Speaker parameter ranges (drawn uniformly per speaker).
-PITCH_SHIFT_OCTAVES = 0.4          # final pitch: variant's base pitch x 2**U(-0.4, 0.4)
-PITCH_RANGE = (25, 85)             # espeakRANGE (0-99, 50 = default intonation range)
-SPEAKING_RATE_WPM = (135, 215)     # final speaking rate, words per minute
-WARP = (0.85, 1.15)                # vocal-tract-length factor: formants (and pitch, duration) scale by it
+# Speaker parameter ranges. Test voices are unlike every training voice: they speak
+# with accents, base pitches, intonation ranges and speaking rates that no training
+# (or validation) voice has, with a gap between the bands, so a held-out score
+# measures generalisation beyond the generator's training ranges.
+TEST_ACCENTS = ("en-029", "en-gb-scotland")      # Caribbean, Scottish: test voices only
+PITCH_SHIFT_OCTAVES = {"train": ((-0.28, 0.28),), "test": ((-0.45, -0.33), (0.33, 0.45))}  # x variant's base pitch
+PITCH_RANGE = {"train": ((35, 70),), "test": ((15, 28), (78, 95))}              # espeakRANGE, 50 = default
+SPEAKING_RATE_WPM = {"train": ((150, 195),), "test": ((120, 140), (210, 235))}  # final words per minute
+TEST_SENTENCE_FRACTION = 0.2       # this share of the sentences is spoken by test voices only
+WARP = (0.85, 1.15)                # vocal-tract-length factor (all voices): formants, pitch, tempo scale by it
 # The warp is applied by relabelling the 22050 Hz output with a rate that is a multiple
 # of this (Hz), keeping the polyphase resampling ratio small.
 WARP_RATE_STEP = 50
@@ -298,36 +303,57 @@ def _octaves_to_pitch_units(octaves: float) -> float:
     return PITCH_UNITS_PER_OCTAVE * octaves
 
 
-def _voice_pool(variants: tuple[str, ...], rng: np.random.Generator) -> list[str]:
+def _voice_pool(variants: tuple[str, ...], accents: tuple[str, ...], rng: np.random.Generator) -> list[str]:
     """Every accent+variant pair in a seeded order where consecutive voices use different variants."""
     order = rng.permutation(len(variants))
-    accents = [rng.permutation(len(ACCENTS)) for _ in variants]
-    return [f"{ACCENTS[accents[v][r]]}+{variants[v]}" for r in range(len(ACCENTS)) for v in order]
+    picks = [rng.permutation(len(accents)) for _ in variants]
+    return [f"{accents[picks[v][r]]}+{variants[v]}" for r in range(len(accents)) for v in order]
 
 
-def make_voices(count: int, seed: int = 0) -> list[VoiceSpec]:
-    """``count`` distinct voices, drawn deterministically from ``seed``.
+def _uniform_bands(rng: np.random.Generator, bands: tuple[tuple[float, float], ...]) -> float:
+    """Uniform over the union of disjoint intervals (a band drawn in proportion to its width)."""
+    widths = np.array([hi - lo for lo, hi in bands], float)
+    lo, hi = bands[int(rng.choice(len(bands), p=widths / widths.sum()))]
+    return float(rng.uniform(lo, hi))
+
+
+def make_voices(count: int, seed: int = 0, group: str = "train", first: int = 0) -> list[VoiceSpec]:
+    """``count`` distinct voices of ``group`` (``"train"`` or ``"test"``), drawn deterministically from ``seed``.
 
     Genders alternate; each voice gets its own (accent, variant) pair (no
     repeats until every pair is used), base pitch, pitch range, speaking rate
     and vocal-tract warp. Pitch and rate are compensated for the warp, so the
-    three vary independently.
+    three vary independently. Train voices use the accents not in
+    TEST_ACCENTS and the "train" bands; test voices only TEST_ACCENTS and the
+    "test" bands, so no test voice resembles a training voice in accent,
+    pitch, intonation range or rate. Names are ``spk<first + k>`` plus gender.
     """
-    rng = np.random.default_rng([seed, 1])
-    pools = [_voice_pool(FEMALE_VARIANTS, rng), _voice_pool(MALE_VARIANTS, rng)]
+    if group not in ("train", "test"):
+        raise CorpusError(f"group must be 'train' or 'test'. Received: group={group!r}")
+    accents = TEST_ACCENTS if group == "test" else tuple(a for a in ACCENTS if a not in TEST_ACCENTS)
+    rng = np.random.default_rng([seed, 1, 0 if group == "train" else 1])
+    pools = [_voice_pool(FEMALE_VARIANTS, accents, rng), _voice_pool(MALE_VARIANTS, accents, rng)]
     voices = []
     for k in range(count):
         gender = k % 2
         pool = pools[gender]
         espeak_voice = pool[(k // 2) % len(pool)]
         warp = _warp_rate(rng.uniform(*WARP)) / ESPEAK_RATE
-        shift = rng.uniform(-PITCH_SHIFT_OCTAVES, PITCH_SHIFT_OCTAVES) - math.log2(warp)
+        shift = _uniform_bands(rng, PITCH_SHIFT_OCTAVES[group]) - math.log2(warp)
         pitch = int(np.clip(round(PITCH_CENTRE + _octaves_to_pitch_units(shift)), 0, 99))
-        rate = int(round(rng.uniform(*SPEAKING_RATE_WPM) / warp))
-        voices.append(VoiceSpec(name=f"spk{k:03d}{'fm'[gender]}", voice=espeak_voice, pitch=pitch,
-                                pitch_range=int(rng.integers(PITCH_RANGE[0], PITCH_RANGE[1] + 1)), rate=rate,
-                                warp=warp))
+        rate = int(round(_uniform_bands(rng, SPEAKING_RATE_WPM[group]) / warp))
+        pitch_range = int(round(_uniform_bands(rng, PITCH_RANGE[group])))
+        voices.append(VoiceSpec(name=f"spk{first + k:03d}{'fm'[gender]}", voice=espeak_voice, pitch=pitch,
+                                pitch_range=pitch_range, rate=rate, warp=warp))
     return voices
+
+
+def split_sentences(sentences: list[str], seed: int = 0) -> dict[str, list[str]]:
+    """Sentences for training/validation voices and the disjoint ones test voices speak."""
+    order = np.random.default_rng([seed, 4]).permutation(len(sentences))
+    held = max(1, round(TEST_SENTENCE_FRACTION * len(sentences)))
+    return {"train": [sentences[i] for i in sorted(order[held:])],
+            "test": [sentences[i] for i in sorted(order[:held])]}
 
 
 def load_sentences() -> list[str]:
@@ -510,7 +536,10 @@ def make_corpus(directory: str | Path, speakers: int = 200, utterances: int = 6,
     ``directory``) and a demo mixture ``data/test/mixed.wav`` of two test
     speakers with its references ``s1.wav``/``s2.wav``, and held-out test
     mixture lists ``test_mix_2spk.txt``/``test_mix_3spk.txt`` (wsj0-2mix
-    format, test speakers only). The same seed gives the same bytes. Lists are written last, so an interrupted run leaves
+    format, test speakers only). Test voices are unlike the training ones
+    (accents, pitch bands, intonation ranges and rates no training voice has,
+    see ``make_voices``) and speak sentences no training voice speaks
+    (``split_sentences``). The same seed gives the same bytes. Lists are written last, so an interrupted run leaves
     none and can simply be rerun; existing lists are refused unless
     ``overwrite`` (old audio files not in the new lists stay on disk).
     """
@@ -524,11 +553,20 @@ def make_corpus(directory: str | Path, speakers: int = 200, utterances: int = 6,
     _refuse_existing_lists(directory, overwrite)
     _loader()  # fail before any work if espeak-ng is missing
     started = time.monotonic()
-    sentences = load_sentences()
-    voices = make_voices(speakers, seed)
+    sentences = split_sentences(load_sentences(), seed)
+    # Speaker numbers are shuffled over the splits (names say nothing of the split);
+    # test numbers get voices of the held-out kind, the others training voices.
     order = np.random.default_rng([seed, 2]).permutation(speakers)
     bounds = np.cumsum([0] + [sizes[s] for s in SPLITS])
     split_of = {int(k): split for i, split in enumerate(SPLITS) for k in order[bounds[i]:bounds[i + 1]]}
+    drawn = {group: iter(make_voices(sum(1 for s in split_of.values() if (s == "test") == (group == "test")),
+                                     seed, group)) for group in ("train", "test")}
+    voices = []
+    for k in range(speakers):
+        group = "test" if split_of[k] == "test" else "train"
+        spec = next(drawn[group])
+        gender = spec.name[-1]
+        voices.append(replace(spec, name=f"spk{k:03d}{gender}"))
 
     lines: dict[str, list[str]] = {s: [] for s in SPLITS}
     seconds = {s: 0.0 for s in SPLITS}
@@ -538,7 +576,8 @@ def make_corpus(directory: str | Path, speakers: int = 200, utterances: int = 6,
         split = split_of[k]
         rng = np.random.default_rng([seed, 3, k])
         for n in range(utterances):
-            signal = synthesize(_utterance_text(sentences, rng), voice.jittered(rng), sample_rate)
+            text = _utterance_text(sentences["test" if split == "test" else "train"], rng)
+            signal = synthesize(text, voice.jittered(rng), sample_rate)
             relative = Path("data", split, voice.name, f"{n}.wav")
             audio.write(directory / relative, signal, sample_rate, overwrite=True)
             lines[split].append(f"{relative.as_posix()} {voice.name}")
@@ -550,7 +589,7 @@ def make_corpus(directory: str | Path, speakers: int = 200, utterances: int = 6,
     test_speakers = sorted(k for k in range(speakers) if split_of[k] == "test")
     first = test_speakers[0]
     # Prefer a mixed-gender pair for the demo (the more convincing separation to listen to).
-    second = next((k for k in test_speakers[1:] if k % 2 != first % 2), test_speakers[1])
+    second = next((k for k in test_speakers[1:] if voices[k].name[-1] != voices[first].name[-1]), test_speakers[1])
     mixture, s1, s2 = _demo_mixture(directory, test_audio[first], test_audio[second], sample_rate)
 
     lists = {}

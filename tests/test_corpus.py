@@ -31,6 +31,38 @@ def test_voice_specs_are_distinct_and_seeded():
     for v in voices:
         assert corpus.WARP[0] - 0.01 <= v.warp <= corpus.WARP[1] + 0.01
         assert 0 <= v.pitch <= 99 and 0 <= v.pitch_range <= 99
+    with pytest.raises(corpus.CorpusError, match="Received: group='valid'"):
+        corpus.make_voices(2, group="valid")
+
+
+def _final_rate_and_shift(v: corpus.VoiceSpec) -> tuple[float, float]:
+    """Undo make_voices' warp compensation: the rate (wpm) and pitch shift (octaves) the listener hears."""
+    import math
+    return v.rate * v.warp, (v.pitch - corpus.PITCH_CENTRE) / corpus.PITCH_UNITS_PER_OCTAVE + math.log2(v.warp)
+
+
+def test_test_voices_unlike_training_voices():
+    train, test = corpus.make_voices(120, seed=0), corpus.make_voices(40, seed=0, group="test")
+    train_accents = {v.voice.split("+")[0] for v in train}
+    test_accents = {v.voice.split("+")[0] for v in test}
+    assert test_accents <= set(corpus.TEST_ACCENTS) and not train_accents & test_accents
+    train_rates, train_shifts = zip(*map(_final_rate_and_shift, train))
+    test_rates, test_shifts = zip(*map(_final_rate_and_shift, test))
+    slack = 3  # words/min of rounding
+    assert all(r < min(train_rates) - slack or r > max(train_rates) + slack for r in test_rates)
+    assert min(test_rates) < min(train_rates) and max(test_rates) > max(train_rates)  # both bands used
+    assert all(abs(s) > max(map(abs, train_shifts)) for s in test_shifts)
+    train_ranges = [v.pitch_range for v in train]
+    assert all(r < min(train_ranges) or r > max(train_ranges) for r in (v.pitch_range for v in test))
+
+
+def test_sentences_split_disjoint():
+    sentences = corpus.load_sentences()
+    split = corpus.split_sentences(sentences, seed=0)
+    assert not set(split["train"]) & set(split["test"])
+    assert len(split["train"]) + len(split["test"]) == len(sentences)
+    assert abs(len(split["test"]) - corpus.TEST_SENTENCE_FRACTION * len(sentences)) <= 1
+    assert split == corpus.split_sentences(sentences, seed=0) != corpus.split_sentences(sentences, seed=1)
 
 
 def test_sentences_shipped():
@@ -135,6 +167,10 @@ def test_make_corpus_lists_and_files(demo):
     assert not speakers["train"] & speakers["test"]
     assert not speakers["valid"] & speakers["test"]
     assert summary.seconds["train"] > 0
+    # held-out voices are of the unlike kind (accents no training voice has)
+    for split, names in speakers.items():
+        accents = {summary.voices[name].voice.split("+")[0] for name in names}
+        assert (accents <= set(corpus.TEST_ACCENTS)) if split == "test" else not accents & set(corpus.TEST_ACCENTS)
 
 
 def test_held_out_mixture_lists_use_test_speakers_only(demo):
