@@ -174,12 +174,23 @@ def mix(sources: np.ndarray, rng: np.random.Generator, config: Config) -> np.nda
 
 def example_from_sources(scaled_sources: np.ndarray, config: Config) -> tuple[np.ndarray, np.ndarray]:
     """Scaled sources (k, samples) -> (log-magnitude (T, F), labels (T, F, max_speakers))."""
+    feats, labels = examples_from_sources(scaled_sources[None], config)
+    return feats[0], labels[0]
+
+
+def examples_from_sources(scaled_sources: np.ndarray, config: Config) -> tuple[np.ndarray, np.ndarray]:
+    """A stack of mixtures' scaled sources (B, k, samples), zero rows for absent speakers,
+    -> (log-magnitude (B, T, F), labels (B, T, F, max_speakers)).
+
+    One STFT of all sources of the stack; the mixture's spectrum is their sum
+    (the STFT is linear), so it needs no transform of its own.
+    """
     fcfg = config.features
-    mixture = scaled_sources.sum(axis=0)
-    feats, spec, gain = features.mixture_features(mixture, fcfg)
-    source_specs = features.stft(scaled_sources * gain, fcfg)  # (k, T, F)
+    gains = np.array([features.level_gain(m, fcfg) for m in scaled_sources.sum(axis=1)], np.float32)
+    source_specs = features.stft(scaled_sources * gains[:, None, None], fcfg)  # (B, k, T, F)
+    spec = source_specs.sum(axis=1)
     weights = features.bin_weights(spec, fcfg)
-    return feats, features.dominant_labels(source_specs, weights, config.data.max_speakers)
+    return features.log_magnitude(spec), features.dominant_labels(source_specs, weights, config.data.max_speakers)
 
 
 class Mixer:
@@ -212,12 +223,19 @@ class Mixer:
 
     def chunk(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """One training chunk: (chunk_frames, F) features and (chunk_frames, F, C) labels."""
-        feats, labels = example_from_sources(self.draw_sources(rng, self.chunk_samples), self.config)
-        return _fit_frames(feats, self.config.data.chunk_frames), _fit_frames(labels, self.config.data.chunk_frames)
+        feats, labels = self.batch(rng, 1)
+        return feats[0], labels[0]
 
     def batch(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
-        pairs = [self.chunk(rng) for _ in range(size)]
-        return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+        """``size`` chunks: (size, chunk_frames, F) features and (size, chunk_frames, F, C) labels."""
+        stack = np.zeros((size, self.config.data.max_speakers, self.chunk_samples), np.float32)
+        for b in range(size):
+            sources = self.draw_sources(rng, self.chunk_samples)
+            stack[b, :len(sources)] = sources
+        feats, labels = examples_from_sources(stack, self.config)
+        frames = self.config.data.chunk_frames
+        return _fit_frames(feats.swapaxes(0, 1), frames).swapaxes(0, 1), \
+            _fit_frames(labels.swapaxes(0, 1), frames).swapaxes(0, 1)
 
 
 def _fit_frames(array: np.ndarray, frames: int) -> np.ndarray:

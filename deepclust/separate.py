@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterator
 
 import keras
 import numpy as np
@@ -134,21 +134,24 @@ class Timings(dict):
 class Segment:
     start: int  # sample offset in the file (model rate)
     signal: np.ndarray
+    fade_in: int = 0   # samples shared with the previous segment (cross-faded)
+    fade_out: int = 0  # samples shared with the next one
 
 
-def segments(signal: np.ndarray, length: int, overlap: int) -> Iterator[Segment]:
-    """Pieces of ``length`` samples every ``length - overlap``; the last may be shorter
-    but always overlaps its predecessor by exactly ``overlap``."""
-    if len(signal) <= length:
-        yield Segment(0, signal)
-        return
-    hop = length - overlap
-    start = 0
-    while True:
-        yield Segment(start, signal[start:start + length])
-        if start + length >= len(signal):
-            return
-        start += hop
+def segments(signal: np.ndarray, length: int, overlap: int) -> list[Segment]:
+    """The fewest pieces of at most ``length`` samples that cover ``signal`` with
+    neighbours overlapping by at least ``overlap``, all of one length and evenly
+    spaced: equal lengths go through the network as one batch, and no piece is
+    a short remainder (a 10 s file is two 5.5 s pieces, not 8 s + 3 s)."""
+    total = len(signal)
+    if total <= length:
+        return [Segment(0, signal)]
+    count = math.ceil((total - overlap) / (length - overlap))
+    size = min(length, math.ceil((total + (count - 1) * overlap) / count) + 1)
+    starts = [(i * (total - size)) // (count - 1) for i in range(count)]
+    shared = [starts[i] + size - starts[i + 1] for i in range(count - 1)]
+    return [Segment(start, signal[start:start + size], fade_in=shared[i - 1] if i else 0,
+                    fade_out=shared[i] if i < count - 1 else 0) for i, start in enumerate(starts)]
 
 
 def crossfade(length: int, fade_in: int, fade_out: int) -> np.ndarray:
@@ -248,7 +251,7 @@ class Separator:
         gain = features.level_gain(signal, self.features)
         seg_len = max(int(self.config.segment_seconds * self.sample_rate), self.features.window_length)
         overlap = min(int(SEGMENT_OVERLAP_SECONDS * self.sample_rate), seg_len // 4)
-        segs = list(segments(signal, seg_len, overlap))
+        segs = segments(signal, seg_len, overlap)
         rng = np.random.default_rng(seed)
 
         timings = self.timings
@@ -287,9 +290,8 @@ class Separator:
                 masks = clustering.masks(emb)
             with timings.measure("istft"):
                 pieces = features.istft(masks * spec[None], len(seg.signal), self.features) / gain
-            fade_in = overlap if i > 0 else 0
-            fade_out = overlap if i < len(segs) - 1 else 0
-            out[:, seg.start:seg.start + len(seg.signal)] += pieces * crossfade(len(seg.signal), fade_in, fade_out)
+            out[:, seg.start:seg.start + len(seg.signal)] += pieces * crossfade(len(seg.signal), seg.fade_in,
+                                                                               seg.fade_out)
         return Separation(out, self.sample_rate, k, warnings)
 
     # -- files ------------------------------------------------------------------

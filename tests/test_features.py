@@ -26,6 +26,20 @@ def test_stft_shape_and_stack():
     np.testing.assert_allclose(spec[1], features.stft(x[1], cfg), atol=1e-5)
 
 
+@pytest.mark.parametrize("length", [1, 63, 255, 257, 1000, 6399])
+@pytest.mark.parametrize("window,hop", [(256, 64), (512, 128)])
+def test_stft_matches_scipy_short_time_fft(length, window, hop):
+    # features.stft frames the whole stack at once; it must give scipy's numbers
+    # (phase convention included), which the inverse relies on.
+    cfg = FeatureConfig(window_length=window, hop_length=hop)
+    x = np.random.default_rng(length).standard_normal((2, 3, length)).astype(np.float32)
+    padded = np.pad(x, [(0, 0), (0, 0), (0, max(window, length) - length)])
+    reference = np.swapaxes(features._transform(window, hop).stft(padded, axis=-1), -1, -2)
+    ours = features.stft(x, cfg)
+    assert ours.shape == reference.shape and ours.dtype == np.complex64
+    np.testing.assert_allclose(ours, reference, atol=2e-5 * np.sqrt(window))
+
+
 def test_samples_for_frames_is_largest_fitting_length():
     cfg = FeatureConfig()
     for frames in (20, 100, 400):
