@@ -71,6 +71,13 @@ class DataConfig:
     valid_seed: int = field(default=1234, metadata=_range(0))
     stats_mixtures: int = field(default=200, metadata=_range(1, 1000000))  # for feature mean/variance
     workers: int = field(default=2, metadata=_range(1, 256))  # PyDataset worker threads
+    # Train on whole-utterance mixtures (sources cut to the shortest, at most
+    # max_frames) instead of chunk_frames chunks. A batch then holds mixtures
+    # whose lengths fall in one bucket of bucket_frames frames and is padded only
+    # to that bucket's end; bucket_frames = 0 pads every batch to its longest.
+    whole_utterances: bool = False
+    bucket_frames: int = field(default=50, metadata=_range(0, 100000))
+    max_frames: int = field(default=800, metadata=_range(8, 100000))
 
 
 @dataclass

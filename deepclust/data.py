@@ -193,6 +193,11 @@ def examples_from_sources(scaled_sources: np.ndarray, config: Config) -> tuple[n
     return features.log_magnitude(spec), features.dominant_labels(source_specs, weights, config.data.max_speakers)
 
 
+# A bucketed batch draws at most this many candidate mixtures per place before
+# it takes mixtures from other buckets (and pads to the longest of them).
+MAX_BUCKET_DRAWS = 50
+
+
 class Mixer:
     """Draws random mixtures of distinct speakers from a corpus."""
 
@@ -212,11 +217,15 @@ class Mixer:
         hi = min(d.max_speakers, len(self.names))
         return int(rng.integers(d.min_speakers, hi + 1))
 
-    def draw_sources(self, rng: np.random.Generator, length: int | None, k: int | None = None) -> np.ndarray:
-        """(k, length) scaled sources; ``length=None`` uses whole utterances cut to the shortest."""
+    def pick(self, rng: np.random.Generator, k: int | None = None) -> list[np.ndarray]:
+        """The utterances of one mixture: ``k`` (default: drawn) distinct speakers, one utterance each."""
         k = self.num_speakers(rng) if k is None else k
         chosen = rng.choice(len(self.names), size=k, replace=False)
-        utts = [self.utterances[s][int(rng.integers(len(self.utterances[s])))] for s in chosen]
+        return [self.utterances[s][int(rng.integers(len(self.utterances[s])))] for s in chosen]
+
+    def draw_sources(self, rng: np.random.Generator, length: int | None, k: int | None = None) -> np.ndarray:
+        """(k, length) scaled sources; ``length=None`` uses whole utterances cut to the shortest."""
+        utts = self.pick(rng, k)
         if length is None:
             length = min(len(u) for u in utts)
         return mix(np.stack([segment(u, length, rng) for u in utts]), rng, self.config)
@@ -228,12 +237,49 @@ class Mixer:
 
     def batch(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
         """``size`` chunks: (size, chunk_frames, F) features and (size, chunk_frames, F, C) labels."""
-        stack = np.zeros((size, self.config.data.max_speakers, self.chunk_samples), np.float32)
-        for b in range(size):
-            sources = self.draw_sources(rng, self.chunk_samples)
-            stack[b, :len(sources)] = sources
+        if self.config.data.whole_utterances:
+            return self.bucketed_batch(rng, size)
+        sources = [self.draw_sources(rng, self.chunk_samples) for _ in range(size)]
+        return self._examples(sources, self.chunk_samples, self.config.data.chunk_frames)
+
+    def bucketed_batch(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """``size`` whole-utterance mixtures of similar length, padded to their bucket's end.
+
+        The first mixture drawn sets the bucket (so buckets come up as often as
+        their lengths do); further draws are kept if they fall in it. Only the
+        choice of utterances is repeated, which costs nothing next to the STFT.
+        """
+        d, fcfg = self.config.data, self.config.features
+        longest = features.samples_for_frames(d.max_frames, fcfg)
+        width = d.bucket_frames
+
+        def frames_of(utts):
+            return features.num_frames(min(min(len(u) for u in utts), longest), fcfg)
+
+        picks = [self.pick(rng)]
+        bucket = (frames_of(picks[0]) - 1) // width if width else 0
+        for _ in range(MAX_BUCKET_DRAWS * size):
+            if len(picks) == size:
+                break
+            utts = self.pick(rng)
+            if not width or (frames_of(utts) - 1) // width == bucket:
+                picks.append(utts)
+        while len(picks) < size:  # a rare bucket: take any mixtures, the batch is padded to its longest
+            picks.append(self.pick(rng))
+        frames = min(d.max_frames, (bucket + 1) * width) if width else max(frames_of(u) for u in picks)
+        frames = max(frames, max(frames_of(u) for u in picks))
+        sources = []
+        for utts in picks:
+            length = min(min(len(u) for u in utts), longest)
+            sources.append(mix(np.stack([segment(u, length, rng) for u in utts]), rng, self.config))
+        return self._examples(sources, features.samples_for_frames(frames, fcfg), frames)
+
+    def _examples(self, sources: list[np.ndarray], samples: int, frames: int) -> tuple[np.ndarray, np.ndarray]:
+        """Sources of each mixture (k_i, <= samples), zero-padded into one stack -> features, labels of ``frames``."""
+        stack = np.zeros((len(sources), self.config.data.max_speakers, samples), np.float32)
+        for b, scaled in enumerate(sources):
+            stack[b, :scaled.shape[0], :scaled.shape[1]] = scaled
         feats, labels = examples_from_sources(stack, self.config)
-        frames = self.config.data.chunk_frames
         return _fit_frames(feats.swapaxes(0, 1), frames).swapaxes(0, 1), \
             _fit_frames(labels.swapaxes(0, 1), frames).swapaxes(0, 1)
 
@@ -297,13 +343,22 @@ class MixtureDataset(keras.utils.PyDataset):
         self.seed = config.train.seed if seed is None else seed
         self.shard = shard  # (index, count): worker i of n draws its own stream of mixtures
         self.epoch = 0
+        self.frames_served = self.batches_served = 0  # batch lengths vary with whole_utterances
 
     def __len__(self) -> int:
         return self.steps
 
     def __getitem__(self, index: int):
         rng = np.random.default_rng([self.seed, self.shard[0], self.shard[1], self.epoch, int(index)])
-        return self.mixer.batch(rng, self.batch_size)
+        x, y = self.mixer.batch(rng, self.batch_size)
+        self.frames_served += x.shape[0] * x.shape[1]
+        self.batches_served += 1
+        return x, y
+
+    @property
+    def frames_per_batch(self) -> float:
+        """Mean frames (batch x length) per batch handed out so far."""
+        return self.frames_served / max(self.batches_served, 1)
 
     def on_epoch_end(self):
         self.epoch += 1

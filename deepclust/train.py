@@ -85,9 +85,10 @@ def resolve_run_config(base: Path, config: str | Path | None, overrides: dict[st
 class Throughput(keras.callbacks.Callback):
     """Training frames per second, measured over whole steps (validation excluded)."""
 
-    def __init__(self, frames_per_step: int):
+    def __init__(self, frames_per_step: int | None = None, dataset: data.MixtureDataset | None = None):
         super().__init__()
-        self.frames_per_step = frames_per_step
+        self._frames_per_step = frames_per_step
+        self.dataset = dataset  # whole-utterance batches: frames per step as the data handed out
         self.steps = 0
         self.seconds = 0.0
         self._t = None
@@ -105,6 +106,10 @@ class Throughput(keras.callbacks.Callback):
             logs["train_seconds"] = self.seconds
             logs["frames_per_second"] = self.rate
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+    @property
+    def frames_per_step(self) -> float:
+        return self._frames_per_step if self._frames_per_step is not None else self.dataset.frames_per_batch
 
     @property
     def rate(self) -> float:
@@ -172,7 +177,8 @@ def _train(base: Path, out: Path, cfg: Config, verbose, dist, extra_callbacks: l
     clock = cb.Clock()
     best = cb.BestModel(out / MODEL_FILENAME)
     state = cb.TrainingState(out / STATE_DIRNAME, clock, best)
-    throughput = Throughput(cfg.train.batch_size * cfg.data.chunk_frames)
+    throughput = (Throughput(dataset=dataset) if cfg.data.whole_utterances
+                  else Throughput(cfg.train.batch_size * cfg.data.chunk_frames))
     stop_nan = cb.StopOnNaN()
     # BestModel before TrainingState: the state saved at an epoch's end must
     # already know whether that epoch was the best. TrainingState comes last,

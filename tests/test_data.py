@@ -142,3 +142,70 @@ def test_chunks_of_covers_the_end():
     pieces = data.chunks_of(arr, 10, 5)
     assert [p[0] for p in pieces] == [0, 5, 10, 15]
     assert pieces[-1][-1] == 24
+
+
+def _varied_length_folder(root):
+    """Six speakers whose utterances last 0.3 to 3 s, so whole-utterance mixtures vary in length."""
+    import soundfile as sf
+    from conftest import synth_voice
+
+    (root / "wav").mkdir(parents=True)
+    lines = []
+    rng = np.random.default_rng(0)
+    for s in range(6):
+        for u in range(4):
+            path = root / "wav" / f"s{s}_{u}.wav"
+            sf.write(path, synth_voice(100 + 40 * s, float(rng.uniform(0.3, 3.0)), 10 * s + u), 8000)
+            lines.append(f"wav/{path.name} s{s}")
+    (root / "train").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def _real_frames(feats):
+    """Frames holding signal: padding is digital silence, the log floor in every bin."""
+    return int(np.sum(feats.max(axis=-1) > np.log(features.LOG_FLOOR) + 1.0))
+
+
+def test_whole_utterance_batches_are_bucketed_by_length(tmp_path):
+    cfg = load_config("tiny", {"data.whole_utterances": True, "data.bucket_frames": 40, "data.max_frames": 600,
+                               "train.batch_size": 5})
+    mixer = data.Mixer(data.load_corpus(_varied_length_folder(tmp_path) / "train", 8000), cfg)
+    lengths, padding = set(), []
+    for i in range(12):
+        x, y = mixer.batch(np.random.default_rng(i), 5)
+        assert x.shape[0] == 5 and y.shape[:3] == x.shape and x.shape[1] <= 600
+        lengths.add(x.shape[1])
+        real = [_real_frames(item) for item in x]
+        # every mixture of the batch falls in the batch's bucket: padded by less than one bucket
+        assert all(x.shape[1] - 40 < n <= x.shape[1] for n in real), (x.shape[1], real)
+        assert np.all(y[:, max(real):] == 0)  # padding carries no weight
+        padding.append(1 - sum(real) / x.size * x.shape[-1])
+    assert len(lengths) > 2  # batches of several lengths
+    # without buckets each batch is padded to its longest mixture: more padding
+    plain = load_config("tiny", {"data.whole_utterances": True, "data.bucket_frames": 0, "train.batch_size": 5})
+    plain_mixer = data.Mixer(data.load_corpus(tmp_path / "train", 8000), plain)
+    plain_padding = []
+    for i in range(12):
+        x, _ = plain_mixer.batch(np.random.default_rng(i), 5)
+        plain_padding.append(1 - sum(_real_frames(item) for item in x) / x.size * x.shape[-1])
+    assert np.mean(padding) < 0.5 * np.mean(plain_padding)
+    # the longest mixtures are cut to max_frames
+    short = load_config("tiny", {"data.whole_utterances": True, "data.max_frames": 30, "train.batch_size": 3})
+    x, _ = data.Mixer(data.load_corpus(tmp_path / "train", 8000), short).batch(np.random.default_rng(0), 3)
+    assert x.shape[1] <= 30
+
+
+def test_training_on_bucketed_whole_utterances(tmp_path):
+    # batches of different lengths go through fit (the model's time axis is free)
+    from deepclust.train import train
+
+    base = _varied_length_folder(tmp_path)
+    (base / "valid").write_text((base / "train").read_text())
+    result = train(base, "tiny", {"data.whole_utterances": True, "data.bucket_frames": 40, "train.epochs": 1,
+                                  "train.steps_per_epoch": 4}, verbose=0)
+    import csv
+
+    rows = list(csv.DictReader((base / "history.csv").open()))
+    assert len(rows) == 1 and np.isfinite(float(rows[0]["loss"])) and np.isfinite(float(rows[0]["val_loss"]))
+    assert float(rows[0]["frames_per_second"]) > 0  # counted from the batches' own lengths
+    assert result.epochs_done == 1 and result.frames_per_second > 0
