@@ -112,11 +112,11 @@ class TrainConfig:
 @dataclass
 class SeparateConfig:
     num_speakers: int = field(default=2, metadata=_range(1, 8))
-    # --num-speakers auto: count eigenvalues of the active embeddings' second-moment matrix of at
-    # least auto_threshold times the largest (about one per speaker), at most auto_max_speakers.
-    # 0.16 chosen on the validation voices of the demo corpus (scripts/count_accuracy.py --split valid).
+    # --num-speakers auto: the most clusters, at most auto_max_speakers, whose k-means centres
+    # all have a cosine below auto_max_cosine (different voices are trained to be orthogonal).
+    # Chosen on the validation voices of the demo corpus (scripts/count_accuracy.py --split valid).
     auto_max_speakers: int = field(default=3, metadata=_range(1, 8))
-    auto_threshold: float = field(default=0.16, metadata=_range(0.0, 1.0, lo_open=True))
+    auto_max_cosine: float = field(default=0.75, metadata=_range(-1.0, 1.0, lo_open=True))
     mask: str = field(default="soft", metadata=_range(choices=("binary", "soft")))  # soft measured better
     soft_temperature: float = field(default=0.1, metadata=_range(0.0, None, lo_open=True))
     kmeans_init: int = field(default=4, metadata=_range(1, 1000))  # k-means restarts

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """How often ``--num-speakers auto`` gets the count right, on held-out 1-, 2- and 3-speaker mixtures.
 
-    python scripts/count_accuracy.py --corpus DIR --base RUN [--mixtures 40] [--threshold 0.1]
+    python scripts/count_accuracy.py --corpus DIR --base RUN [--mixtures 40] [--max-cosine 0.7 0.75 0.8]
 
 1-speaker "mixtures" are single utterances of DIR's test speakers; 2- and
 3-speaker ones come from DIR/test_mix_2spk.txt and test_mix_3spk.txt (written
@@ -24,8 +24,8 @@ def main(argv=None) -> int:
     parser.add_argument("--corpus", required=True, help="corpus folder with the test list and test_mix_*spk.txt")
     parser.add_argument("--base", required=True, help="training folder (or model file) to test")
     parser.add_argument("--mixtures", type=int, default=40, help="mixtures per speaker count")
-    parser.add_argument("--threshold", type=float, nargs="+", help="separate.auto_threshold value(s) to try "
-                                                                    "(default: the model's)")
+    parser.add_argument("--max-cosine", type=float, nargs="+", help="separate.auto_max_cosine value(s) to try "
+                                                                     "(default: the model's)")
     parser.add_argument("--split", default="test", help="speakers to draw from: test (report) or valid (tuning)")
     args = parser.parse_args(argv)
 
@@ -51,19 +51,19 @@ def main(argv=None) -> int:
         specs = read_mixture_list(listing)[: args.mixtures]
         signals[k] = [load_mixture(spec, sep.sample_rate)[0] for spec in specs]
     # The count comes from the embeddings of the active bins alone: compute them once per
-    # mixture and try every threshold on them.
+    # mixture and try every value on them.
     samples = {k: [active_embeddings(sep, m) for m in mixtures] for k, mixtures in signals.items()}
-    for threshold in args.threshold or [sep.config.auto_threshold]:
+    for max_cosine in args.max_cosine or [sep.config.auto_max_cosine]:
         results = {}
         for k, per_mixture in samples.items():
-            counts = [estimate_num_speakers(e, sep.config.auto_max_speakers, threshold) for e in per_mixture]
+            counts = [estimate_num_speakers(e, sep.config.auto_max_speakers, max_cosine) for e in per_mixture]
             results[str(k)] = {"accuracy": float(np.mean([c == k for c in counts])), "count": len(counts),
                                "estimates": {str(c): counts.count(c) for c in sorted(set(counts))}}
-            print(f"threshold {threshold}: {k} speaker(s): {100 * results[str(k)]['accuracy']:.1f} % correct of "
+            print(f"max cosine {max_cosine}: {k} speaker(s): {100 * results[str(k)]['accuracy']:.1f} % correct of "
                   f"{len(counts)} (estimates {results[str(k)]['estimates']})")
         total = sum(r["accuracy"] * r["count"] for r in results.values()) / sum(r["count"] for r in results.values())
-        print(f"threshold {threshold}: overall {100 * total:.1f} %")
-        print(json.dumps({"split": args.split, "threshold": threshold, "overall": total, "by_count": results}))
+        print(f"max cosine {max_cosine}: overall {100 * total:.1f} %")
+        print(json.dumps({"split": args.split, "max_cosine": max_cosine, "overall": total, "by_count": results}))
     return 0
 
 
@@ -76,7 +76,10 @@ def active_embeddings(sep, signal):
     feats, spec, _ = features.mixture_features(signal, sep.features)
     emb = sep.embed(feats)
     active = features.active_bins(spec, sep.features)
-    return emb[active].reshape(-1, emb.shape[-1]).astype(np.float32)
+    samples = emb[active].reshape(-1, emb.shape[-1]).astype(np.float32)
+    if len(samples) > sep.config.kmeans_max_bins:  # as separate() samples them for the clustering
+        samples = samples[np.random.default_rng(0).choice(len(samples), sep.config.kmeans_max_bins, replace=False)]
+    return samples
 
 
 if __name__ == "__main__":

@@ -171,7 +171,21 @@ def test_speaker_count_from_synthetic_embeddings(k):
     shares = rng.dirichlet(np.full(k, 5.0))
     who = rng.choice(k, size=4000, p=shares)
     emb = separate.normalize(directions[who] + 0.25 * rng.standard_normal((4000, 8)) / np.sqrt(8))
-    assert separate.estimate_num_speakers(emb, max_speakers=4, threshold=0.16) == k
+    assert separate.estimate_num_speakers(emb, max_speakers=4, max_cosine=0.75) == k
+
+
+def test_speaker_count_one_voice_spread_over_two_directions():
+    # A network that has not converged spreads one voice over nearby directions
+    # (cosine 0.85 here): still one speaker. Two orthogonal voices: two.
+    rng = np.random.default_rng(0)
+    base = np.linalg.qr(rng.standard_normal((8, 8)))[0]
+    near = np.stack([base[0], 0.85 * base[0] + np.sqrt(1 - 0.85 ** 2) * base[1]])
+    who = rng.integers(0, 2, size=3000)
+    spread = separate.normalize(near[who] + 0.1 * rng.standard_normal((3000, 8)))
+    assert separate.estimate_num_speakers(spread, max_speakers=3, max_cosine=0.75) == 1
+    apart = separate.normalize(base[:2][who] + 0.1 * rng.standard_normal((3000, 8)))
+    assert separate.estimate_num_speakers(apart, max_speakers=3, max_cosine=0.75) == 2
+    assert separate.estimate_num_speakers(apart[:5], max_speakers=3, max_cosine=0.75) == 1  # too few bins
 
 
 def test_auto_speaker_count_in_separation_and_cli_flag(trained, tmp_path):
