@@ -10,6 +10,7 @@ naming the key, what was expected, and what was received.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 import sys
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ else:  # pragma: no cover
 # by name (``--config default``); ``configs/`` at the repository root links here.
 CONFIG_DIR = Path(__file__).parent / "configs"
 CONFIG_FILENAME = "config.toml"
+
+log = logging.getLogger(__name__)
 
 
 class ConfigError(ValueError):
@@ -201,6 +204,13 @@ def _check_value(where: str, f: dataclasses.Field, value: Any) -> Any:
     return value
 
 
+# Keys earlier versions wrote into config.toml that no longer mean anything:
+# skipped with a warning, so models trained then still load.
+RETIRED_KEYS = {
+    ("separate", "auto_threshold"): "speaker counting now compares k-means centres (separate.auto_max_cosine)",
+}
+
+
 def _apply(config: Config, data: dict[str, Any], source: str) -> None:
     for section, values in data.items():
         if section not in _SECTION_CLASSES:
@@ -213,6 +223,10 @@ def _apply(config: Config, data: dict[str, Any], source: str) -> None:
         target = getattr(config, section)
         fields = {f.name: f for f in dataclasses.fields(target)}
         for key, value in values.items():
+            if (section, key) in RETIRED_KEYS:
+                log.warning("%s: %s.%s is no longer used and is ignored: %s.", source, section, key,
+                            RETIRED_KEYS[section, key])
+                continue
             if key not in fields:
                 raise ConfigError(
                     f"{source}: unknown key {section}.{key}; valid keys in [{section}] are "

@@ -1,6 +1,6 @@
 import pytest
 
-from deepclust.config import CONFIG_DIR, ConfigError, load_config, parse_duration, parse_override
+from deepclust.config import CONFIG_DIR, ConfigError, load_config, parse_duration, parse_override, read_config_file
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in CONFIG_DIR.glob("*.toml")))
@@ -62,3 +62,13 @@ def test_parse_duration():
     assert parse_duration("30") == 30
     with pytest.raises(ConfigError, match="expected a duration"):
         parse_duration("soon")
+
+
+def test_retired_key_in_an_old_config_is_skipped_with_a_warning(tmp_path, caplog):
+    # config.toml saved beside a model by an earlier version must still load
+    path = tmp_path / "config.toml"
+    path.write_text("[separate]\nauto_threshold = 0.16\nauto_max_speakers = 4\n")
+    with caplog.at_level("WARNING"):
+        cfg = read_config_file(path)
+    assert cfg.separate.auto_max_speakers == 4
+    assert "auto_threshold is no longer used" in caplog.text and str(path) in caplog.text
