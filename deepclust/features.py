@@ -76,11 +76,26 @@ def stft(signal: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
 
 
 def istft(spec: np.ndarray, length: int, cfg: FeatureConfig) -> np.ndarray:
-    """Inverse of :func:`stft` for (T, F) or (..., T, F); returns (..., length) float32."""
+    """Inverse of :func:`stft` for (T, F) or (..., T, F); returns (..., length) float32.
+
+    ``ShortTimeFFT.istft``'s numbers (tested), with the overlap-add done as
+    window/hop shifted sums of all frames at once instead of a loop over frames.
+    """
     sft = _transform(cfg.window_length, cfg.hop_length)
-    padded = _padded_length(length, cfg)
-    signal = sft.istft(np.swapaxes(np.asarray(spec), -1, -2), k1=padded, f_axis=-2, t_axis=-1)
-    return signal[..., : int(length)].astype(np.float32)
+    spec = np.asarray(spec)
+    if sft.m_num % sft.hop or sft.mfft != sft.m_num or spec.shape[-2] != num_frames(length, cfg):
+        padded = _padded_length(length, cfg)
+        signal = sft.istft(np.swapaxes(spec, -1, -2), k1=padded, f_axis=-2, t_axis=-1)
+        return signal[..., : int(length)].astype(np.float32)
+    frames = scipy.fft.irfft(spec, n=sft.mfft, axis=-1)  # (..., T, window)
+    order = (np.arange(sft.m_num) - sft.m_num_mid) % sft.m_num  # undo stft's rotation
+    frames = frames[..., order] * sft.dual_win.astype(frames.dtype)
+    count, hop = frames.shape[-2], sft.hop
+    out = np.zeros(frames.shape[:-2] + ((count - 1) * hop + sft.m_num,), frames.dtype)
+    for j in range(sft.m_num // hop):  # piece j of every frame lands j hops after its frame's start
+        out[..., j * hop:(j + count) * hop] += frames[..., j * hop:(j + 1) * hop].reshape(frames.shape[:-2] + (-1,))
+    first = sft.m_num_mid - sft.p_min * hop  # index of sample 0: frame p_min starts at p_min * hop - m_num_mid
+    return out[..., first:first + int(length)].astype(np.float32)
 
 
 def level_gain(mixture: np.ndarray, cfg: FeatureConfig) -> float:

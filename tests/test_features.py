@@ -40,6 +40,22 @@ def test_stft_matches_scipy_short_time_fft(length, window, hop):
     np.testing.assert_allclose(ours, reference, atol=2e-5 * np.sqrt(window))
 
 
+@pytest.mark.parametrize("length", [1, 63, 255, 257, 1000, 6399])
+@pytest.mark.parametrize("window,hop", [(256, 64), (512, 128), (200, 64)])
+def test_istft_matches_scipy_on_any_spectrum(length, window, hop):
+    # masked spectra are not STFTs of any signal: the inverse must still be scipy's
+    cfg = FeatureConfig(window_length=window, hop_length=hop)
+    rng = np.random.default_rng(length)
+    shape = (2, features.num_frames(length, cfg), window // 2 + 1)
+    spec = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(np.complex64)
+    padded = max(window, length)
+    reference = features._transform(window, hop).istft(np.swapaxes(spec, -1, -2), k1=padded, f_axis=-2,
+                                                       t_axis=-1)[..., :length]
+    ours = features.istft(spec, length, cfg)
+    assert ours.shape == (2, length) and ours.dtype == np.float32
+    np.testing.assert_allclose(ours, reference, atol=1e-4 * np.abs(reference).max())
+
+
 def test_samples_for_frames_is_largest_fitting_length():
     cfg = FeatureConfig()
     for frames in (20, 100, 400):
