@@ -92,14 +92,20 @@ class Throughput(keras.callbacks.Callback):
         self.steps = 0
         self.seconds = 0.0
         self._t = None
+        self._warm = False
+
+    def on_train_begin(self, logs=None):
+        self._warm = False
 
     def on_train_batch_begin(self, batch, logs=None):
         self._t = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
-        if self._t is not None:
+        # The first step of a run traces and compiles the graph: not a step's cost.
+        if self._t is not None and self._warm:
             self.seconds += time.perf_counter() - self._t
             self.steps += 1
+        self._warm = True
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
