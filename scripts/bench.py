@@ -193,8 +193,19 @@ def long_file_child(config: str, minutes: float) -> None:
         start = time.perf_counter()
         Separator(net, cfg.separate).separate_file(path, Path(tmp) / "out", num_speakers=2)
         total = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"long_minutes": minutes, "long_rtf": total / seconds, "long_peak_mib": peak}))
+    print(json.dumps({"long_minutes": minutes, "long_rtf": total / seconds, "long_peak_mib": own_peak_mib()}))
+
+
+def own_peak_mib() -> float:
+    """This process's peak RSS. Linux's ru_maxrss survives exec, so a child started by a big
+    parent would report the parent's peak; VmHWM belongs to this process's own memory."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main(argv=None) -> int:
