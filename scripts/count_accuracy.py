@@ -26,6 +26,8 @@ def main(argv=None) -> int:
     parser.add_argument("--mixtures", type=int, default=40, help="mixtures per speaker count")
     parser.add_argument("--max-cosine", type=float, nargs="+", help="separate.auto_max_cosine value(s) to try "
                                                                      "(default: the model's)")
+    parser.add_argument("--max-cosine-many", type=float, nargs="+",
+                        help="separate.auto_max_cosine_many value(s) to try with each (default: the model's)")
     parser.add_argument("--split", default="test", help="speakers to draw from: test (report) or valid (tuning)")
     args = parser.parse_args(argv)
 
@@ -53,17 +55,20 @@ def main(argv=None) -> int:
     # The count comes from the embeddings of the active bins alone: compute them once per
     # mixture and try every value on them.
     samples = {k: [active_embeddings(sep, m) for m in mixtures] for k, mixtures in signals.items()}
-    for max_cosine in args.max_cosine or [sep.config.auto_max_cosine]:
+    pairs = [(a, b) for a in args.max_cosine or [sep.config.auto_max_cosine]
+             for b in args.max_cosine_many or [sep.config.auto_max_cosine_many]]
+    for max_cosine, many in pairs:
         results = {}
         for k, per_mixture in samples.items():
-            counts = [estimate_num_speakers(e, sep.config.auto_max_speakers, max_cosine) for e in per_mixture]
+            counts = [estimate_num_speakers(e, sep.config.auto_max_speakers, max_cosine, many) for e in per_mixture]
             results[str(k)] = {"accuracy": float(np.mean([c == k for c in counts])), "count": len(counts),
                                "estimates": {str(c): counts.count(c) for c in sorted(set(counts))}}
-            print(f"max cosine {max_cosine}: {k} speaker(s): {100 * results[str(k)]['accuracy']:.1f} % correct of "
+            print(f"max cosine {max_cosine}/{many}: {k} speaker(s): {100 * results[str(k)]['accuracy']:.1f} % correct of "
                   f"{len(counts)} (estimates {results[str(k)]['estimates']})")
         total = sum(r["accuracy"] * r["count"] for r in results.values()) / sum(r["count"] for r in results.values())
-        print(f"max cosine {max_cosine}: overall {100 * total:.1f} %")
-        print(json.dumps({"split": args.split, "max_cosine": max_cosine, "overall": total, "by_count": results}))
+        print(f"max cosine {max_cosine}/{many}: overall {100 * total:.1f} %")
+        print(json.dumps({"split": args.split, "max_cosine": max_cosine, "max_cosine_many": many, "overall": total,
+                          "by_count": results}))
     return 0
 
 
