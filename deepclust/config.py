@@ -255,8 +255,9 @@ def validate(config: Config, source: str = "config") -> Config:
             f"{source}: data.peak_gain_min must not exceed data.peak_gain_max. "
             f"Received: peak_gain_min={d.peak_gain_min}, peak_gain_max={d.peak_gain_max}"
         )
-    if config.train.time_limit:
-        parse_duration(config.train.time_limit, what=f"{source}: train.time_limit")
+    if config.train.time_limit and parse_duration(config.train.time_limit, what=f"{source}: train.time_limit") <= 0:
+        raise ConfigError(f"{source}: train.time_limit: expected a positive duration such as 90s, 15m or 2h, or \"\" "
+                          f"for no limit. Received: time_limit={config.train.time_limit!r}")
     return config
 
 

@@ -215,7 +215,7 @@ def _train(base: Path, out: Path, cfg: Config, verbose, dist, extra_callbacks: l
             # Keras would still run one batch and a validation before a callback could stop it.
             time_limit.reached = True
             clock.restore(spent)
-            if saved[2].get("best") is not None:
+            if saved and saved[2].get("best") is not None:
                 best.best = float(saved[2]["best"])
             log.info("the time limit (%s) was already spent in earlier runs; nothing to do", cfg.train.time_limit)
         elif dist is None:

@@ -72,3 +72,9 @@ def test_retired_key_in_an_old_config_is_skipped_with_a_warning(tmp_path, caplog
         cfg = read_config_file(path)
     assert cfg.separate.auto_max_speakers == 4
     assert "auto_threshold is no longer used" in caplog.text and str(path) in caplog.text
+
+
+@pytest.mark.parametrize("limit", ["0", "0m", "0.0h"])
+def test_time_limit_must_be_positive(limit):
+    with pytest.raises(ConfigError, match=r"positive duration.*Received: time_limit="):
+        load_config("tiny", {"train.time_limit": limit})
