@@ -317,7 +317,7 @@ def _uniform_bands(rng: np.random.Generator, bands: tuple[tuple[float, float], .
     return float(rng.uniform(lo, hi))
 
 
-def make_voices(count: int, seed: int = 0, group: str = "train", first: int = 0) -> list[VoiceSpec]:
+def make_voices(count: int, seed: int = 0, group: str = "train") -> list[VoiceSpec]:
     """``count`` distinct voices of ``group`` (``"train"`` or ``"test"``), drawn deterministically from ``seed``.
 
     Genders alternate; each voice gets its own (accent, variant) pair (no
@@ -326,7 +326,7 @@ def make_voices(count: int, seed: int = 0, group: str = "train", first: int = 0)
     three vary independently. Train voices use the accents not in
     TEST_ACCENTS and the "train" bands; test voices only TEST_ACCENTS and the
     "test" bands, so no test voice resembles a training voice in accent,
-    pitch, intonation range or rate. Names are ``spk<first + k>`` plus gender.
+    pitch, intonation range or rate. Names are ``spk<k>`` plus the gender (f/m).
     """
     if group not in ("train", "test"):
         raise CorpusError(f"group must be 'train' or 'test'. Received: group={group!r}")
@@ -343,7 +343,7 @@ def make_voices(count: int, seed: int = 0, group: str = "train", first: int = 0)
         pitch = int(np.clip(round(PITCH_CENTRE + _octaves_to_pitch_units(shift)), 0, 99))
         rate = int(round(_uniform_bands(rng, SPEAKING_RATE_WPM[group]) / warp))
         pitch_range = int(round(_uniform_bands(rng, PITCH_RANGE[group])))
-        voices.append(VoiceSpec(name=f"spk{first + k:03d}{'fm'[gender]}", voice=espeak_voice, pitch=pitch,
+        voices.append(VoiceSpec(name=f"spk{k:03d}{'fm'[gender]}", voice=espeak_voice, pitch=pitch,
                                 pitch_range=pitch_range, rate=rate, warp=warp))
     return voices
 
