@@ -297,8 +297,21 @@ def user_errors() -> tuple[type[BaseException], ...]:
             FileExistsError, FileNotFoundError, PermissionError)
 
 
+# Commands that run TensorFlow: started from the shell, they re-execute themselves under
+# tcmalloc where the system has it (see deepclust.allocator for why and the figures).
+FAST_ALLOCATOR_COMMANDS = ("train", "separate", "evaluate", "visualize")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
+    if argv is None and args.command in FAST_ALLOCATOR_COMMANDS:
+        from .allocator import reexec_with_fast_allocator
+
+        try:
+            reexec_with_fast_allocator(["-m", "deepclust", *sys.argv[1:]])  # returns only when there is nothing to do
+        except FileNotFoundError as exc:
+            print(f"deepclust {args.command}: error: {exc}", file=sys.stderr)
+            return EXIT_USER_ERROR
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -22,7 +22,7 @@ from typing import Any
 
 import keras
 
-from . import callbacks as cb
+from . import allocator, callbacks as cb
 from . import data, model as model_lib
 from .config import (CONFIG_FILENAME, Config, ConfigError, apply_overrides, load_config, parse_duration,
                      read_config_file)
@@ -155,6 +155,9 @@ def _train(base: Path, out: Path, cfg: Config, verbose, dist, extra_callbacks: l
     # Set either way: the policy is global, and an earlier run in this process may have changed it.
     keras.mixed_precision.set_global_policy("mixed_float16" if cfg.train.mixed_precision else "float32")
 
+    log.info("memory allocator: %s", allocator.describe())
+    if allocator.advice():
+        log.warning(allocator.advice())
     log.info("reading %s and %s", base / "train", base / "valid")
     train_corpus = data.load_corpus(base / "train", cfg.audio.sample_rate, cfg.data.min_speakers, progress=bool(verbose))
     valid_corpus = data.load_corpus(base / "valid", cfg.audio.sample_rate, cfg.data.min_speakers, progress=bool(verbose))

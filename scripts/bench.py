@@ -5,13 +5,15 @@
 
 - training throughput (frames/s): the model step alone on synthetic tensors,
   the data pipeline alone (one thread and config workers), full ``fit`` with
-  the real pipeline, and ``deepclust train`` itself (every callback, frames/s as
-  it logs them); full / model-alone shows whether data starves the model;
+  the real pipeline, and ``deepclust train`` itself started as its own process
+  (every callback, frames/s as it logs them); full / model-alone shows whether
+  data starves the model;
 - the loss's share of a training step (loss + its gradient alone vs the step);
 - separation of a 10 s and a 60 s mixture: real-time factor per stage
   (features, network, k-means, inverse STFT, file I/O) and peak memory;
 - optionally a long file (``--long-minutes``) in a child process: its peak RSS;
-- the machine and library versions.
+- the machine, library versions and memory allocator (the benchmark re-executes
+  itself under tcmalloc where ``deepclust`` would: see deepclust/allocator.py).
 
 Without ``--base`` the data are generated harmonic "voices" (timing does not
 depend on what the voices say); the model is untrained (timing does not depend
@@ -60,9 +62,11 @@ def synthetic_base(root: Path, speakers: int = 12, utterances: int = 4) -> Path:
 
 def versions() -> dict:
     import keras
+
+    from deepclust import allocator
     out = {"python": platform.python_version(), "keras": keras.__version__, "backend": keras.backend.backend(),
            "numpy": np.__version__, "machine": platform.machine(), "cpus": os.cpu_count(),
-           "processor": platform.processor() or platform.platform()}
+           "processor": platform.processor() or platform.platform(), "allocator": allocator.describe()}
     for name in ("tensorflow", "torch", "jax"):
         if name in sys.modules or name == keras.backend.backend():
             try:
@@ -143,19 +147,28 @@ def time_full_fit(net, dataset, cfg, steps: int) -> float:
     return steps * cfg.train.batch_size * cfg.data.chunk_frames / (time.perf_counter() - start)
 
 
-def time_train(base: Path, config: str, overrides: dict, steps: int, folder: Path) -> float:
-    """Frames/s as ``deepclust train`` logs them: the real pipeline, every callback (checkpoints,
-    history, progress, time limit), validation excluded; two epochs of ``steps`` steps."""
+def time_train(base: Path, config: str, overrides: list[str], steps: int, folder: Path) -> float:
+    """Frames/s as ``deepclust train`` logs them, started as its own process the way a user starts
+    it (its own allocator, imports and first steps; every callback; validation excluded); two
+    epochs of ``steps`` steps. Read from the run's history.csv (the last epoch's running rate)."""
+    import csv
+
     from deepclust.data import parse_list
-    from deepclust.train import train
 
     run = folder / "train_run"
     run.mkdir()
     for split in ("train", "valid"):  # absolute paths: the run folder is not the user's base
         (run / split).write_text("".join(f"{e.path.resolve()} {e.speaker}\n" for e in parse_list(base / split)))
-    result = train(run, config, {**overrides, "train.epochs": 2, "train.steps_per_epoch": steps,
-                                 "train.time_limit": "", "train.patience": 0, "train.lr_patience": 0}, verbose=0)
-    return result.frames_per_second
+    sets = [*overrides, "train.epochs=2", f"train.steps_per_epoch={steps}", "train.time_limit=",
+            "train.patience=0", "train.lr_patience=0"]
+    cmd = [sys.executable, "-m", "deepclust", "train", "--base", str(run), "--config", config, "--quiet"]
+    for item in sets:
+        cmd += ["--set", item]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"deepclust train failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    with open(run / "history.csv", newline="") as f:
+        return float(list(csv.DictReader(f))[-1]["frames_per_second"])
 
 
 def time_separation(net, cfg, seconds: float, folder: Path) -> dict:
@@ -217,6 +230,10 @@ def main(argv=None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="config override")
     parser.add_argument("--_long-child", dest="long_child", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if argv is None:  # the same allocator as `deepclust train` gets, so the ratios compare like with like
+        from deepclust.allocator import reexec_with_fast_allocator
+
+        reexec_with_fast_allocator([__file__, *sys.argv[1:]])
 
     if args.long_child:
         long_file_child(args.config, args.long_child)
@@ -248,8 +265,7 @@ def main(argv=None) -> int:
         results["loss_share"] = time_loss_share(cfg, step_seconds)
         results["data_fps_1thread"], results["data_fps"] = time_data(mixer, cfg, max(4, args.steps // 2))
         results["full_fps"] = time_full_fit(net, data.MixtureDataset(mixer, cfg), cfg, args.steps)
-        results["train_fps"] = time_train(base, args.config, dict(parse_override(s) for s in args.set), args.steps,
-                                          tmp)
+        results["train_fps"] = time_train(base, args.config, args.set, args.steps, tmp)
         results["full_over_model"] = results["full_fps"] / results["model_fps"]
         results["train_over_model"] = results["train_fps"] / results["model_fps"]
         for seconds in (10, 60):
@@ -271,7 +287,7 @@ def print_table(r: dict) -> None:
     print(f"\ndeepclust benchmark: config={r['config']} {' '.join(r['overrides'])}  batch={r['batch_size']} "
           f"chunk={r['chunk_frames']} jit={r['jit']} mixed_precision={r['mixed_precision']}")
     print(f"machine: {v['processor']} ({v['cpus']} cpus{', GPUs ' + str(v['gpus']) if v.get('gpus') else ''}); "
-          f"python {v['python']}, keras {v['keras']} ({v['backend']})"
+          f"{v.get('allocator', '?')}; python {v['python']}, keras {v['keras']} ({v['backend']})"
           + "".join(f", {k} {v[k]}" for k in ("tensorflow", "torch", "jax") if k in v))
     rows = [
         ("training: model step alone", f"{r['model_fps']:,.0f} frames/s"),
