@@ -62,6 +62,9 @@ class FeatureConfig:
 class DataConfig:
     min_speakers: int = field(default=2, metadata=_range(1, 8))
     max_speakers: int = field(default=2, metadata=_range(1, 8))  # label width
+    # Share of training mixtures that hold a single voice (whatever min_speakers says), so the
+    # network learns that one voice is one cluster: what --num-speakers auto counts on.
+    single_speaker_fraction: float = field(default=0.0, metadata=_range(0.0, 1.0))
     chunk_frames: int = field(default=100, metadata=_range(8, 100000))  # STFT frames per training chunk
     chunk_hop: int = field(default=50, metadata=_range(1, 100000))  # frames between validation chunks
     # "wsj0": sources at equal RMS, then a random gain per source (wsj0-2mix);

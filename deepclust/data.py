@@ -214,6 +214,9 @@ class Mixer:
 
     def num_speakers(self, rng: np.random.Generator) -> int:
         d = self.config.data
+        # Drawn only when asked for, so configs without single voices draw the same mixtures as before.
+        if d.single_speaker_fraction and rng.random() < d.single_speaker_fraction:
+            return 1
         hi = min(d.max_speakers, len(self.names))
         return int(rng.integers(d.min_speakers, hi + 1))
 
@@ -349,7 +352,11 @@ class MixtureDataset(keras.utils.PyDataset):
         return self.steps
 
     def __getitem__(self, index: int):
-        rng = np.random.default_rng([self.seed, self.shard[0], self.shard[1], self.epoch, int(index)])
+        return self.batch_at(self.epoch, index)
+
+    def batch_at(self, epoch: int, index: int):
+        """Batch ``index`` of ``epoch``: the same arrays whoever asks, in whatever order."""
+        rng = np.random.default_rng([self.seed, self.shard[0], self.shard[1], int(epoch), int(index)])
         x, y = self.mixer.batch(rng, self.batch_size)
         self.frames_served += x.shape[0] * x.shape[1]
         self.batches_served += 1

@@ -159,8 +159,9 @@ def _train(base: Path, out: Path, cfg: Config, verbose, dist, extra_callbacks: l
     if allocator.advice():
         log.warning(allocator.advice())
     log.info("reading %s and %s", base / "train", base / "valid")
-    train_corpus = data.load_corpus(base / "train", cfg.audio.sample_rate, cfg.data.min_speakers, progress=bool(verbose))
-    valid_corpus = data.load_corpus(base / "valid", cfg.audio.sample_rate, cfg.data.min_speakers, progress=bool(verbose))
+    bars = verbose in (1, "auto")  # --quiet (verbose=2) logs one line per epoch: no progress bars either
+    train_corpus = data.load_corpus(base / "train", cfg.audio.sample_rate, cfg.data.min_speakers, progress=bars)
+    valid_corpus = data.load_corpus(base / "valid", cfg.audio.sample_rate, cfg.data.min_speakers, progress=bars)
     for name, corpus in (("train", train_corpus), ("valid", valid_corpus)):
         log.info("%s: %d speakers, %d utterances, %.1f min%s", name, len(corpus.speakers), corpus.num_utterances,
                  corpus.seconds / cfg.audio.sample_rate / 60,

@@ -63,6 +63,25 @@ def test_mixer_distinct_speakers_counts_and_levels(list_folder, tiny_config):
     assert len(set(chosen.tolist())) == 3
 
 
+def test_single_speaker_fraction(list_folder, tiny_config):
+    """data.single_speaker_fraction: that share of mixtures holds one voice, labelled as one cluster;
+    the rest keep min_speakers..max_speakers; 0 draws exactly the mixtures it drew before."""
+    corpus = data.load_corpus(list_folder / "train", 8000)
+    before = [data.Mixer(corpus, tiny_config).num_speakers(np.random.default_rng(i)) for i in range(200)]
+    tiny_config.data.single_speaker_fraction = 0.0
+    assert [data.Mixer(corpus, tiny_config).num_speakers(np.random.default_rng(i)) for i in range(200)] == before
+    tiny_config.data.single_speaker_fraction = 0.25
+    mixer = data.Mixer(corpus, tiny_config)
+    rng = np.random.default_rng(0)
+    counts = [mixer.num_speakers(rng) for _ in range(2000)]
+    assert abs(counts.count(1) / len(counts) - 0.25) < 0.03
+    assert set(counts) == {1, tiny_config.data.min_speakers, tiny_config.data.max_speakers}
+    x, y = mixer.batch(np.random.default_rng(3), 64)
+    # single-voice chunks: every non-silent bin belongs to the first label
+    singles = [b for b in range(64) if y[b].sum() > 0 and not y[b][..., 1:].any()]
+    assert singles and all(np.all(y[b].sum(-1) <= 1) for b in singles)
+
+
 def test_wsj0_mixing_level_range(tiny_config):
     cfg = tiny_config
     cfg.data.level_db = 2.5

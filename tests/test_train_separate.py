@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from conftest import synth_voice
-from deepclust import cli, separate
+from deepclust import cli, data, separate
 from deepclust.config import ConfigError, read_config_file
 from deepclust.train import train
 
@@ -34,12 +34,18 @@ def test_train_writes_model_config_history_state(trained):
     assert result.frames_per_second > 0
 
 
-def test_rerun_resumes_instead_of_starting_over(trained):
+def test_rerun_resumes_instead_of_starting_over(trained, monkeypatch):
     base, _ = trained
+    drawn = []  # (epoch, index) of every training batch made
+    real = data.MixtureDataset.batch_at
+    monkeypatch.setattr(data.MixtureDataset, "batch_at",
+                        lambda self, epoch, index: drawn.append((epoch, index)) or real(self, epoch, index))
     result = train(base, None, {"train.epochs": 3}, verbose=0)
     assert result.epochs_done == 3
     rows = list(csv.DictReader(open(base / "history.csv")))
     assert [int(r["epoch"]) for r in rows] == [0, 1, 2]  # one new epoch, not three
+    # The resumed epoch draws its own mixtures, not those of the epochs already trained.
+    assert drawn and min(epoch for epoch, _ in drawn) == 2
 
 
 def test_resume_with_other_architecture_is_refused(trained):
