@@ -223,6 +223,9 @@ def _train(base: Path, out: Path, cfg: Config, verbose, dist, extra_callbacks: l
                 best.best = float(saved[2]["best"])
             log.info("the time limit (%s) was already spent in earlier runs; nothing to do", cfg.train.time_limit)
         elif dist is None:
+            # Keras draws a few batches to learn their shapes and build the optimizer before the
+            # first epoch begins (and EpochSync sets the epoch): draw them from the resumed epoch too.
+            dataset.epoch = saved[0] if saved else 0
             net.fit(dataset, **fit_args)
         else:
             dist.fit(net, dataset, **fit_args)
