@@ -105,7 +105,8 @@ def _run_train(args: argparse.Namespace) -> int:
                    distribute=args.distribute)
     print(f"model: {result.model_path} ({result.stopped}, {result.epochs_done} epochs, "
           f"best val_loss {result.best_val_loss:.4f}, {result.frames_per_second:.0f} frames/s)")
-    return 0 if result.stopped != "nan" else 1
+    # A job scheduler that sees a non-zero status can start the command again, which resumes.
+    return {"nan": 1, "interrupted": EXIT_INTERRUPTED}.get(result.stopped, 0)
 
 
 # -- separate ----------------------------------------------------------------------

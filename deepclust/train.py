@@ -15,6 +15,8 @@ import contextlib
 import csv
 import logging
 import math
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,6 +150,26 @@ def train(
         return _train(base, Path(out), cfg, verbose, dist, callbacks or [])
 
 
+@contextlib.contextmanager
+def sigterm_interrupts():
+    """While it lasts, SIGTERM (what ``kill``, Slurm and Kubernetes send before they stop a job)
+    stops training the way Ctrl-C does: the last completed epoch's state stays, the best model
+    too, and the same command resumes. Only the main thread can take signals; elsewhere it does
+    nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _train(base: Path, out: Path, cfg: Config, verbose, dist, extra_callbacks: list) -> TrainResult:
     """train() once the config is known; writes into ``out`` (``base``, except on non-chief workers)."""
     batch_size = dist.worker_batch_size(cfg.train.batch_size) if dist else cfg.train.batch_size
@@ -215,20 +237,21 @@ def _train(base: Path, out: Path, cfg: Config, verbose, dist, extra_callbacks: l
                     callbacks=callback_list, verbose=verbose)
     spent = float(saved[2].get("elapsed_seconds", 0.0)) if saved else 0.0
     try:
-        if time_limit is not None and spent >= time_limit.seconds:
-            # Keras would still run one batch and a validation before a callback could stop it.
-            time_limit.reached = True
-            clock.restore(spent)
-            if saved and saved[2].get("best") is not None:
-                best.best = float(saved[2]["best"])
-            log.info("the time limit (%s) was already spent in earlier runs; nothing to do", cfg.train.time_limit)
-        elif dist is None:
-            # Keras draws a few batches to learn their shapes and build the optimizer before the
-            # first epoch begins (and EpochSync sets the epoch): draw them from the resumed epoch too.
-            dataset.epoch = saved[0] if saved else 0
-            net.fit(dataset, **fit_args)
-        else:
-            dist.fit(net, dataset, **fit_args)
+        with sigterm_interrupts():
+            if time_limit is not None and spent >= time_limit.seconds:
+                # Keras would still run one batch and a validation before a callback could stop it.
+                time_limit.reached = True
+                clock.restore(spent)
+                if saved and saved[2].get("best") is not None:
+                    best.best = float(saved[2]["best"])
+                log.info("the time limit (%s) was already spent in earlier runs; nothing to do", cfg.train.time_limit)
+            elif dist is None:
+                # Keras draws a few batches to learn their shapes and build the optimizer before the
+                # first epoch begins (and EpochSync sets the epoch): draw them from the resumed epoch too.
+                dataset.epoch = saved[0] if saved else 0
+                net.fit(dataset, **fit_args)
+            else:
+                dist.fit(net, dataset, **fit_args)
     except KeyboardInterrupt:
         stopped = "interrupted"
         log.warning("interrupted: the last completed epoch is saved in %s; run the same command to resume",

@@ -124,6 +124,36 @@ def test_killed_run_resumes_with_weights_and_optimizer_state(tmp_path, monkeypat
         np.testing.assert_array_equal(got, want.numpy())
 
 
+def test_sigterm_stops_like_ctrl_c_and_the_run_resumes(tmp_path):
+    """What kill, Slurm and Kubernetes send: a clean stop (message, exit status 130, state and model
+    kept), then the same command goes on from the saved epoch."""
+    base = write_list_folder(tmp_path / "base", SPEAKERS)
+    command = [sys.executable, "-m", "deepclust", "train", "--base", str(base), "--config", "tiny",
+               "--set", "train.epochs=50", "--quiet"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    try:
+        deadline = time.monotonic() + 90
+        while not list((base / STATE_DIRNAME).glob("epoch-*.json")):
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "no training state written in 90 s"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == cli.EXIT_INTERRUPTED, stderr.decode()[-2000:]
+    assert "interrupted" in stderr.decode() and "Traceback" not in stderr.decode()
+    epoch = cb.latest_state(base / STATE_DIRNAME)[0]
+    assert 1 <= epoch < 50 and no_temporaries(base)
+    assert_model_finite(base)
+
+    result = train(base, "tiny", {"train.epochs": epoch + 1}, verbose=0)
+    assert result.stopped == "completed" and result.epochs_done == epoch + 1
+    assert history_epochs(base) == list(range(epoch + 1))
+
+
 def test_stale_temporaries_are_removed_and_history_is_trimmed(tmp_path):
     folder = tmp_path / "checkpoints"
     folder.mkdir()
