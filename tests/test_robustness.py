@@ -71,19 +71,30 @@ class Spy:
         monkeypatch.setattr(cb.TrainingState, "on_train_end", on_train_end, raising=False)
 
 
-# -- 1, 2: SIGKILL mid-run, then resume ---------------------------------------------
-def test_killed_run_resumes_with_weights_and_optimizer_state(tmp_path, monkeypatch):
-    base = write_list_folder(tmp_path / "base", SPEAKERS)
+def start_training_until_first_state(base: Path) -> subprocess.Popen:
+    """``deepclust train`` (tiny, 50 epochs) as its own process, returned once it has saved a state."""
     command = [sys.executable, "-m", "deepclust", "train", "--base", str(base), "--config", "tiny",
                "--set", "train.epochs=50", "--quiet"]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    deadline = time.monotonic() + 90
     try:
-        deadline = time.monotonic() + 90
         while not list((base / STATE_DIRNAME).glob("epoch-*.json")):
             assert proc.poll() is None, proc.stderr.read().decode()
             assert time.monotonic() < deadline, "no training state written in 90 s"
             time.sleep(0.05)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    return proc
+
+
+# -- 1, 2: SIGKILL mid-run, then resume ---------------------------------------------
+def test_killed_run_resumes_with_weights_and_optimizer_state(tmp_path, monkeypatch):
+    base = write_list_folder(tmp_path / "base", SPEAKERS)
+    proc = start_training_until_first_state(base)
+    try:
         time.sleep(0.3)  # land somewhere inside a later epoch, or inside a save
     finally:
         proc.send_signal(signal.SIGKILL)
@@ -128,16 +139,8 @@ def test_sigterm_stops_like_ctrl_c_and_the_run_resumes(tmp_path):
     """What kill, Slurm and Kubernetes send: a clean stop (message, exit status 130, state and model
     kept), then the same command goes on from the saved epoch."""
     base = write_list_folder(tmp_path / "base", SPEAKERS)
-    command = [sys.executable, "-m", "deepclust", "train", "--base", str(base), "--config", "tiny",
-               "--set", "train.epochs=50", "--quiet"]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    proc = start_training_until_first_state(base)
     try:
-        deadline = time.monotonic() + 90
-        while not list((base / STATE_DIRNAME).glob("epoch-*.json")):
-            assert proc.poll() is None, proc.stderr.read().decode()
-            assert time.monotonic() < deadline, "no training state written in 90 s"
-            time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=60)
     finally:
