@@ -262,6 +262,35 @@ class EpochSync(keras.callbacks.Callback):
         self.dataset.epoch = epoch
 
 
+class ChunkCurriculum(keras.callbacks.Callback):
+    """Ends the short-chunk phase of a chunk-length curriculum (DPCL++: 100 frames, then 400).
+
+    At the end of the first epoch at which ``after_seconds`` of training time
+    (across resumes) or ``after_epoch`` epochs have passed, it stops ``fit``:
+    the epoch's state and best model are saved as usual, and the caller starts
+    the long-chunk phase as a new ``fit`` that resumes from that state (a new
+    ``fit``, because Keras fixes the batch shape a dataset may have when ``fit``
+    begins).
+    """
+
+    def __init__(self, clock: Clock, after_seconds: float | None = None, after_epoch: int | None = None):
+        super().__init__()
+        self.clock = clock
+        self.after_seconds = after_seconds
+        self.after_epoch = after_epoch
+        self.switch_epoch: int | None = None
+
+    def due(self, epochs_done: int) -> bool:
+        if self.after_seconds is not None:
+            return self.clock.elapsed >= self.after_seconds
+        return self.after_epoch is not None and epochs_done >= self.after_epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.switch_epoch is None and self.due(epoch + 1):
+            self.switch_epoch = epoch + 1
+            self.model.stop_training = True
+
+
 class StopOnNaN(keras.callbacks.Callback):
     """Stop at a NaN or infinite loss (training, or validation at an epoch's end);
     the best model saved so far is kept."""

@@ -122,7 +122,8 @@ def _add_separate(sub) -> None:
     p.add_argument("--num-speakers", type=num_speakers_arg,
                    help="number of speakers k, or 'auto' to estimate it from the embeddings "
                         "(default: the model's config)")
-    p.add_argument("--mask", choices=("binary", "soft"), help="binary (k-means) or soft (soft k-means) masks")
+    p.add_argument("--mask", choices=("binary", "soft", "network"),
+                   help="binary (k-means) or soft (soft k-means) masks, or network: a mask head's own (Chimera++)")
     p.add_argument("--out-dir", help="write D/<stem>/out_N.wav instead of beside the input")
     p.add_argument("--force", action="store_true", help="replace existing output files")
     p.set_defaults(func=_run_separate)
@@ -215,7 +216,8 @@ def _add_evaluate(sub) -> None:
                    help="separate into k sources (mixtures with another count are skipped), or 'auto': estimate "
                         "the count, report its accuracy, and score with the true count")
     p.add_argument("--oracle", choices=("ibm", "irm"), help="score the ideal binary/ratio mask instead of a model")
-    p.add_argument("--mask", choices=("binary", "soft"), help="binary (k-means) or soft (soft k-means) masks")
+    p.add_argument("--mask", choices=("binary", "soft", "network"),
+                   help="binary (k-means) or soft (soft k-means) masks, or network: a mask head's own (Chimera++)")
     p.add_argument("--out", help="report folder (default: eval_<name>[_<oracle>] beside TEST)")
     p.add_argument("--jobs", type=int, default=1, help="parallel scoring processes (default 1)")
     p.add_argument("--save-audio", action="store_true", help="keep the separated files in REPORT/audio/")

@@ -84,6 +84,12 @@ class DataConfig:
     whole_utterances: bool = False
     bucket_frames: int = field(default=50, metadata=_range(0, 100000))
     max_frames: int = field(default=800, metadata=_range(8, 100000))
+    # Chunk-length curriculum (DPCL++, Isik et al. 2016: 100 frames, then 400): from this share
+    # of the training budget on (train.time_limit if set, else train.epochs), training chunks are
+    # long_chunk_frames long and batches proportionally smaller, so a step holds as many frames.
+    # Validation keeps chunk_frames chunks, so val_loss stays comparable. 0 = off.
+    long_chunk_frames: int = field(default=0, metadata=_range(0, 100000))
+    long_chunk_from: float = field(default=0.5, metadata=_range(0.0, 1.0))
 
 
 @dataclass
@@ -95,6 +101,10 @@ class ModelConfig:
     # Anything but 0 disables TensorFlow's cuDNN LSTM kernel on a GPU (slow).
     recurrent_dropout: float = field(default=0.0, metadata=_range(0.0, 1.0))
     l2: float = field(default=0.0, metadata=_range(0.0, 1.0))  # kernel L2 penalty
+    # Chimera++ (Wang, Le Roux, Hershey 2018): a second output beside the embeddings, one
+    # softmax mask per speaker slot (data.max_speakers), trained jointly with a permutation-
+    # invariant phase-sensitive loss; separate.mask = "network" then uses its masks.
+    mask_head: bool = False
 
 
 @dataclass
@@ -113,6 +123,9 @@ class TrainConfig:
     time_limit: str = field(default="")  # "" = none; e.g. "90s", "15m", "2h"
     mixed_precision: bool = False
     jit: bool = False
+    # With model.mask_head: loss = loss_alpha * deep clustering + (1 - loss_alpha) * mask inference.
+    # Both losses are normalised to similar ranges (about 0.1-0.5), hence 0.5 rather than Chimera++'s 0.975.
+    loss_alpha: float = field(default=0.5, metadata=_range(0.0, 1.0, lo_open=True))
 
 
 @dataclass
@@ -126,7 +139,9 @@ class SeparateConfig:
     auto_max_speakers: int = field(default=3, metadata=_range(1, 8))
     auto_max_cosine: float = field(default=0.65, metadata=_range(-1.0, 1.0, lo_open=True))
     auto_max_cosine_many: float = field(default=0.75, metadata=_range(-1.0, 1.0, lo_open=True))
-    mask: str = field(default="soft", metadata=_range(choices=("binary", "soft")))  # soft measured better
+    # "binary" (k-means), "soft" (soft k-means, measured better), or "network": the masks of a
+    # mask head (model.mask_head; Chimera++), no clustering; --num-speakers auto still counts on the embeddings.
+    mask: str = field(default="soft", metadata=_range(choices=("binary", "soft", "network")))
     # Soft k-means sharpness (distance units); 0.2 beat 0.05-0.4 on validation voices.
     soft_temperature: float = field(default=0.2, metadata=_range(0.0, None, lo_open=True))
     kmeans_init: int = field(default=4, metadata=_range(1, 1000))  # k-means restarts
@@ -259,6 +274,12 @@ def validate(config: Config, source: str = "config") -> Config:
         raise ConfigError(
             f"{source}: data.peak_gain_min must not exceed data.peak_gain_max. "
             f"Received: peak_gain_min={d.peak_gain_min}, peak_gain_max={d.peak_gain_max}"
+        )
+    if d.long_chunk_frames and d.whole_utterances:
+        raise ConfigError(
+            f"{source}: data.long_chunk_frames (a chunk-length curriculum) needs chunked training; set it to 0 "
+            f"or data.whole_utterances to false. Received: long_chunk_frames={d.long_chunk_frames}, "
+            f"whole_utterances=true"
         )
     if config.train.time_limit and parse_duration(config.train.time_limit, what=f"{source}: train.time_limit") <= 0:
         raise ConfigError(f"{source}: train.time_limit: expected a positive duration such as 90s, 15m or 2h, or \"\" "

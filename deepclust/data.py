@@ -172,15 +172,22 @@ def mix(sources: np.ndarray, rng: np.random.Generator, config: Config) -> np.nda
     return scaled
 
 
-def example_from_sources(scaled_sources: np.ndarray, config: Config) -> tuple[np.ndarray, np.ndarray]:
-    """Scaled sources (k, samples) -> (log-magnitude (T, F), labels (T, F, max_speakers))."""
-    feats, labels = examples_from_sources(scaled_sources[None], config)
-    return feats[0], labels[0]
+def map_targets(fn, targets):
+    """``fn`` applied to the targets: one array, or each array of a tuple (a model with a mask head)."""
+    return tuple(fn(t) for t in targets) if isinstance(targets, tuple) else fn(targets)
 
 
-def examples_from_sources(scaled_sources: np.ndarray, config: Config) -> tuple[np.ndarray, np.ndarray]:
+def example_from_sources(scaled_sources: np.ndarray, config: Config):
+    """Scaled sources (k, samples) -> (log-magnitude (T, F), labels (T, F, max_speakers)),
+    or with a mask head (log-magnitude, (labels, mask targets (T, F, max_speakers + 1)))."""
+    feats, targets = examples_from_sources(scaled_sources[None], config)
+    return feats[0], map_targets(lambda t: t[0], targets)
+
+
+def examples_from_sources(scaled_sources: np.ndarray, config: Config):
     """A stack of mixtures' scaled sources (B, k, samples), zero rows for absent speakers,
-    -> (log-magnitude (B, T, F), labels (B, T, F, max_speakers)).
+    -> (log-magnitude (B, T, F), labels (B, T, F, max_speakers)); with ``model.mask_head``
+    the targets are (labels, mask targets (B, T, F, max_speakers + 1)), one per output.
 
     One STFT of all sources of the stack; the mixture's spectrum is their sum
     (the STFT is linear), so it needs no transform of its own.
@@ -190,7 +197,10 @@ def examples_from_sources(scaled_sources: np.ndarray, config: Config) -> tuple[n
     source_specs = features.stft(scaled_sources * gains[:, None, None], fcfg)  # (B, k, T, F)
     spec = source_specs.sum(axis=1)
     weights = features.bin_weights(spec, fcfg)
-    return features.log_magnitude(spec), features.dominant_labels(source_specs, weights, config.data.max_speakers)
+    labels = features.dominant_labels(source_specs, weights, config.data.max_speakers)
+    if not config.model.mask_head:
+        return features.log_magnitude(spec), labels
+    return features.log_magnitude(spec), (labels, features.mask_targets(source_specs, spec, config.data.max_speakers))
 
 
 # A bucketed batch draws at most this many candidate mixtures per place before
@@ -233,17 +243,20 @@ class Mixer:
             length = min(len(u) for u in utts)
         return mix(np.stack([segment(u, length, rng) for u in utts]), rng, self.config)
 
-    def chunk(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def chunk(self, rng: np.random.Generator):
         """One training chunk: (chunk_frames, F) features and (chunk_frames, F, C) labels."""
-        feats, labels = self.batch(rng, 1)
-        return feats[0], labels[0]
+        feats, targets = self.batch(rng, 1)
+        return feats[0], map_targets(lambda t: t[0], targets)
 
-    def batch(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
-        """``size`` chunks: (size, chunk_frames, F) features and (size, chunk_frames, F, C) labels."""
+    def batch(self, rng: np.random.Generator, size: int, frames: int | None = None):
+        """``size`` chunks of ``frames`` (default ``chunk_frames``) frames: (size, frames, F)
+        features and (size, frames, F, C) labels."""
         if self.config.data.whole_utterances:
             return self.bucketed_batch(rng, size)
-        sources = [self.draw_sources(rng, self.chunk_samples) for _ in range(size)]
-        return self._examples(sources, self.chunk_samples, self.config.data.chunk_frames)
+        frames = frames or self.config.data.chunk_frames
+        samples = features.samples_for_frames(frames, self.config.features)
+        sources = [self.draw_sources(rng, samples) for _ in range(size)]
+        return self._examples(sources, samples, frames)
 
     def bucketed_batch(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
         """``size`` whole-utterance mixtures of similar length, padded to their bucket's end.
@@ -277,14 +290,17 @@ class Mixer:
             sources.append(mix(np.stack([segment(u, length, rng) for u in utts]), rng, self.config))
         return self._examples(sources, features.samples_for_frames(frames, fcfg), frames)
 
-    def _examples(self, sources: list[np.ndarray], samples: int, frames: int) -> tuple[np.ndarray, np.ndarray]:
+    def _examples(self, sources: list[np.ndarray], samples: int, frames: int):
         """Sources of each mixture (k_i, <= samples), zero-padded into one stack -> features, labels of ``frames``."""
         stack = np.zeros((len(sources), self.config.data.max_speakers, samples), np.float32)
         for b, scaled in enumerate(sources):
             stack[b, :scaled.shape[0], :scaled.shape[1]] = scaled
-        feats, labels = examples_from_sources(stack, self.config)
-        return _fit_frames(feats.swapaxes(0, 1), frames).swapaxes(0, 1), \
-            _fit_frames(labels.swapaxes(0, 1), frames).swapaxes(0, 1)
+        feats, targets = examples_from_sources(stack, self.config)
+
+        def fit(array):
+            return _fit_frames(array.swapaxes(0, 1), frames).swapaxes(0, 1)
+
+        return fit(feats), map_targets(fit, targets)
 
 
 def _fit_frames(array: np.ndarray, frames: int) -> np.ndarray:
@@ -303,17 +319,20 @@ def chunks_of(array: np.ndarray, frames: int, hop: int) -> list[np.ndarray]:
     return [_fit_frames(array[s:s + frames], frames) for s in starts]
 
 
-def validation_set(mixer: Mixer, config: Config) -> tuple[np.ndarray, np.ndarray]:
+def validation_set(mixer: Mixer, config: Config):
     """Fixed validation chunks: whole-utterance mixtures drawn once with ``valid_seed``,
-    cut into ``chunk_frames`` chunks every ``chunk_hop`` frames (as the original did)."""
+    cut into ``chunk_frames`` chunks every ``chunk_hop`` frames (as the original did).
+    Returns (features, labels), or (features, (labels, mask targets)) with a mask head."""
     d = config.data
     rng = np.random.default_rng(d.valid_seed)
     xs, ys = [], []
     for _ in range(d.valid_mixtures):
-        feats, labels = example_from_sources(mixer.draw_sources(rng, None), config)
+        feats, targets = example_from_sources(mixer.draw_sources(rng, None), config)
         xs += chunks_of(feats, d.chunk_frames, d.chunk_hop)
-        ys += chunks_of(labels, d.chunk_frames, d.chunk_hop)
-    return np.stack(xs), np.stack(ys)
+        ys.append(map_targets(lambda t: chunks_of(t, d.chunk_frames, d.chunk_hop), targets))
+    if config.model.mask_head:
+        return np.stack(xs), tuple(np.stack([c for y in ys for c in y[i]]) for i in range(2))
+    return np.stack(xs), np.stack([c for y in ys for c in y])
 
 
 def feature_statistics(mixer: Mixer, config: Config, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -347,6 +366,12 @@ class MixtureDataset(keras.utils.PyDataset):
         self.shard = shard  # (index, count): worker i of n draws its own stream of mixtures
         self.epoch = 0
         self.frames_served = self.batches_served = 0  # batch lengths vary with whole_utterances
+        # Chunk-length curriculum (data.long_chunk_frames): epochs from this one on draw long
+        # chunks, in batches as much smaller as keeps the frames per step; None = not yet.
+        self.long_from_epoch: int | None = None
+        long_frames = config.data.long_chunk_frames
+        self.long_batch_size = max(1, round(self.batch_size * config.data.chunk_frames / long_frames)) \
+            if long_frames else self.batch_size
 
     def __len__(self) -> int:
         return self.steps
@@ -357,7 +382,10 @@ class MixtureDataset(keras.utils.PyDataset):
     def batch_at(self, epoch: int, index: int):
         """Batch ``index`` of ``epoch``: the same arrays whoever asks, in whatever order."""
         rng = np.random.default_rng([self.seed, self.shard[0], self.shard[1], int(epoch), int(index)])
-        x, y = self.mixer.batch(rng, self.batch_size)
+        if self.long_from_epoch is not None and epoch >= self.long_from_epoch:
+            x, y = self.mixer.batch(rng, self.long_batch_size, self.mixer.config.data.long_chunk_frames)
+        else:
+            x, y = self.mixer.batch(rng, self.batch_size)
         self.frames_served += x.shape[0] * x.shape[1]
         self.batches_served += 1
         return x, y

@@ -155,6 +155,29 @@ def dominant_labels(source_specs: np.ndarray, weights: np.ndarray, max_speakers:
     return labels * np.sqrt(weights)[..., None]
 
 
+def mask_targets(source_specs: np.ndarray, spec: np.ndarray, max_speakers: int) -> np.ndarray:
+    """Mask-inference targets (Chimera++), (..., T, F, max_speakers + 1) float32.
+
+    ``source_specs`` (..., k, T, F) are the sources as they sit in the mixture ``spec``
+    (..., T, F). Channels 0 .. k-1 hold each source's truncated phase-sensitive
+    magnitude, |S_c| cos(angle X - angle S_c) clipped to [0, |X|] (Erdogan et al.
+    2015): what a real mask on the mixture can reach, so the mask learns where
+    sources cancel. Channels k .. max_speakers-1 are zero (absent speakers); the
+    last channel holds |X|, which the loss multiplies the masks by.
+    """
+    k = source_specs.shape[-3]
+    if k > max_speakers:
+        raise ValueError(f"a mixture of {k} sources does not fit targets of width max_speakers={max_speakers}")
+    magnitude = np.abs(spec)
+    # |S| cos(dphi) = Re(S conj(X)) / |X|
+    psa = np.real(source_specs * np.conj(spec)[..., None, :, :]) / np.maximum(magnitude, LOG_FLOOR)[..., None, :, :]
+    psa = np.clip(psa, 0.0, magnitude[..., None, :, :])
+    out = np.zeros(spec.shape + (max_speakers + 1,), np.float32)
+    out[..., :k] = np.moveaxis(psa, -3, -1)
+    out[..., -1] = magnitude
+    return out
+
+
 def mixture_features(mixture: np.ndarray, cfg: FeatureConfig) -> tuple[np.ndarray, np.ndarray, float]:
     """Level-normalised mixture -> (log-magnitude (T, F), complex STFT (T, F), gain applied)."""
     gain = level_gain(mixture, cfg)

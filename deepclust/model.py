@@ -19,6 +19,7 @@ from . import losses  # noqa: F401  (registers the loss for load_model)
 
 SPEC_LAYER = "feature_spec"
 EMBEDDING_OUTPUT = "embedding"
+MASK_OUTPUT = "mask"
 
 
 class ModelError(ValueError):
@@ -85,11 +86,23 @@ def build_model(config: Config, mean: np.ndarray | None = None, variance: np.nda
             kernel_regularizer=regularizer, recurrent_regularizer=regularizer,
         )
         x = keras.layers.Bidirectional(lstm, name=f"blstm_{i + 1}")(x)
+    recurrent = x
     x = keras.layers.Dense(bins * m.embedding_dim, activation="tanh", kernel_regularizer=regularizer, name="dense")(x)
     x = keras.layers.Reshape((-1, bins, m.embedding_dim), name="to_embeddings")(x)
     # float32 output: unit-normalising in float16 loses the precision k-means needs.
-    outputs = keras.layers.UnitNormalization(axis=-1, dtype="float32", name=EMBEDDING_OUTPUT)(x)
-    return keras.Model(inputs, outputs, name="deep_clustering")
+    embeddings = keras.layers.UnitNormalization(axis=-1, dtype="float32", name=EMBEDDING_OUTPUT)(x)
+    if not m.mask_head:
+        return keras.Model(inputs, embeddings, name="deep_clustering")
+    # Chimera++: masks for every speaker slot from the same BLSTM states, softmax over slots.
+    slots = config.data.max_speakers
+    y = keras.layers.Dense(bins * slots, kernel_regularizer=regularizer, name="mask_dense")(recurrent)
+    y = keras.layers.Reshape((-1, bins, slots), name="to_masks")(y)
+    masks = keras.layers.Softmax(axis=-1, dtype="float32", name=MASK_OUTPUT)(y)
+    return keras.Model(inputs, [embeddings, masks], name="chimera")
+
+
+def has_mask_head(model: keras.Model) -> bool:
+    return len(model.outputs) > 1
 
 
 def feature_spec(model: keras.Model) -> FeatureSpec:

@@ -10,6 +10,7 @@ file), so speaker n is the same voice from start to end.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import math
 import os
@@ -127,6 +128,50 @@ def fit_clusters(samples: np.ndarray, num_speakers: int, cfg: SeparateConfig, se
     return Clustering(kmeans.cluster_centers_.astype(np.float32), cfg.mask, cfg.soft_temperature)
 
 
+class SlotAlignment:
+    """Keeps a mask head's speaker slots in the same order from segment to segment.
+
+    The head is trained permutation-invariantly, so the slot a voice lands in may
+    change between two segments of a file. Each segment takes the order of its
+    slots that agrees best with the previous segment where the two overlap
+    (mask times mixture magnitude); the energy of each aligned slot over the
+    whole file picks the k loudest voices.
+    """
+
+    def __init__(self, hop_length: int):
+        self.hop = hop_length
+        self.orders: dict[int, tuple[int, ...]] = {}
+        self.energy: np.ndarray | None = None
+        self._tail: np.ndarray | None = None  # the previous segment's aligned, magnitude-weighted masks
+        self._end = 0  # the previous segment's last sample + 1
+
+    def add(self, index: int, seg: Segment, masks: np.ndarray, spec: np.ndarray) -> None:
+        """Fix the slot order of segment ``index`` ((T, F, slots) masks, (T, F) spectrum); segments in order."""
+        weighted = masks * np.abs(spec)[..., None]
+        order = tuple(range(masks.shape[-1]))
+        frames = min((self._end - seg.start) // self.hop, masks.shape[0]) if self._tail is not None else 0
+        if frames > 0:
+            tail, head = self._tail[-frames:], weighted[:frames]
+            order = max(itertools.permutations(order),
+                        key=lambda p: sum(float(np.sum(tail[..., c] * head[..., p[c]])) for c in range(len(p))))
+        aligned = weighted[..., list(order)]
+        self.orders[index] = order
+        self.energy = aligned.sum(axis=(0, 1)) + (0.0 if self.energy is None else self.energy)
+        self._tail, self._end = aligned, seg.start + len(seg.signal)
+
+    def loudest(self, k: int) -> list[int]:
+        return sorted(np.argsort(-self.energy)[:k].tolist())
+
+
+def head_masks(masks: np.ndarray, order: tuple[int, ...], slots: list[int]) -> np.ndarray:
+    """(T, F, slots) head masks -> (k, T, F) masks of the chosen aligned slots, summing to one at every bin."""
+    chosen = masks[..., list(order)][..., slots]
+    total = chosen.sum(axis=-1, keepdims=True)
+    # A bin whose mass sat in a dropped slot is shared equally rather than lost.
+    chosen = np.where(total > 1e-6, chosen / np.maximum(total, 1e-6), 1.0 / len(slots))
+    return np.moveaxis(chosen, -1, 0).astype(np.float32)
+
+
 class Timings(dict):
     """Seconds spent per stage (features, network, kmeans, istft, io), accumulated."""
 
@@ -183,6 +228,11 @@ class Separator:
         self.features = spec.feature_config()
         self.config = config or SeparateConfig()
         self.timings = Timings()
+        if self.config.mask == "network" and not model_lib.has_mask_head(model):
+            raise SeparationError(
+                "separate.mask='network' uses the masks of a mask head, and this model has none (it was "
+                "trained without model.mask_head); use mask='soft' or 'binary'. Received: mask='network'"
+            )
 
     @classmethod
     def from_path(cls, path: str | Path, **overrides) -> "Separator":
@@ -207,6 +257,8 @@ class Separator:
         # predict_on_batch runs a compiled graph; calling the model eagerly
         # would step the LSTM through Python one frame at a time.
         out = self.model.predict_on_batch(log_magnitude[None].astype(np.float32))
+        if isinstance(out, (list, tuple)):  # a mask head's output follows the embeddings
+            out = out[0]
         return normalize(keras.ops.convert_to_numpy(out)[0].astype(np.float32))
 
     @property
@@ -215,7 +267,12 @@ class Separator:
 
     @property
     def embedding_dim(self) -> int:
-        return int(self.model.output.shape[-1])
+        return int(self.model.outputs[0].shape[-1])
+
+    @property
+    def mask_slots(self) -> int:
+        """Speaker slots of the mask head (0 without one)."""
+        return int(self.model.outputs[1].shape[-1]) if model_lib.has_mask_head(self.model) else 0
 
     def _segment_features(self, seg: Segment, gain: float):
         with self.timings.measure("features"):
@@ -223,17 +280,19 @@ class Separator:
             return spec, features.log_magnitude(spec), features.active_bins(spec, self.features)
 
     def _embed_segments(self, segs: list[Segment], gain: float):
-        """Yield ``(index, spec, active, embeddings)`` per segment, running the network on
-        batches of equal-length segments: a batch keeps the CPU's cores (or the GPU) busy
-        where one long sequence through a BLSTM runs one frame at a time."""
+        """Yield ``(index, spec, active, embeddings, head masks or None)`` per segment, running
+        the network on batches of equal-length segments: a batch keeps the CPU's cores (or the
+        GPU) busy where one long sequence through a BLSTM runs one frame at a time."""
         group: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
 
         def flush():
             with self.timings.measure("network"):
-                batch = self.model.predict_on_batch(np.stack([g[2] for g in group]))
-                batch = normalize(keras.ops.convert_to_numpy(batch).astype(np.float32))
-            for (i, spec, _, active), emb in zip(group, batch):
-                yield i, spec, active, emb
+                out = self.model.predict_on_batch(np.stack([g[2] for g in group]))
+                out = out if isinstance(out, (list, tuple)) else [out]
+                batch = normalize(keras.ops.convert_to_numpy(out[0]).astype(np.float32))
+                masks = keras.ops.convert_to_numpy(out[1]).astype(np.float32) if len(out) > 1 else [None] * len(group)
+            for (i, spec, _, active), emb, mask in zip(group, batch, masks):
+                yield i, spec, active, emb, mask
             group.clear()
 
         for i, seg in enumerate(segs):
@@ -253,6 +312,11 @@ class Separator:
         num_speakers = num_speakers or self.config.num_speakers
         auto = num_speakers == "auto"
         k = 1 if auto else int(num_speakers)
+        if self.config.mask == "network" and k > self.mask_slots:
+            raise SeparationError(
+                f"the model's mask head has {self.mask_slots} speaker slots (data.max_speakers it was "
+                f"trained with); use mask='soft' to cluster more voices. Received: num_speakers={k}"
+            )
         signal = np.asarray(signal, np.float32)
         warnings: list[str] = []
         if signal.size == 0:
@@ -269,11 +333,15 @@ class Separator:
         per_segment = max(1, self.config.kmeans_max_bins // len(segs))
         bins_total = sum(features.num_frames(len(s.signal), self.features) for s in segs) * self.features_bins
         cache = bins_total * self.embedding_dim * 4 <= EMBEDDING_CACHE_BYTES
-        cached: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        cached: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}
         samples, active_count = [], 0
-        for i, spec, active, emb in self._embed_segments(segs, gain):
+        network = self.config.mask == "network"
+        alignment = SlotAlignment(self.features.hop_length) if network else None
+        for i, spec, active, emb, head in self._embed_segments(segs, gain):
             if cache:
-                cached[i] = (spec, emb)
+                cached[i] = (spec, emb, head)
+            if network:
+                alignment.add(i, segs[i], head, spec)
             idx = np.flatnonzero(active.ravel())
             active_count += idx.size
             if idx.size > per_segment:
@@ -284,20 +352,24 @@ class Separator:
             warnings.append(f"only {active_count} active time-frequency bins: the input is (nearly) silent")
         with timings.measure("kmeans"):
             if auto:
-                k = estimate_num_speakers(samples, self.config.auto_max_speakers, self.config.auto_max_cosine,
+                most = min(self.config.auto_max_speakers, self.mask_slots) if network else self.config.auto_max_speakers
+                k = estimate_num_speakers(samples, most, self.config.auto_max_cosine,
                                           self.config.auto_max_cosine_many, seed)
-            clustering = fit_clusters(samples, k, self.config, seed)
+            if network:
+                slots = alignment.loudest(k)
+            else:
+                clustering = fit_clusters(samples, k, self.config, seed)
 
         # Pass 2: masks from the joint clustering, inverse STFT, cross-fade.
         out = np.zeros((k, len(signal)), np.float32)
         if cache:
             pass2 = ((i, *cached.pop(i)) for i in range(len(segs)))
         else:
-            pass2 = ((i, spec, emb) for i, spec, _, emb in self._embed_segments(segs, gain))
-        for i, spec, emb in pass2:
+            pass2 = ((i, spec, emb, head) for i, spec, _, emb, head in self._embed_segments(segs, gain))
+        for i, spec, emb, head in pass2:
             seg = segs[i]
             with timings.measure("kmeans"):
-                masks = clustering.masks(emb)
+                masks = head_masks(head, alignment.orders[i], slots) if network else clustering.masks(emb)
             with timings.measure("istft"):
                 pieces = features.istft(masks * spec[None], len(seg.signal), self.features) / gain
             out[:, seg.start:seg.start + len(seg.signal)] += pieces * crossfade(len(seg.signal), seg.fade_in,

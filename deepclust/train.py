@@ -28,7 +28,7 @@ from . import allocator, callbacks as cb
 from . import data, model as model_lib
 from .config import (CONFIG_FILENAME, Config, ConfigError, apply_overrides, load_config, parse_duration,
                      read_config_file)
-from .losses import DeepClusteringLoss
+from .losses import DeepClusteringLoss, MaskInferenceLoss
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,28 @@ def _optimizer(config: Config) -> keras.optimizers.Optimizer:
     cls = {"adam": keras.optimizers.Adam, "nadam": keras.optimizers.Nadam,
            "rmsprop": keras.optimizers.RMSprop, "sgd": keras.optimizers.SGD}[t.optimizer]
     return cls(learning_rate=t.learning_rate, clipnorm=t.clipnorm)
+
+
+def compile_model(net: keras.Model, config: Config) -> keras.Model:
+    """Compile with the config's optimizer and loss: deep clustering alone, or with a mask
+    head (Chimera++) ``loss_alpha`` x deep clustering + (1 - loss_alpha) x mask inference."""
+    t = config.train
+    if model_lib.has_mask_head(net):
+        net.compile(optimizer=_optimizer(config), loss=[DeepClusteringLoss(), MaskInferenceLoss()],
+                    loss_weights=[t.loss_alpha, 1.0 - t.loss_alpha], jit_compile=t.jit)
+    else:
+        net.compile(optimizer=_optimizer(config), loss=DeepClusteringLoss(), jit_compile=t.jit)
+    return net
+
+
+def curriculum_for(config: Config, clock: cb.Clock) -> cb.ChunkCurriculum | None:
+    """The chunk-length curriculum's switch: a share of train.time_limit, else of train.epochs."""
+    d = config.data
+    if not d.long_chunk_frames:
+        return None
+    if config.train.time_limit:
+        return cb.ChunkCurriculum(clock, after_seconds=d.long_chunk_from * parse_duration(config.train.time_limit))
+    return cb.ChunkCurriculum(clock, after_epoch=math.ceil(d.long_chunk_from * config.train.epochs))
 
 
 def resolve_run_config(base: Path, config: str | Path | None, overrides: dict[str, Any] | None) -> Config:
@@ -146,6 +168,10 @@ def train(
 
         dist = Distributed(distribute)  # first: multi-worker collectives need it before any other op
     cfg = resolve_run_config(base, config, overrides)
+    if dist is not None and dist.kind == "multiworker" and cfg.model.mask_head:
+        # Its own training loop (distribute.py) scores one loss; the mask head's second loss runs under fit.
+        raise ConfigError("model.mask_head (Chimera++) trains on one machine or with --distribute mirrored, not "
+                          "with --distribute multiworker yet. Received: distribute='multiworker', mask_head=true")
     with dist.output_folder(base, STATE_DIRNAME) if dist else contextlib.nullcontext(base) as out:
         return _train(base, Path(out), cfg, verbose, dist, callbacks or [])
 
@@ -195,8 +221,7 @@ def _train(base: Path, out: Path, cfg: Config, verbose, dist, extra_callbacks: l
     mean, variance = data.feature_statistics(train_mixer, cfg, cfg.train.seed)
 
     with dist.scope() if dist else contextlib.nullcontext():
-        net = model_lib.build_model(cfg, mean, variance)
-        net.compile(optimizer=_optimizer(cfg), loss=DeepClusteringLoss(), jit_compile=cfg.train.jit)
+        net = compile_model(model_lib.build_model(cfg, mean, variance), cfg)
     # Worker i of n draws its own mixtures, batch_size / n of them per step.
     dataset = data.MixtureDataset(train_mixer, cfg, batch_size=batch_size, shard=dist.shard if dist else (0, 1))
 
@@ -209,7 +234,7 @@ def _train(base: Path, out: Path, cfg: Config, verbose, dist, extra_callbacks: l
     clock = cb.Clock()
     best = cb.BestModel(out / MODEL_FILENAME)
     state = cb.TrainingState(out / STATE_DIRNAME, clock, best)
-    throughput = (Throughput(dataset=dataset) if cfg.data.whole_utterances
+    throughput = (Throughput(dataset=dataset) if cfg.data.whole_utterances or cfg.data.long_chunk_frames
                   else Throughput(cfg.train.batch_size * cfg.data.chunk_frames))
     stop_nan = cb.StopOnNaN()
     # BestModel before TrainingState: the state saved at an epoch's end must
@@ -228,6 +253,9 @@ def _train(base: Path, out: Path, cfg: Config, verbose, dist, extra_callbacks: l
     if cfg.train.patience:
         early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.train.patience)
         callback_list.append(early)
+    curriculum = curriculum_for(cfg, clock)
+    if curriculum is not None:
+        callback_list.append(curriculum)
     callback_list.append(keras.callbacks.CSVLogger(str(out / HISTORY_FILENAME), append=True))
     callback_list.append(state)
     callback_list += extra_callbacks
@@ -245,13 +273,22 @@ def _train(base: Path, out: Path, cfg: Config, verbose, dist, extra_callbacks: l
                 if saved and saved[2].get("best") is not None:
                     best.best = float(saved[2]["best"])
                 log.info("the time limit (%s) was already spent in earlier runs; nothing to do", cfg.train.time_limit)
-            elif dist is None:
+            else:
+                fit = net.fit if dist is None else (lambda d, **kw: dist.fit(net, d, **kw))
                 # Keras draws a few batches to learn their shapes and build the optimizer before the
                 # first epoch begins (and EpochSync sets the epoch): draw them from the resumed epoch too.
                 dataset.epoch = saved[0] if saved else 0
-                net.fit(dataset, **fit_args)
-            else:
-                dist.fit(net, dataset, **fit_args)
+                clock.restore(spent)
+                if curriculum is not None and saved and curriculum.due(saved[0]):
+                    curriculum.switch_epoch = dataset.long_from_epoch = saved[0]  # resumed in the long phase
+                fit(dataset, **fit_args)
+                if (curriculum is not None and curriculum.switch_epoch is not None and dataset.long_from_epoch is None
+                        and not stop_nan.stopped_at and not (time_limit and time_limit.reached)
+                        and not (early and early.stopped_epoch)):
+                    log.info("epoch %d: chunk curriculum: training on %d-frame chunks, %d per batch, from now on",
+                             curriculum.switch_epoch + 1, cfg.data.long_chunk_frames, dataset.long_batch_size)
+                    dataset.epoch = dataset.long_from_epoch = curriculum.switch_epoch
+                    fit(dataset, **fit_args)  # resumes from the state the first phase saved last
     except KeyboardInterrupt:
         stopped = "interrupted"
         log.warning("interrupted: the last completed epoch is saved in %s; run the same command to resume",

@@ -243,9 +243,8 @@ def main(argv=None) -> int:
 
     from deepclust import data
     from deepclust.config import load_config, parse_override
-    from deepclust.losses import DeepClusteringLoss
     from deepclust.model import build_model
-    from deepclust.train import _optimizer
+    from deepclust.train import compile_model
 
     cfg = load_config(args.config, dict(parse_override(s) for s in args.set))
     if cfg.train.mixed_precision:
@@ -257,8 +256,7 @@ def main(argv=None) -> int:
         tmp = Path(tmp)
         base = Path(args.base) if args.base else synthetic_base(tmp / "base")
         mixer = data.Mixer(data.load_corpus(base / "train", cfg.audio.sample_rate), cfg)
-        net = build_model(cfg)
-        net.compile(optimizer=_optimizer(cfg), loss=DeepClusteringLoss(), jit_compile=cfg.train.jit)
+        net = compile_model(build_model(cfg), cfg)
 
         results["model_fps"] = time_model_step(net, cfg, args.steps)
         step_seconds = cfg.train.batch_size * cfg.data.chunk_frames / results["model_fps"]

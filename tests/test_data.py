@@ -228,3 +228,41 @@ def test_training_on_bucketed_whole_utterances(tmp_path):
     assert len(rows) == 1 and np.isfinite(float(rows[0]["loss"])) and np.isfinite(float(rows[0]["val_loss"]))
     assert float(rows[0]["frames_per_second"]) > 0  # counted from the batches' own lengths
     assert result.epochs_done == 1 and result.frames_per_second > 0
+
+
+def test_mask_head_targets_ride_beside_the_labels(list_folder, tiny_config):
+    cfg = load_config("tiny", {"model.mask_head": True})
+    mixer = data.Mixer(data.load_corpus(list_folder / "train", cfg.audio.sample_rate), cfg)
+    x, (labels, targets) = mixer.batch(np.random.default_rng(0), 3)
+    f, c = cfg.num_bins, cfg.data.max_speakers
+    assert x.shape == (3, cfg.data.chunk_frames, f) and labels.shape == x.shape + (c,)
+    assert targets.shape == x.shape + (c + 1,)
+    # Same draws as without the head: the labels are those of the plain config.
+    plain = data.Mixer(data.load_corpus(list_folder / "train", tiny_config.audio.sample_rate), tiny_config)
+    x0, labels0 = plain.batch(np.random.default_rng(0), 3)
+    np.testing.assert_array_equal(x, x0)
+    np.testing.assert_array_equal(labels, labels0)
+    # The last channel is the mixture magnitude, the sources' targets never exceed it.
+    np.testing.assert_allclose(np.log(np.maximum(targets[..., -1], features.LOG_FLOOR)), x, atol=1e-4)
+    assert np.all(targets[..., :c] <= targets[..., -1:] * (1 + 1e-5))
+    xv, (lv, tv) = data.validation_set(mixer, cfg)
+    assert lv.shape == xv.shape + (c,) and tv.shape == xv.shape + (c + 1,)
+
+
+def test_curriculum_batches_are_long_with_as_many_frames(list_folder, tiny_config):
+    cfg = load_config("tiny", {"data.long_chunk_frames": 96})  # 4 x 24 frames
+    mixer = data.Mixer(data.load_corpus(list_folder / "train", cfg.audio.sample_rate), cfg)
+    dataset = data.MixtureDataset(mixer, cfg)
+    assert dataset.batch_at(0, 0)[0].shape == (4, 24, cfg.num_bins)
+    dataset.long_from_epoch = 2
+    assert dataset.batch_at(1, 0)[0].shape == (4, 24, cfg.num_bins)  # before the switch
+    x, y = dataset.batch_at(2, 0)
+    assert x.shape == (1, 96, cfg.num_bins) and y.shape == (1, 96, cfg.num_bins, cfg.data.max_speakers)
+    assert dataset.long_batch_size * 96 == cfg.train.batch_size * cfg.data.chunk_frames
+
+
+def test_curriculum_and_whole_utterances_are_refused_together(tiny_config):
+    from deepclust.config import ConfigError, apply_overrides
+
+    with pytest.raises(ConfigError, match="long_chunk_frames=96, whole_utterances=true"):
+        apply_overrides(tiny_config, {"data.long_chunk_frames": 96, "data.whole_utterances": True})

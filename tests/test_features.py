@@ -94,3 +94,27 @@ def test_level_normalisation_makes_features_gain_free():
     np.testing.assert_allclose(a, b, atol=1e-3)
     silent, _, gain = features.mixture_features(np.zeros(4000, np.float32), cfg)
     assert gain == 1.0 and np.all(np.isfinite(silent))
+
+
+def test_mask_targets_phase_sensitive_truncated_and_padded():
+    cfg = FeatureConfig(window_length=128, hop_length=32)
+    rng = np.random.default_rng(3)
+    sources = rng.standard_normal((2, 2, 1600)).astype(np.float32)  # a stack of two 2-source mixtures
+    sources[1, 1] = -0.5 * sources[1, 0]  # partial cancellation: |S| cos(dphi) < 0 for the weaker source
+    source_specs = features.stft(sources, cfg)
+    spec = source_specs.sum(axis=1)
+    targets = features.mask_targets(source_specs, spec, max_speakers=3)
+    assert targets.shape == spec.shape + (4,)
+    magnitude = np.abs(spec)
+    np.testing.assert_allclose(targets[..., -1], magnitude, rtol=1e-6)
+    assert np.all(targets[..., 2] == 0)  # an absent speaker's slot
+    assert np.all(targets[..., :2] >= 0) and np.all(targets[..., :2] <= magnitude[..., None] * (1 + 1e-6))
+    # Where one source is exactly -0.5 x the other, its projection on the mixture is negative: clipped to 0.
+    assert np.all(targets[1, ..., 1] == 0)
+    np.testing.assert_allclose(targets[1, ..., 0], magnitude[1], rtol=1e-4, atol=1e-6)
+    # Unclipped bins are |S| cos(angle X - angle S).
+    expected = np.abs(source_specs[0]) * np.cos(np.angle(spec[0])[None] - np.angle(source_specs[0]))
+    inside = (expected > 0) & (expected < magnitude[0][None])
+    np.testing.assert_allclose(np.moveaxis(targets[0, ..., :2], -1, 0)[inside], expected[inside], rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="max_speakers=1"):
+        features.mask_targets(source_specs, spec, max_speakers=1)

@@ -48,3 +48,22 @@ def test_load_errors(tmp_path):
     other.save(tmp_path / "other.keras")
     with pytest.raises(model_lib.ModelError, match="not a deepclust model"):
         model_lib.load(tmp_path / "other.keras")
+
+
+def test_mask_head_outputs_masks_that_sum_to_one_and_reloads(tiny_config, tmp_path):
+    from deepclust.config import load_config
+    from deepclust.losses import MaskInferenceLoss
+    from deepclust.train import compile_model
+
+    cfg = load_config("tiny", {"model.mask_head": True})
+    net = compile_model(model_lib.build_model(cfg), cfg)
+    assert model_lib.has_mask_head(net) and not model_lib.has_mask_head(model_lib.build_model(tiny_config))
+    x = np.random.default_rng(0).standard_normal((2, 11, cfg.num_bins)).astype(np.float32)
+    emb, masks = (keras.ops.convert_to_numpy(o) for o in net(x))
+    assert emb.shape == (2, 11, cfg.num_bins, cfg.model.embedding_dim)
+    assert masks.shape == (2, 11, cfg.num_bins, cfg.data.max_speakers)
+    np.testing.assert_allclose(masks.sum(-1), 1.0, atol=1e-5)
+    net.save(tmp_path / "chimera.keras")
+    again = model_lib.load(tmp_path / "chimera.keras", compile=True)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(again(x)[1]), masks, atol=1e-6)
+    assert any(isinstance(loss, MaskInferenceLoss) for loss in keras.tree.flatten(again.loss))

@@ -218,3 +218,73 @@ def test_time_limit_stops_cleanly_and_counts_across_resumes(tmp_path):
     # A larger budget goes on from where the first run stopped.
     more = train(base, None, {"train.epochs": 500, "train.time_limit": "6s"}, verbose=0)
     assert more.epochs_done > first.epochs_done
+
+
+def test_mask_head_trains_and_separates_with_its_own_masks(tmp_path):
+    from conftest import write_list_folder
+
+    base = write_list_folder(tmp_path / "base", {"low": 110.0, "mid": 180.0, "high": 260.0})
+    result = train(base, "tiny", {"model.mask_head": True}, verbose=0)
+    assert result.stopped == "completed" and np.isfinite(result.best_val_loss)
+    rows = list(csv.DictReader(open(base / "history.csv")))
+    assert {"embedding_loss", "mask_loss"} <= set(rows[0])  # both heads' losses are logged
+    mix = 0.5 * (synth_voice(110, 5.0, 1) + synth_voice(260, 5.0, 2))  # 5 s: three 2 s segments
+    for mask in ("network", "soft"):
+        sep = separate.Separator.from_path(base, mask=mask)
+        out = sep.separate(mix, 2)
+        assert out.sources.shape == (2, len(mix)) and np.all(np.isfinite(out.sources))
+        # Masks sum to one at every bin, so the sources add up to the mixture.
+        np.testing.assert_allclose(out.sources.sum(0), mix, atol=2e-3)
+    with pytest.raises(separate.SeparationError, match="Received: num_speakers=4"):
+        separate.Separator.from_path(base, mask="network").separate(mix, 4)
+
+
+def test_network_masks_need_a_mask_head(trained):
+    with pytest.raises(separate.SeparationError, match="Received: mask='network'"):
+        separate.Separator.from_path(trained[0], mask="network")
+
+
+def test_slot_alignment_follows_a_voice_across_segments():
+    rng = np.random.default_rng(0)
+    hop, frames, bins = 32, 40, 9
+    # Voice A is loud in the first slot of segment 0 and lands in the second slot of segment 1.
+    a = rng.random((frames, bins))
+    m0 = np.stack([a, 1 - a], axis=-1)
+    m1 = m0[..., ::-1]
+    spec = np.ones((frames, bins))
+    segs = [separate.Segment(0, np.zeros(frames * hop)), separate.Segment(frames * hop // 2, np.zeros(frames * hop))]
+    align = separate.SlotAlignment(hop)
+    align.add(0, segs[0], m0, spec)
+    # Segment 1 starts half-way into segment 0: its first frames are segment 0's last, with slots swapped.
+    m1[: frames // 2] = m0[frames // 2:, :, ::-1]
+    align.add(1, segs[1], m1, spec)
+    assert align.orders == {0: (0, 1), 1: (1, 0)}
+    masks = separate.head_masks(m1, align.orders[1], [0])
+    assert masks.shape == (1, frames, bins) and np.allclose(masks, 1.0)  # one voice kept: it takes every bin
+
+
+def test_chunk_curriculum_switches_once_and_resumes_in_the_long_phase(tmp_path, monkeypatch):
+    from conftest import write_list_folder
+
+    base = write_list_folder(tmp_path / "base", {"low": 110.0, "high": 260.0})
+    lengths = []  # (epoch, frames) of every training batch drawn
+    real = data.MixtureDataset.batch_at
+
+    def spy(self, epoch, index):
+        x, y = real(self, epoch, index)
+        lengths.append((epoch, x.shape[1], x.shape[0]))
+        return x, y
+
+    monkeypatch.setattr(data.MixtureDataset, "batch_at", spy)
+    overrides = {"data.long_chunk_frames": 48, "data.long_chunk_from": 0.5, "train.epochs": 2}
+    result = train(base, "tiny", overrides, verbose=0)
+    assert result.epochs_done == 2
+    # epochs/2 = 1: epoch 0 on 24-frame chunks of 4, then epoch 1 on 48-frame chunks of 2.
+    assert {(l, b) for e, l, b in lengths if e == 0} == {(24, 4)}
+    assert {(l, b) for e, l, b in lengths if e == 1} == {(48, 2)}
+    rows = list(csv.DictReader(open(base / "history.csv")))
+    assert [int(r["epoch"]) for r in rows] == [0, 1]
+    # A rerun with more epochs resumes in the long phase.
+    lengths.clear()
+    again = train(base, None, {**overrides, "train.epochs": 3}, verbose=0)
+    assert again.epochs_done == 3 and {(e, l) for e, l, _ in lengths} == {(2, 48)}
