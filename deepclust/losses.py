@@ -55,15 +55,26 @@ def deep_clustering_loss(y_true, y_pred):
     return (vtv - 2.0 * vty + yty) / (norm + EPSILON)
 
 
+
+
+class _PerSampleLoss(keras.losses.Loss):
+    """A Keras loss around a per-sample loss function: adds name and reduction. Subclasses
+    set ``fn`` and their default name; their config is Keras's (name, reduction, dtype)."""
+
+    fn = None
+
+    def call(self, y_true, y_pred):
+        return type(self).fn(y_true, y_pred)
+
+
 @keras.saving.register_keras_serializable(package="deepclust")
-class DeepClusteringLoss(keras.losses.Loss):
-    """Keras wrapper of :func:`deep_clustering_loss` (adds name and reduction)."""
+class DeepClusteringLoss(_PerSampleLoss):
+    """Keras wrapper of :func:`deep_clustering_loss`."""
+
+    fn = staticmethod(deep_clustering_loss)
 
     def __init__(self, reduction="sum_over_batch_size", name="deep_clustering", dtype=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
-
-    def call(self, y_true, y_pred):
-        return deep_clustering_loss(y_true, y_pred)
 
 
 @keras.saving.register_keras_serializable(package="deepclust")
@@ -96,11 +107,10 @@ def mask_inference_loss(y_true, y_pred):
 
 
 @keras.saving.register_keras_serializable(package="deepclust")
-class MaskInferenceLoss(keras.losses.Loss):
-    """Keras wrapper of :func:`mask_inference_loss` (adds name and reduction)."""
+class MaskInferenceLoss(_PerSampleLoss):
+    """Keras wrapper of :func:`mask_inference_loss`."""
+
+    fn = staticmethod(mask_inference_loss)
 
     def __init__(self, reduction="sum_over_batch_size", name="mask_inference", dtype=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
-
-    def call(self, y_true, y_pred):
-        return mask_inference_loss(y_true, y_pred)
