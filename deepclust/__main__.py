@@ -1,3 +1,5 @@
+"""``python -m deepclust``: the command line of :mod:`deepclust.cli`."""
+
 import sys
 
 from .cli import main

@@ -3,10 +3,8 @@
 Why: a training step allocates and frees tens of megabytes of activations and
 gradients. Under glibc's malloc, TensorFlow's threads get their own arenas, and
 the freed blocks go back to the kernel and come back as fresh pages, so every
-step pays for page faults: about 100,000 of them per step of ``default.toml`` on
-a 2-core CPU, where a step under tcmalloc takes about 20,000 (measured with
-``scripts/bench.py``; RESULTS.md "Speed"). Training runs 1.3-1.6x faster under
-tcmalloc. The usual cure (the one TensorFlow's and PyTorch's CPU tuning guides
+step pays for page faults, several times as many as under tcmalloc, and trains
+markedly slower (the figures and how they were measured: RESULTS.md, "Speed"). The usual cure (the one TensorFlow's and PyTorch's CPU tuning guides
 give) is to preload tcmalloc, which has to happen before the process starts, so
 ``deepclust`` re-executes itself once with ``LD_PRELOAD`` set when it finds the
 library, before anything heavy is imported.
@@ -30,8 +28,7 @@ ENV_CHOICE = "DEEPCLUST_ALLOCATOR"
 # Set on the re-executed process, so it never re-executes again (even if ld.so
 # could not preload the library, which it reports and ignores).
 ENV_DONE = "DEEPCLUST_ALLOCATOR_PRELOADED"
-# In order of preference: tcmalloc trained fastest here (3,794 frames/s against
-# jemalloc's 3,092 and glibc's 2,240-2,380, default.toml, 2 x 30 steps).
+# In order of preference: tcmalloc trained fastest, then jemalloc (RESULTS.md, "Speed").
 CANDIDATES = ("libtcmalloc_minimal.so.4", "libtcmalloc.so.4", "libjemalloc.so.2")
 KNOWN_NAMES = ("tcmalloc", "jemalloc", "mimalloc")
 INSTALL_HINT = ("Debian/Ubuntu: apt install libtcmalloc-minimal4; Fedora/RHEL: dnf install gperftools-libs; "
@@ -135,7 +132,8 @@ def advice() -> str | None:
         return None
     if os.environ.get(ENV_CHOICE, "auto") == "system":
         return None
-    return ("training runs under the C library's malloc, 1.3-1.6x slower on a CPU than under tcmalloc, "
+    return ("training runs under the C library's malloc, markedly slower on a CPU than under tcmalloc "
+            "(RESULTS.md, 'Speed'), "
             f"which deepclust preloads by itself once installed ({INSTALL_HINT}); "
             f"set {ENV_CHOICE}=system to keep malloc and silence this")
 

@@ -1,11 +1,15 @@
-"""Keras callbacks that make training resumable and safe.
+"""Keras callbacks of a training run, and the one owner of its resume state.
 
-- :class:`TrainingState` saves weights + optimizer state, the epoch, the best
-  validation loss and the training time at every epoch end, atomically, and
-  restores the newest complete state when training starts again.
-- :class:`BestModel` writes ``model.keras`` atomically when validation loss
-  improves; its notion of "best" survives a resume.
+- :class:`RunState`: what a run carries across resumes (epochs done, training
+  seconds, best validation loss, the saved state to restore), read once when
+  training starts; every callback below reads and writes it there.
+- :class:`TrainingState` saves weights + optimizer state and the run state at
+  every epoch end, atomically, and restores them when training starts again.
+- :class:`BestModel` writes ``model.keras`` atomically when validation loss improves.
 - :class:`TimeLimit` stops cleanly when the training-time budget is spent.
+- :class:`EpochSync` tells the dataset which epoch it draws (its only writer).
+- :class:`ChunkCurriculum` ends the short-chunk phase of a chunk-length curriculum.
+- :class:`StopOnNaN` and :class:`Throughput`.
 """
 
 from __future__ import annotations
@@ -13,81 +17,28 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import re
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
 import numpy as np
 
+from . import atomic
+
 log = logging.getLogger(__name__)
 
 STATE_PATTERN = re.compile(r"^epoch-(\d{6})\.weights\.h5$")
-# The temporary files of the atomic writes below: ".NAME.PID.tmp[.SUFFIX]".
-TEMPORARY_PATTERN = re.compile(r"^\..+\.(\d+)\.tmp(\..+)?$")
 # Older complete states kept besides the newest, in case the newest is damaged.
 KEEP_STATES = 1
 
 
 def atomic_save_model(model: keras.Model, path: str | Path) -> Path:
     """``model.save`` to a temporary file beside ``path``, then rename over it."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
-    try:
+    with atomic.replacing(path, suffix=".keras") as tmp:
         model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
-def _process_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists, but belongs to someone else
-        return True
-    return True
-
-
-def remove_stale_temporaries(directory: str | Path) -> list[Path]:
-    """Delete the temporary files that killed processes left in ``directory`` mid-write.
-
-    They never count as a state or a model (their names start with a dot), but
-    they pile up; files of a process that is still running are left alone.
-    """
-    directory = Path(directory)
-    removed = []
-    if not directory.is_dir():
-        return removed
-    for path in directory.iterdir():
-        match = TEMPORARY_PATTERN.match(path.name)
-        if match and path.is_file() and not _process_alive(int(match.group(1))):
-            try:
-                path.unlink()
-                removed.append(path)
-            except OSError:
-                continue
-    if removed:
-        log.info("removed %d temporary file(s) left by an interrupted run in %s", len(removed), directory)
-    return removed
+    return Path(path)
 
 
 def weights_finite(model: keras.Model) -> bool:
@@ -132,8 +83,37 @@ def latest_state(directory: str | Path) -> tuple[int, Path, dict] | None:
     return max(found, key=lambda item: item[0]) if found else None
 
 
+@dataclass
+class RunState:
+    """What a run carries across resumes; one owner, read once when training starts.
+
+    ``epoch`` is the number of epochs done (the next epoch to train), ``best``
+    the best validation loss so far, ``clock`` the training time across
+    resumes, ``weights`` the saved state to restore (None for a new run) and
+    ``saved_seconds`` the training time recorded with it.
+    """
+
+    directory: Path
+    epoch: int = 0
+    best: float = math.inf
+    clock: Clock = field(default_factory=Clock)
+    weights: Path | None = None
+    saved_seconds: float = 0.0
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "RunState":
+        run = cls(Path(directory))
+        state = latest_state(run.directory)
+        if state is not None:
+            run.epoch, run.weights, meta = state
+            run.saved_seconds = float(meta.get("elapsed_seconds", 0.0))
+            run.best = float(meta["best"]) if meta.get("best") is not None else math.inf
+            run.clock.restore(run.saved_seconds)
+        return run
+
+
 class TrainingState(keras.callbacks.Callback):
-    """Atomic, resumable training state in ``directory`` (one file pair per saved epoch).
+    """Atomic, resumable training state in ``run.directory`` (one file pair per saved epoch).
 
     Weights are written to a temporary file and renamed to
     ``epoch-NNNNNN.weights.h5``; the metadata (best validation loss, training
@@ -141,18 +121,15 @@ class TrainingState(keras.callbacks.Callback):
     exist, so a kill at any moment leaves the previous complete state usable.
     """
 
-    def __init__(self, directory: str | Path, clock: Clock, best: "BestModel | None" = None):
+    def __init__(self, run: RunState):
         super().__init__()
-        self.directory = Path(directory)
-        self.clock = clock
-        self.best = best
-        self.resumed_epoch = 0
+        self.run = run
 
     def on_train_begin(self, logs=None):
-        state = latest_state(self.directory)
-        if state is None:
+        run = self.run
+        run.clock.restore(run.saved_seconds)
+        if run.weights is None:
             return
-        epoch, weights, meta = state
         optimizer = self.model.optimizer
         if optimizer is not None and not optimizer.built:
             optimizer.build(self.model.trainable_variables)
@@ -160,17 +137,13 @@ class TrainingState(keras.callbacks.Callback):
         # them; a rate given for this run (e.g. lowered after a NaN) wins.
         rate = getattr(optimizer, "learning_rate", None)
         configured = float(keras.ops.convert_to_numpy(rate)) if isinstance(rate, keras.Variable) else None
-        self.model.load_weights(weights)
+        self.model.load_weights(run.weights)
         if configured is not None and float(keras.ops.convert_to_numpy(rate)) != configured:
             log.info("learning rate %g from the config replaces the saved %g",
                      configured, float(keras.ops.convert_to_numpy(rate)))
             rate.assign(configured)
-        self.model._initial_epoch = epoch
-        self.resumed_epoch = epoch
-        self.clock.restore(float(meta.get("elapsed_seconds", 0.0)))
-        if self.best is not None and meta.get("best") is not None:
-            self.best.best = float(meta["best"])
-        log.info("resumed from %s (epoch %d, %.0f s trained)", weights, epoch, self.clock.elapsed)
+        self.model._initial_epoch = run.epoch
+        log.info("resumed from %s (epoch %d, %.0f s trained)", run.weights, run.epoch, run.clock.elapsed)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -183,45 +156,42 @@ class TrainingState(keras.callbacks.Callback):
         self.save(epoch + 1)
 
     def save(self, epochs_done: int) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        run = self.run
+        run.directory.mkdir(parents=True, exist_ok=True)
         name = f"epoch-{epochs_done:06d}"
-        final = self.directory / f"{name}.weights.h5"
-        tmp = self.directory / f".{name}.{os.getpid()}.tmp.weights.h5"
-        try:
+        with atomic.replacing(run.directory / f"{name}.weights.h5", suffix=".weights.h5") as tmp:
             self.model.save_weights(tmp, overwrite=True)
-            os.replace(tmp, final)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
-        meta = {"epoch": epochs_done, "elapsed_seconds": self.clock.elapsed,
-                "best": None if self.best is None or not math.isfinite(self.best.best) else self.best.best}
-        atomic_write_text(self.directory / f"{name}.json", json.dumps(meta))
+        run.epoch, run.weights, run.saved_seconds = epochs_done, run.directory / f"{name}.weights.h5", run.clock.elapsed
+        meta = {"epoch": epochs_done, "elapsed_seconds": run.saved_seconds,
+                "best": run.best if math.isfinite(run.best) else None}
+        atomic.write_text(run.directory / f"{name}.json", json.dumps(meta))
         self._prune(epochs_done)
 
     def _prune(self, newest: int) -> None:
-        epochs = sorted(int(m.group(1)) for p in self.directory.iterdir() if (m := STATE_PATTERN.match(p.name)))
+        folder = self.run.directory
+        epochs = sorted(int(m.group(1)) for p in folder.iterdir() if (m := STATE_PATTERN.match(p.name)))
         for old in epochs[: -(KEEP_STATES + 1)]:
             for suffix in (".json", ".weights.h5"):  # metadata first: a state without it is ignored
-                path = self.directory / f"epoch-{old:06d}{suffix}"
+                path = folder / f"epoch-{old:06d}{suffix}"
                 if path.exists() and old < newest:
                     path.unlink()
 
 
 class BestModel(keras.callbacks.Callback):
-    """Save the model atomically to ``path`` whenever ``monitor`` improves."""
+    """Save the model atomically to ``path`` whenever ``monitor`` improves on ``run.best``."""
 
-    def __init__(self, path: str | Path, monitor: str = "val_loss"):
+    def __init__(self, path: str | Path, run: RunState, monitor: str = "val_loss"):
         super().__init__()
         self.path = Path(path)
+        self.run = run
         self.monitor = monitor
-        self.best = math.inf
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
         if value is None or not math.isfinite(float(value)):
             return
-        if float(value) < self.best:
-            self.best = float(value)
+        if float(value) < self.run.best:
+            self.run.best = float(value)
             atomic_save_model(self.model, self.path)
             log.info("epoch %d: %s improved to %.5f, saved %s", epoch + 1, self.monitor, value, self.path)
 
@@ -240,26 +210,33 @@ class TimeLimit(keras.callbacks.Callback):
         self.clock = clock
         self.reached = False
 
+    def spent(self) -> bool:
+        self.reached = self.reached or self.clock.elapsed >= self.seconds
+        return self.reached
+
     def on_train_begin(self, logs=None):
-        if self.clock.elapsed >= self.seconds:
-            self.reached = True
+        if self.spent():
             self.model.stop_training = True
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.clock.elapsed >= self.seconds:
-            self.reached = True
+        if self.spent():
             self.model.stop_training = True
 
 
 class EpochSync(keras.callbacks.Callback):
-    """Tell the dataset which epoch is starting, so a resumed run draws new mixtures."""
+    """The one writer of the dataset's epoch: set before ``fit`` starts (Keras draws batches to
+    learn their shapes before any callback runs) and at every epoch's start, so a resumed run
+    draws the mixtures of the epochs it trains, never those of the epochs already trained."""
 
     def __init__(self, dataset):
         super().__init__()
         self.dataset = dataset
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def start(self, epoch: int) -> None:
         self.dataset.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start(epoch)
 
 
 class ChunkCurriculum(keras.callbacks.Callback):
@@ -278,7 +255,7 @@ class ChunkCurriculum(keras.callbacks.Callback):
         self.clock = clock
         self.after_seconds = after_seconds
         self.after_epoch = after_epoch
-        self.switch_epoch: int | None = None
+        self.switched = False
 
     def due(self, epochs_done: int) -> bool:
         if self.after_seconds is not None:
@@ -286,9 +263,50 @@ class ChunkCurriculum(keras.callbacks.Callback):
         return self.after_epoch is not None and epochs_done >= self.after_epoch
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.switch_epoch is None and self.due(epoch + 1):
-            self.switch_epoch = epoch + 1
+        if not self.switched and self.due(epoch + 1):
+            self.switched = True
             self.model.stop_training = True
+
+
+class Throughput(keras.callbacks.Callback):
+    """Training frames per second, measured over whole steps (validation excluded); logged per epoch
+    with the training seconds and the learning rate."""
+
+    def __init__(self, frames_per_step: int | None = None, dataset=None):
+        super().__init__()
+        self._frames_per_step = frames_per_step
+        self.dataset = dataset  # batches of varying length: frames per step as the dataset handed them out
+        self.steps = 0
+        self.seconds = 0.0
+        self._t = None
+        self._warm = False
+
+    def on_train_begin(self, logs=None):
+        self._warm = False
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._t = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        # The first step of a run traces and compiles the graph: not a step's cost.
+        if self._t is not None and self._warm:
+            self.seconds += time.perf_counter() - self._t
+            self.steps += 1
+        self._warm = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["train_seconds"] = self.seconds
+            logs["frames_per_second"] = self.rate
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+    @property
+    def frames_per_step(self) -> float:
+        return self._frames_per_step if self._frames_per_step is not None else self.dataset.frames_per_batch
+
+    @property
+    def rate(self) -> float:
+        return self.steps * self.frames_per_step / self.seconds if self.seconds else 0.0
 
 
 class StopOnNaN(keras.callbacks.Callback):

@@ -152,8 +152,8 @@ def _add_make_corpus(sub) -> None:
                     "and DIR/data/test/mixed.wav with its references s1.wav, s2.wav.",
     )
     p.add_argument("directory", metavar="DIR", help="folder to write the corpus into")
-    # Many voices with few utterances each: a model trained on 28 voices overfits them
-    # (train loss 0.15, held-out 0.24); on 140 voices held-out loss follows training loss.
+    # Many voices with few utterances each generalise better than few voices with many
+    # (see RESULTS.md, "What the levers gave").
     p.add_argument("--speakers", type=int, default=200, help="number of distinct voices (default 200)")
     p.add_argument("--utterances", type=int, default=6, help="utterances per speaker (default 6)")
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same corpus")
@@ -163,7 +163,7 @@ def _add_make_corpus(sub) -> None:
 
 
 def _run_make_corpus(args: argparse.Namespace) -> int:
-    from .corpus import make_corpus
+    from .democorpus import make_corpus
 
     summary = make_corpus(args.directory, speakers=args.speakers, utterances=args.utterances, seed=args.seed,
                           sample_rate=args.sample_rate, overwrite=args.force)
@@ -192,7 +192,7 @@ def _add_prepare(sub) -> None:
 
 
 def _run_prepare(args: argparse.Namespace) -> int:
-    from .corpus import prepare
+    from .prepare import prepare
 
     summary = prepare(args.audio_dir, args.base, speaker_level=args.speaker_level, layout=args.layout,
                       valid_fraction=args.valid_fraction, test_fraction=args.test_fraction, seed=args.seed,
@@ -258,7 +258,9 @@ def _run_visualize(args: argparse.Namespace) -> int:
     from . import visualize
 
     if args.history:
-        print(visualize.plot_history(args.history, out=args.out, show=args.show))
+        from .history import plot_history
+
+        print(plot_history(args.history, out=args.out, show=args.show))
         return 0
     if not args.mixture:
         raise visualize.VisualizeError("give a MIXTURE to plot, or --history DIR for the training history")
@@ -289,15 +291,17 @@ def user_errors() -> tuple[type[BaseException], ...]:
     """The exceptions that mean bad input, reported as a message rather than a traceback."""
     from .audio import AudioError
     from .config import ConfigError
-    from .corpus import CorpusError
+    from .prepare import CorpusError
     from .evaluate import EvaluationError
     from .visualize import VisualizeError
-    from .data import DataError, ListFormatError
+    from .data import DataError
+    from .lists import ListFormatError
     from .model import ModelError
+    from .paths import ModelNotGiven
     from .separate import SeparationError
 
-    return (AudioError, ConfigError, CorpusError, EvaluationError, VisualizeError, DataError, ListFormatError, ModelError, SeparationError,
-            FileExistsError, FileNotFoundError, PermissionError)
+    return (AudioError, ConfigError, CorpusError, EvaluationError, VisualizeError, DataError, ListFormatError,
+            ModelError, ModelNotGiven, SeparationError, FileExistsError, FileNotFoundError, PermissionError)
 
 
 # Commands that run TensorFlow: started from the shell, they re-execute themselves under

@@ -22,10 +22,10 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-# Shipped configs live inside the package so an installed deepclust finds them
-# by name (``--config default``); ``configs/`` at the repository root links here.
+# The shipped configs are the files in the repository's top-level configs/, which a user
+# opens, edits and passes by path; the package reaches them through the link
+# deepclust/configs -> ../configs, and a wheel carries copies, so ``--config NAME`` works installed.
 CONFIG_DIR = Path(__file__).parent / "configs"
-CONFIG_FILENAME = "config.toml"
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ class TrainConfig:
     mixed_precision: bool = False
     jit: bool = False
     # With model.mask_head: loss = loss_alpha * deep clustering + (1 - loss_alpha) * mask inference.
-    # Chimera++'s 0.975: with 0.5 both heads separated 3.5 dB worse after 15 minutes (RESULTS.md).
+    # Chimera++'s 0.975 (what 0.5 gave: RESULTS.md, "Magnitude weighting, Chimera++ and the chunk curriculum").
     loss_alpha: float = field(default=0.975, metadata=_range(0.0, 1.0, lo_open=True))
 
 
@@ -134,8 +134,8 @@ class SeparateConfig:
     # --num-speakers auto: the most clusters, at most auto_max_speakers, whose k-means centres
     # all have a cosine below auto_max_cosine (2 clusters) or auto_max_cosine_many (3 or more:
     # splitting a mixture into more clusters than voices leaves closer centres than splitting
-    # one voice in two). 0.65/0.75 suit a model trained without single voices (valid 91 %);
-    # default.toml, which trains with them, sets 0.8/0.75 (valid 93 %). count_accuracy.py tunes both.
+    # one voice in two). 0.65/0.75 were chosen for a model trained without single voices, default.toml's
+    # 0.8/0.75 for one trained with them (RESULTS.md, "Speaker counting"); count_accuracy.py tunes both.
     auto_max_speakers: int = field(default=3, metadata=_range(1, 8))
     auto_max_cosine: float = field(default=0.65, metadata=_range(-1.0, 1.0, lo_open=True))
     auto_max_cosine_many: float = field(default=0.75, metadata=_range(-1.0, 1.0, lo_open=True))
@@ -284,6 +284,27 @@ def validate(config: Config, source: str = "config") -> Config:
     if config.train.time_limit and parse_duration(config.train.time_limit, what=f"{source}: train.time_limit") <= 0:
         raise ConfigError(f"{source}: train.time_limit: expected a positive duration such as 90s, 15m or 2h, or \"\" "
                           f"for no limit. Received: time_limit={config.train.time_limit!r}")
+    return config
+
+
+# What the multi-worker training loop (deepclust/distribute.py) cannot run: its input pipeline fixes
+# one batch shape and it scores a single loss.
+MULTIWORKER_UNSUPPORTED = (
+    ("model", "mask_head", "the mask head's second loss (Chimera++) runs under fit: use one machine or "
+                           "--distribute mirrored"),
+    ("data", "whole_utterances", "batches of varying length: train on chunks (data.whole_utterances = false)"),
+    ("data", "long_chunk_frames", "a chunk-length curriculum changes the batch shape: set data.long_chunk_frames = 0"),
+)
+
+
+def validate_distribution(config: Config, distribute: str | None) -> Config:
+    """Refuse the combinations a distribution strategy cannot run, naming the key and the way out."""
+    if distribute == "multiworker":
+        for section, key, why in MULTIWORKER_UNSUPPORTED:
+            value = getattr(getattr(config, section), key)
+            if value:
+                raise ConfigError(f"--distribute multiworker cannot train with {section}.{key} set ({why}). "
+                                  f"Received: distribute='multiworker', {key}={_toml_value(value)}")
     return config
 
 

@@ -1,83 +1,30 @@
-"""Training data: list files, speakers, the on-the-fly mixer, and the Keras dataset.
+"""Training data: the corpus of a list, the on-the-fly mixture drawer, and the Keras dataset.
 
-A list file holds one ``path speakerID`` per line (the original's format);
-paths are absolute or relative to the list's folder, blank lines and ``#``
-comments (whole lines, or after white space) are allowed. Mixtures are drawn on the fly: k distinct speakers, a
-random segment of one utterance of each, mixed at random levels, turned into
-(features, labels) by :mod:`deepclust.features`.
+The lists are read by :mod:`deepclust.lists`; mixtures are drawn on the fly:
+k distinct speakers, a random segment of one utterance of each, scaled by
+:mod:`deepclust.mixing` and turned into (features, labels) by
+:mod:`deepclust.features`.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from . import audio, features
+from . import audio, features, mixing
 from .config import Config
+from .lists import Entry, parse_list
+from .progress import Progress
 
 log = logging.getLogger(__name__)
-
-# RMS below which a segment counts as silent and is not level-normalised.
-MIN_SOURCE_RMS = 1e-6
-TRAILING_COMMENT = re.compile(r"\s+#.*$")
-# wsj0-2mix scales a mixture so its peak is at most this.
-MIX_PEAK = 0.9
-
-
-class ListFormatError(ValueError):
-    """A list file line is malformed; the message names file and line."""
 
 
 class DataError(ValueError):
     """The data cannot make the mixtures the config asks for."""
-
-
-@dataclass(frozen=True)
-class Entry:
-    path: Path
-    speaker: str
-    list_file: Path
-    line: int
-
-    @property
-    def where(self) -> str:
-        return f"{self.list_file}:{self.line}"
-
-
-def parse_list(list_file: str | Path) -> list[Entry]:
-    """Parse a ``path speakerID`` list. Malformed lines raise ListFormatError."""
-    list_file = Path(list_file)
-    if not list_file.is_file():
-        raise ListFormatError(
-            f"{list_file}: list file not found; expected a text file with one 'path speakerID' per line."
-        )
-    entries = []
-    base = list_file.parent
-    # utf-8-sig: a byte-order mark is not part of the first path. Lines are
-    # split at newlines only (\n, \r\n, \r), as editors count them: splitlines()
-    # would also split at form feeds and other separators and skew line numbers.
-    text = list_file.read_text(encoding="utf-8-sig", errors="replace")
-    for number, raw in enumerate(text.split("\n"), start=1):
-        # A comment is a line starting with '#', or '#' after white space
-        # (so a '#' inside a file name is kept).
-        line = TRAILING_COMMENT.sub("", raw).strip()
-        if not line or line.startswith("#"):
-            continue
-        parts = line.rsplit(None, 1)
-        if len(parts) != 2:
-            raise ListFormatError(
-                f"{list_file}:{number}: expected 'path speakerID' (two fields separated by white space). "
-                f"Received: {raw.strip()!r}. Add the speaker ID after the path, or comment the line out with #."
-            )
-        path, speaker = parts
-        path = Path(path.strip())
-        entries.append(Entry(path if path.is_absolute() else base / path, speaker, list_file, number))
-    return entries
 
 
 @dataclass
@@ -108,8 +55,8 @@ def load_corpus(list_file: str | Path, sample_rate: int, min_speakers: int = 1, 
         raise DataError(f"{list_file}: no utterances listed; expected one 'path speakerID' per line.")
     speakers: dict[str, list[np.ndarray]] = {}
     skipped: list[tuple[Entry, str]] = []
-    bar = keras.utils.Progbar(len(entries), unit_name="file") if progress else None
-    for i, entry in enumerate(entries):
+    bar = Progress(len(entries), f"reading {list_file}", unit="file", enabled=progress)
+    for entry in entries:
         try:
             signal, _ = audio.read(entry.path, sample_rate)
             if signal.size == 0:
@@ -119,10 +66,10 @@ def load_corpus(list_file: str | Path, sample_rate: int, min_speakers: int = 1, 
         except audio.AudioError as exc:
             log.warning("%s: skipped: %s", entry.where, exc)
             skipped.append((entry, str(exc)))
+            bar.step(skipped=True)
         else:
             speakers.setdefault(entry.speaker, []).append(signal)
-        if bar is not None:
-            bar.update(i + 1)
+            bar.step()
     if skipped:
         log.warning("%s: skipped %d of %d utterances (see warnings above)", list_file, len(skipped), len(entries))
     if not speakers:
@@ -133,43 +80,6 @@ def load_corpus(list_file: str | Path, sample_rate: int, min_speakers: int = 1, 
             f"add speakers to the list or lower data.min_speakers. Received: speakers={sorted(speakers)}"
         )
     return Corpus(speakers, skipped)
-
-
-def segment(signal: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:
-    """A random ``length``-sample stretch of ``signal``; a short one is zero-padded at a random offset."""
-    if len(signal) >= length:
-        start = int(rng.integers(0, len(signal) - length + 1))
-        return signal[start:start + length]
-    out = np.zeros(length, np.float32)
-    start = int(rng.integers(0, length - len(signal) + 1))
-    out[start:start + len(signal)] = signal
-    return out
-
-
-def mix(sources: np.ndarray, rng: np.random.Generator, config: Config) -> np.ndarray:
-    """Scale ``sources`` (k, samples) as they will sit in the mixture; returns the scaled sources.
-
-    ``wsj0``: each source to equal RMS, then a gain uniform in
-    [-level_db, level_db] dB; ``peak``: each source to unit peak, then a gain
-    uniform in [peak_gain_min, peak_gain_max) (the original). The sum is kept
-    below clipping by scaling everything together.
-    """
-    d = config.data
-    sources = np.asarray(sources, dtype=np.float32)
-    k = sources.shape[0]
-    if d.mixing == "wsj0":
-        rms = np.sqrt(np.mean(np.square(sources, dtype=np.float64), axis=1))
-        scale = np.where(rms > MIN_SOURCE_RMS, 1.0 / np.maximum(rms, MIN_SOURCE_RMS), 0.0)
-        scale = scale * 10.0 ** (rng.uniform(-d.level_db, d.level_db, size=k) / 20.0)
-    else:
-        peak = np.max(np.abs(sources), axis=1)
-        scale = np.where(peak > 0, 1.0 / np.maximum(peak, 1e-12), 0.0)
-        scale = scale * rng.uniform(d.peak_gain_min, d.peak_gain_max, size=k)
-    scaled = sources * scale[:, None].astype(np.float32)
-    peak = float(np.max(np.abs(scaled.sum(axis=0)))) if scaled.size else 0.0
-    if peak > MIX_PEAK:
-        scaled *= MIX_PEAK / peak
-    return scaled
 
 
 def map_targets(fn, targets):
@@ -241,7 +151,7 @@ class Mixer:
         utts = self.pick(rng, k)
         if length is None:
             length = min(len(u) for u in utts)
-        return mix(np.stack([segment(u, length, rng) for u in utts]), rng, self.config)
+        return mixing.draw_scaled(np.stack([mixing.segment(u, length, rng) for u in utts]), rng, self.config.data)
 
     def chunk(self, rng: np.random.Generator):
         """One training chunk: (chunk_frames, F) features and (chunk_frames, F, C) labels."""
@@ -287,7 +197,7 @@ class Mixer:
         sources = []
         for utts in picks:
             length = min(min(len(u) for u in utts), longest)
-            sources.append(mix(np.stack([segment(u, length, rng) for u in utts]), rng, self.config))
+            sources.append(mixing.draw_scaled(np.stack([mixing.segment(u, length, rng) for u in utts]), rng, d))
         return self._examples(sources, features.samples_for_frames(frames, fcfg), frames)
 
     def _examples(self, sources: list[np.ndarray], samples: int, frames: int):
@@ -364,7 +274,7 @@ class MixtureDataset(keras.utils.PyDataset):
         self.steps = steps or config.train.steps_per_epoch
         self.seed = config.train.seed if seed is None else seed
         self.shard = shard  # (index, count): worker i of n draws its own stream of mixtures
-        self.epoch = 0
+        self.epoch = 0  # written only by callbacks.EpochSync
         self.frames_served = self.batches_served = 0  # batch lengths vary with whole_utterances
         # Chunk-length curriculum (data.long_chunk_frames): epochs from this one on draw long
         # chunks, in batches as much smaller as keeps the frames per step; None = not yet.
@@ -394,6 +304,3 @@ class MixtureDataset(keras.utils.PyDataset):
     def frames_per_batch(self) -> float:
         """Mean frames (batch x length) per batch handed out so far."""
         return self.frames_served / max(self.batches_served, 1)
-
-    def on_epoch_end(self):
-        self.epoch += 1

@@ -136,12 +136,41 @@ def bin_weights(spec: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     return (magnitude / np.maximum(mean, LOG_FLOOR)).astype(np.float32)
 
 
+IDEAL_MASKS = ("ibm", "irm")
+
+
+def ideal_masks(source_specs: np.ndarray, kind: str) -> np.ndarray:
+    """Ideal masks from the sources' STFTs as they sit in the mixture, float32 of their shape.
+
+    ``source_specs`` is (k, T, F), or (..., k, T, F) for a stack; the masks
+    share that layout (source axis -3). ``ibm``: one-hot on the loudest source
+    of each bin (ties and all-silent bins go to the first), which is also the
+    training target of :func:`dominant_labels`, so the bound a perfect
+    clustering reaches. ``irm``: the magnitude ratio |S_i| / sum_j |S_j| (sums
+    to one, so the estimates add up to the mixture; not the power-ratio
+    variant); bins where every source is silent are shared equally.
+    """
+    magnitude = np.abs(np.asarray(source_specs))
+    if magnitude.ndim < 3:
+        raise ValueError(f"ideal_masks: expected (..., k, T, F) source spectra. Received: shape {magnitude.shape}")
+    if kind == "ibm":
+        masks = np.zeros(magnitude.shape, np.float32)
+        np.put_along_axis(masks, np.argmax(magnitude, axis=-3)[..., None, :, :], 1.0, axis=-3)
+        return masks
+    if kind == "irm":
+        total = magnitude.sum(axis=-3, keepdims=True)
+        safe = np.where(total > 0, total, 1.0)
+        return np.where(total > 0, magnitude / safe, 1.0 / magnitude.shape[-3]).astype(np.float32)
+    raise ValueError(f"ideal_masks: expected kind one of {', '.join(IDEAL_MASKS)}. Received: kind={kind!r}")
+
+
 def dominant_labels(source_specs: np.ndarray, weights: np.ndarray, max_speakers: int) -> np.ndarray:
     """Training targets, (T, F, max_speakers) float32.
 
     ``source_specs`` is (k, T, F), or (..., k, T, F) for a stack: each source's
     STFT as it sits in the mixture (all-zero rows for absent speakers never win).
-    Each bin is one-hot on the loudest source and scaled by sqrt(weight): the
+    Each bin is one-hot on the loudest source (the ideal binary mask,
+    :func:`ideal_masks`) and scaled by sqrt(weight): the
     loss reads a bin's weight back as its label's squared norm, so silent bins
     (weight 0) are all zero and drop out. Columns k .. max_speakers-1 stay zero
     (labels padded to the largest speaker count, as the original did).
@@ -149,9 +178,9 @@ def dominant_labels(source_specs: np.ndarray, weights: np.ndarray, max_speakers:
     k = source_specs.shape[-3]
     if k > max_speakers:
         raise ValueError(f"a mixture of {k} sources does not fit labels of width max_speakers={max_speakers}")
-    winner = np.argmax(np.abs(source_specs), axis=-3)  # (..., T, F)
-    labels = np.zeros(winner.shape + (max_speakers,), dtype=np.float32)
-    np.put_along_axis(labels, winner[..., None], 1.0, axis=-1)
+    ibm = ideal_masks(source_specs, "ibm")  # (..., k, T, F)
+    labels = np.zeros(ibm.shape[:-3] + ibm.shape[-2:] + (max_speakers,), dtype=np.float32)
+    labels[..., :k] = np.moveaxis(ibm, -3, -1)
     return labels * np.sqrt(weights)[..., None]
 
 

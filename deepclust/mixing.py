@@ -30,17 +30,22 @@ def limit_peak(scaled: np.ndarray, peak: float = MIX_PEAK) -> np.ndarray:
     return scaled * (peak / loudest) if loudest > 0 else scaled
 
 
+def _unit_rms_scales(sources: Sequence[np.ndarray], gains_db: Sequence[float]) -> np.ndarray:
+    """Per source: the factor that brings it to unit RMS times ``10 ** (gain / 20)`` (0 for a silent one)."""
+    if len(gains_db) != len(sources):
+        raise ValueError(f"expected one gain per source. Received: {len(sources)} sources, {len(gains_db)} gains")
+    rms = np.array([np.sqrt(np.mean(np.square(np.asarray(s, np.float64)))) if len(s) else 0.0 for s in sources])
+    scale = np.where(rms > SILENT_RMS, 1.0 / np.maximum(rms, SILENT_RMS), 0.0)
+    return scale * 10.0 ** (np.asarray(gains_db, np.float64) / 20.0)
+
+
 def wsj0_scale(sources: np.ndarray, gains_db: Sequence[float]) -> np.ndarray:
     """(k, n) sources -> (k, n) float32 sources as they sit in the mixture: each at unit RMS
     times ``10 ** (gain / 20)``, then :func:`limit_peak`. The mixture is their sum."""
     sources = np.asarray(sources, np.float64)
-    if sources.ndim != 2 or len(gains_db) != sources.shape[0]:
-        raise ValueError(f"wsj0_scale: expected (sources, samples) and one gain per source. "
-                         f"Received: sources {sources.shape}, {len(gains_db)} gains")
-    rms = np.sqrt(np.mean(np.square(sources), axis=1)) if sources.shape[1] else np.zeros(sources.shape[0])
-    scale = np.where(rms > SILENT_RMS, 1.0 / np.maximum(rms, SILENT_RMS), 0.0)
-    scale = scale * 10.0 ** (np.asarray(gains_db, np.float64) / 20.0)
-    return limit_peak(sources * scale[:, None]).astype(np.float32)
+    if sources.ndim != 2:
+        raise ValueError(f"wsj0_scale: expected (sources, samples). Received: sources {sources.shape}")
+    return limit_peak(sources * _unit_rms_scales(sources, gains_db)[:, None]).astype(np.float32)
 
 
 def peak_scale(sources: np.ndarray, gains: Sequence[float]) -> np.ndarray:
@@ -52,15 +57,14 @@ def peak_scale(sources: np.ndarray, gains: Sequence[float]) -> np.ndarray:
 
 
 def mix_wsj0(sources: Sequence[np.ndarray], gains_db: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    """Whole utterances mixed as wsj0-2mix: cut to the shortest, :func:`wsj0_scale`d.
-
-    Returns (mixture (n,), scaled sources (k, n)), float32.
-    """
-    if len(sources) != len(gains_db) or not sources:
-        raise ValueError(f"mix_wsj0: expected one gain per source. Received: {len(sources)} sources, "
-                         f"{len(gains_db)} gains")
+    """Whole utterances mixed as wsj0-2mix: each whole utterance brought to its level, then all cut
+    to the shortest and :func:`limit_peak`ed together. Returns (mixture (n,), scaled sources (k, n))."""
+    if not len(sources):
+        raise ValueError("mix_wsj0: expected at least one source. Received: 0 sources")
+    scales = _unit_rms_scales(sources, gains_db)
     length = min(len(s) for s in sources)
-    scaled = wsj0_scale(np.stack([np.asarray(s, np.float64)[:length] for s in sources]), gains_db)
+    scaled = limit_peak(np.stack([np.asarray(s, np.float64)[:length] * g for s, g in zip(sources, scales)]))
+    scaled = scaled.astype(np.float32)
     return scaled.sum(axis=0), scaled
 
 

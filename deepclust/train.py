@@ -17,25 +17,23 @@ import logging
 import math
 import signal
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import keras
 
-from . import allocator, callbacks as cb
+from . import allocator, atomic, callbacks as cb
 from . import data, model as model_lib
-from .config import (CONFIG_FILENAME, Config, ConfigError, apply_overrides, load_config, parse_duration,
-                     read_config_file)
+from .config import Config, ConfigError, apply_overrides, load_config, parse_duration, read_config_file
+from .config import validate_distribution
 from .losses import DeepClusteringLoss, MaskInferenceLoss
+from .paths import (CONFIG_FILENAME, HISTORY_FILENAME, MODEL_FILENAME, STATE_DIRNAME, TRAIN_LIST, VALID_LIST,
+                    model_file)
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = "default"
-MODEL_FILENAME = "model.keras"
-HISTORY_FILENAME = "history.csv"
-STATE_DIRNAME = "checkpoints"
 # Config sections that fix the network and its inputs: a run cannot resume
 # with other values here, since the saved weights would not fit or mean the same.
 ARCHITECTURE_SECTIONS = ("audio", "features", "model")
@@ -70,16 +68,6 @@ def compile_model(net: keras.Model, config: Config) -> keras.Model:
     return net
 
 
-def curriculum_for(config: Config, clock: cb.Clock) -> cb.ChunkCurriculum | None:
-    """The chunk-length curriculum's switch: a share of train.time_limit, else of train.epochs."""
-    d = config.data
-    if not d.long_chunk_frames:
-        return None
-    if config.train.time_limit:
-        return cb.ChunkCurriculum(clock, after_seconds=d.long_chunk_from * parse_duration(config.train.time_limit))
-    return cb.ChunkCurriculum(clock, after_epoch=math.ceil(d.long_chunk_from * config.train.epochs))
-
-
 def resolve_run_config(base: Path, config: str | Path | None, overrides: dict[str, Any] | None) -> Config:
     """The config for a run in ``base``: the given one, else the one saved by an earlier run
     there, else the shipped ``default``.
@@ -106,46 +94,6 @@ def resolve_run_config(base: Path, config: str | Path | None, overrides: dict[st
     return resolved
 
 
-class Throughput(keras.callbacks.Callback):
-    """Training frames per second, measured over whole steps (validation excluded)."""
-
-    def __init__(self, frames_per_step: int | None = None, dataset: data.MixtureDataset | None = None):
-        super().__init__()
-        self._frames_per_step = frames_per_step
-        self.dataset = dataset  # whole-utterance batches: frames per step as the data handed out
-        self.steps = 0
-        self.seconds = 0.0
-        self._t = None
-        self._warm = False
-
-    def on_train_begin(self, logs=None):
-        self._warm = False
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self._t = time.perf_counter()
-
-    def on_train_batch_end(self, batch, logs=None):
-        # The first step of a run traces and compiles the graph: not a step's cost.
-        if self._t is not None and self._warm:
-            self.seconds += time.perf_counter() - self._t
-            self.steps += 1
-        self._warm = True
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs["train_seconds"] = self.seconds
-            logs["frames_per_second"] = self.rate
-            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-
-    @property
-    def frames_per_step(self) -> float:
-        return self._frames_per_step if self._frames_per_step is not None else self.dataset.frames_per_batch
-
-    @property
-    def rate(self) -> float:
-        return self.steps * self.frames_per_step / self.seconds if self.seconds else 0.0
-
-
 def train(
     base: str | Path,
     config: str | Path | None = None,
@@ -167,11 +115,7 @@ def train(
         from .distribute import Distributed  # TensorFlow only: imported only when asked for
 
         dist = Distributed(distribute)  # first: multi-worker collectives need it before any other op
-    cfg = resolve_run_config(base, config, overrides)
-    if dist is not None and dist.kind == "multiworker" and cfg.model.mask_head:
-        # Its own training loop (distribute.py) scores one loss; the mask head's second loss runs under fit.
-        raise ConfigError("model.mask_head (Chimera++) trains on one machine or with --distribute mirrored, not "
-                          "with --distribute multiworker yet. Received: distribute='multiworker', mask_head=true")
+    cfg = validate_distribution(resolve_run_config(base, config, overrides), distribute)
     with dist.output_folder(base, STATE_DIRNAME) if dist else contextlib.nullcontext(base) as out:
         return _train(base, Path(out), cfg, verbose, dist, callbacks or [])
 
@@ -198,120 +142,159 @@ def sigterm_interrupts():
 
 def _train(base: Path, out: Path, cfg: Config, verbose, dist, extra_callbacks: list) -> TrainResult:
     """train() once the config is known; writes into ``out`` (``base``, except on non-chief workers)."""
+    configure_keras(cfg)
+    train_mixer, valid_mixer = load_mixers(base, cfg, progress=verbose in (1, "auto"))
+    validation = data.validation_set(valid_mixer, cfg)
+    with dist.scope() if dist else contextlib.nullcontext():
+        net = compile_model(model_lib.build_model(cfg, *data.feature_statistics(train_mixer, cfg, cfg.train.seed)),
+                            cfg)
+    # Worker i of n draws its own mixtures, batch_size / n of them per step.
     batch_size = dist.worker_batch_size(cfg.train.batch_size) if dist else cfg.train.batch_size
+    dataset = data.MixtureDataset(train_mixer, cfg, batch_size=batch_size, shard=dist.shard if dist else (0, 1))
+    run = open_run_folder(out, cfg)
+    callbacks = RunCallbacks.build(cfg, out, run, dataset, extra_callbacks)
+    fit = net.fit if dist is None else (lambda d, **kw: dist.fit(net, d, **kw))
+    stopped = fit_phases(fit, dataset, validation, cfg, run, callbacks, verbose)
+    return finish(net, base, out, run, callbacks, stopped)
+
+
+def configure_keras(cfg: Config) -> None:
+    """Seed, precision policy and the allocator note, before anything is built."""
     keras.utils.set_random_seed(cfg.train.seed)
     # Set either way: the policy is global, and an earlier run in this process may have changed it.
     keras.mixed_precision.set_global_policy("mixed_float16" if cfg.train.mixed_precision else "float32")
-
     log.info("memory allocator: %s", allocator.describe())
     if allocator.advice():
         log.warning(allocator.advice())
-    log.info("reading %s and %s", base / "train", base / "valid")
-    bars = verbose in (1, "auto")  # --quiet (verbose=2) logs one line per epoch: no progress bars either
-    train_corpus = data.load_corpus(base / "train", cfg.audio.sample_rate, cfg.data.min_speakers, progress=bars)
-    valid_corpus = data.load_corpus(base / "valid", cfg.audio.sample_rate, cfg.data.min_speakers, progress=bars)
-    for name, corpus in (("train", train_corpus), ("valid", valid_corpus)):
+
+
+def load_mixers(base: Path, cfg: Config, progress: bool) -> tuple[data.Mixer, data.Mixer]:
+    """The mixture drawers of ``base/train`` and ``base/valid``, with what was read logged."""
+    log.info("reading %s and %s", base / TRAIN_LIST, base / VALID_LIST)
+    mixers = []
+    for name in (TRAIN_LIST, VALID_LIST):
+        corpus = data.load_corpus(base / name, cfg.audio.sample_rate, cfg.data.min_speakers, progress=progress)
         log.info("%s: %d speakers, %d utterances, %.1f min%s", name, len(corpus.speakers), corpus.num_utterances,
                  corpus.seconds / cfg.audio.sample_rate / 60,
                  f", {len(corpus.skipped)} skipped" if corpus.skipped else "")
+        mixers.append(data.Mixer(corpus, cfg))
+    return mixers[0], mixers[1]
 
-    train_mixer = data.Mixer(train_corpus, cfg)
-    valid_mixer = data.Mixer(valid_corpus, cfg)
-    x_valid, y_valid = data.validation_set(valid_mixer, cfg)
-    mean, variance = data.feature_statistics(train_mixer, cfg, cfg.train.seed)
 
-    with dist.scope() if dist else contextlib.nullcontext():
-        net = compile_model(model_lib.build_model(cfg, mean, variance), cfg)
-    # Worker i of n draws its own mixtures, batch_size / n of them per step.
-    dataset = data.MixtureDataset(train_mixer, cfg, batch_size=batch_size, shard=dist.shard if dist else (0, 1))
-
+def open_run_folder(out: Path, cfg: Config) -> cb.RunState:
+    """Make ``out`` ready for this run: leftovers of killed writes removed, the resolved config
+    saved, the resume state read, history rows of epochs the run will redo dropped."""
     out.mkdir(parents=True, exist_ok=True)
     for folder in (out, out / STATE_DIRNAME):
-        cb.remove_stale_temporaries(folder)
-    cb.atomic_write_text(out / CONFIG_FILENAME, cfg.to_toml())
-    saved = cb.latest_state(out / STATE_DIRNAME)
-    trim_history(out / HISTORY_FILENAME, saved[0] if saved else 0)
-    clock = cb.Clock()
-    best = cb.BestModel(out / MODEL_FILENAME)
-    state = cb.TrainingState(out / STATE_DIRNAME, clock, best)
-    throughput = (Throughput(dataset=dataset) if cfg.data.whole_utterances or cfg.data.long_chunk_frames
-                  else Throughput(cfg.train.batch_size * cfg.data.chunk_frames))
-    stop_nan = cb.StopOnNaN()
-    # BestModel before TrainingState: the state saved at an epoch's end must
-    # already know whether that epoch was the best. TrainingState comes last,
-    # after the history row: a kill between the two leaves a row that the
-    # resumed run drops (trim_history) and redoes, rather than a missing row.
-    callback_list: list[keras.callbacks.Callback] = [best, cb.EpochSync(dataset), throughput, stop_nan]
-    time_limit = None
-    if cfg.train.time_limit:
-        time_limit = cb.TimeLimit(parse_duration(cfg.train.time_limit), clock)
-        callback_list.append(time_limit)
-    early = None
-    if cfg.train.lr_patience:
-        callback_list.append(keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss", factor=cfg.train.lr_factor, patience=cfg.train.lr_patience, verbose=1))
-    if cfg.train.patience:
-        early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.train.patience)
-        callback_list.append(early)
-    curriculum = curriculum_for(cfg, clock)
-    if curriculum is not None:
-        callback_list.append(curriculum)
-    callback_list.append(keras.callbacks.CSVLogger(str(out / HISTORY_FILENAME), append=True))
-    callback_list.append(state)
-    callback_list += extra_callbacks
+        atomic.remove_stale_temporaries(folder)
+    atomic.write_text(out / CONFIG_FILENAME, cfg.to_toml())
+    run = cb.RunState.load(out / STATE_DIRNAME)
+    trim_history(out / HISTORY_FILENAME, run.epoch)
+    return run
 
-    stopped = "completed"
-    fit_args = dict(validation_data=(x_valid, y_valid), batch_size=cfg.train.batch_size, epochs=cfg.train.epochs,
-                    callbacks=callback_list, verbose=verbose)
-    spent = float(saved[2].get("elapsed_seconds", 0.0)) if saved else 0.0
+
+@dataclass
+class RunCallbacks:
+    """The built-in callbacks of a run, each by name, and their order in ``fit``."""
+
+    best: cb.BestModel
+    sync: cb.EpochSync
+    throughput: cb.Throughput
+    stop_nan: cb.StopOnNaN
+    time_limit: cb.TimeLimit | None
+    lr_plateau: keras.callbacks.ReduceLROnPlateau | None
+    early: keras.callbacks.EarlyStopping | None
+    curriculum: cb.ChunkCurriculum | None
+    history: keras.callbacks.CSVLogger
+    state: cb.TrainingState
+    extra: list
+
+    @classmethod
+    def build(cls, cfg: Config, out: Path, run: cb.RunState, dataset: data.MixtureDataset, extra: list):
+        t, d = cfg.train, cfg.data
+        varying = d.whole_utterances or d.long_chunk_frames  # frames per step vary: count what was served
+        curriculum = None
+        if d.long_chunk_frames:  # the switch: a share of train.time_limit, else of train.epochs
+            curriculum = (cb.ChunkCurriculum(run.clock, after_seconds=d.long_chunk_from * parse_duration(t.time_limit))
+                          if t.time_limit else
+                          cb.ChunkCurriculum(run.clock, after_epoch=math.ceil(d.long_chunk_from * t.epochs)))
+        return cls(
+            best=cb.BestModel(out / MODEL_FILENAME, run), sync=cb.EpochSync(dataset),
+            throughput=cb.Throughput(dataset=dataset) if varying else cb.Throughput(t.batch_size * d.chunk_frames),
+            stop_nan=cb.StopOnNaN(),
+            time_limit=cb.TimeLimit(parse_duration(t.time_limit), run.clock) if t.time_limit else None,
+            lr_plateau=keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=t.lr_factor,
+                                                         patience=t.lr_patience, verbose=1) if t.lr_patience else None,
+            early=keras.callbacks.EarlyStopping(monitor="val_loss", patience=t.patience) if t.patience else None,
+            curriculum=curriculum, history=keras.callbacks.CSVLogger(str(out / HISTORY_FILENAME), append=True),
+            state=cb.TrainingState(run), extra=list(extra))
+
+    def ordered(self) -> list[keras.callbacks.Callback]:
+        """BestModel before TrainingState: the state saved at an epoch's end must already know whether
+        that epoch was the best. TrainingState last, after the history row: a kill between the two
+        leaves a row that the resumed run drops (trim_history) and redoes, rather than a missing row."""
+        named = [self.best, self.sync, self.throughput, self.stop_nan, self.time_limit, self.lr_plateau,
+                 self.early, self.curriculum, self.history, self.state]
+        return [c for c in named if c is not None] + self.extra
+
+    def stopped(self) -> str:
+        """Why fit returned: "nan", "time limit", "early stopping", else "completed"."""
+        if self.stop_nan.stopped_at is not None:
+            return "nan"
+        if self.time_limit is not None and self.time_limit.reached:
+            return "time limit"
+        if self.early is not None and self.early.stopped_epoch:
+            return "early stopping"
+        return "completed"
+
+
+def fit_phases(fit, dataset: data.MixtureDataset, validation, cfg: Config, run: cb.RunState,
+               callbacks: RunCallbacks, verbose) -> str:
+    """Run ``fit`` once per phase still to train: the short-chunk phase, then (with a chunk-length
+    curriculum) the long-chunk phase, each resuming from the state the one before saved last.
+    Returns why training stopped ("completed", "time limit", ... or "interrupted")."""
+    phases = [None] if callbacks.curriculum is None else [None, "long"]
+    if callbacks.curriculum is not None and run.weights is not None and callbacks.curriculum.due(run.epoch):
+        phases = ["long"]  # resumed past the switch
+        callbacks.curriculum.switched = True
+    fit_args = dict(validation_data=validation, batch_size=cfg.train.batch_size, epochs=cfg.train.epochs,
+                    callbacks=callbacks.ordered(), verbose=verbose)
     try:
         with sigterm_interrupts():
-            if time_limit is not None and spent >= time_limit.seconds:
-                # Keras would still run one batch and a validation before a callback could stop it.
-                time_limit.reached = True
-                clock.restore(spent)
-                if saved and saved[2].get("best") is not None:
-                    best.best = float(saved[2]["best"])
-                log.info("the time limit (%s) was already spent in earlier runs; nothing to do", cfg.train.time_limit)
-            else:
-                fit = net.fit if dist is None else (lambda d, **kw: dist.fit(net, d, **kw))
-                # Keras draws a few batches to learn their shapes and build the optimizer before the
-                # first epoch begins (and EpochSync sets the epoch): draw them from the resumed epoch too.
-                dataset.epoch = saved[0] if saved else 0
-                clock.restore(spent)
-                if curriculum is not None and saved and curriculum.due(saved[0]):
-                    curriculum.switch_epoch = dataset.long_from_epoch = saved[0]  # resumed in the long phase
+            for phase in phases:
+                if callbacks.time_limit is not None and callbacks.time_limit.spent():
+                    # Keras would still run one batch and a validation before a callback could stop it.
+                    log.info("the time limit (%s) is spent; nothing more to do", cfg.train.time_limit)
+                    break
+                if phase == "long":
+                    dataset.long_from_epoch = run.epoch
+                    log.info("epoch %d: chunk curriculum: %d-frame chunks, %d per batch, from now on",
+                             run.epoch + 1, cfg.data.long_chunk_frames, dataset.long_batch_size)
+                callbacks.sync.start(run.epoch)  # the batches fit draws to learn shapes: this epoch's
                 fit(dataset, **fit_args)
-                if (curriculum is not None and curriculum.switch_epoch is not None and dataset.long_from_epoch is None
-                        and not stop_nan.stopped_at and not (time_limit and time_limit.reached)
-                        and not (early and early.stopped_epoch)):
-                    log.info("epoch %d: chunk curriculum: training on %d-frame chunks, %d per batch, from now on",
-                             curriculum.switch_epoch + 1, cfg.data.long_chunk_frames, dataset.long_batch_size)
-                    dataset.epoch = dataset.long_from_epoch = curriculum.switch_epoch
-                    fit(dataset, **fit_args)  # resumes from the state the first phase saved last
+                if callbacks.stopped() != "completed" or (callbacks.curriculum and not callbacks.curriculum.switched):
+                    break
     except KeyboardInterrupt:
-        stopped = "interrupted"
         log.warning("interrupted: the last completed epoch is saved in %s; run the same command to resume",
-                    base / STATE_DIRNAME)
-    if stop_nan.stopped_at is not None:
-        stopped = "nan"
+                    run.directory)
+        return "interrupted"
+    return callbacks.stopped()
+
+
+def finish(net: keras.Model, base: Path, out: Path, run: cb.RunState, callbacks: RunCallbacks,
+           stopped: str) -> TrainResult:
+    """Leave a usable model behind whatever happened, log and return the result."""
+    if stopped == "nan":
         log.error("training stopped: the loss became NaN or infinite. The best model so far is kept in %s; "
                   "lower train.learning_rate or train.clipnorm and run again.", base / MODEL_FILENAME)
-    elif time_limit is not None and time_limit.reached:
-        stopped = "time limit"
-    elif early is not None and early.stopped_epoch:
-        stopped = "early stopping"
-
-    if not (out / MODEL_FILENAME).is_file() and stopped != "nan":
-        # No validation improvement was ever recorded (e.g. stopped before the
-        # first epoch ended): still leave a usable model behind.
+    elif not (out / MODEL_FILENAME).is_file():
+        # No validation improvement was ever recorded (e.g. stopped before the first epoch ended).
         cb.atomic_save_model(net, out / MODEL_FILENAME)
-    final_state = cb.latest_state(out / STATE_DIRNAME)
-    epochs_done = final_state[0] if final_state else 0
-    result = TrainResult(base / MODEL_FILENAME, epochs_done, best.best, clock.elapsed, throughput.rate, stopped)
+    rate = callbacks.throughput.rate
+    result = TrainResult(base / MODEL_FILENAME, run.epoch, run.best, run.clock.elapsed, rate, stopped)
     log.info("training %s after %d epochs (%.0f s); best val_loss %.4f; %.0f frames/s; model: %s",
-             stopped, epochs_done, clock.elapsed, best.best if math.isfinite(best.best) else float("nan"),
-             throughput.rate, result.model_path)
+             stopped, run.epoch, run.clock.elapsed, run.best if math.isfinite(run.best) else float("nan"),
+             rate, result.model_path)
     return result
 
 
@@ -346,13 +329,10 @@ def trim_history(path: Path, start_epoch: int) -> None:
     elif len(keep) != len(lines) - 1 or not text.endswith("\n"):
         log.info("%s: dropped %d row(s) of epochs from %d on, which this run redoes", path,
                  len(lines) - 1 - len(keep), start_epoch + 1)
-        cb.atomic_write_text(path, "\n".join([lines[0], *keep]) + "\n")
+        atomic.write_text(path, "\n".join([lines[0], *keep]) + "\n")
 
 
 def load_trained(base_or_model: str | Path) -> keras.Model:
     """The model of a training folder (``DIR/model.keras``) or a model file."""
-    path = Path(base_or_model)
-    if path.is_dir():
-        path = path / MODEL_FILENAME
-    return model_lib.load(path)
+    return model_lib.load(model_file(base_or_model))
 

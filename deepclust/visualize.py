@@ -1,11 +1,13 @@
-"""Figures: what the network does with one mixture, and how training went.
+"""The separation figure: what the network does with one mixture.
 
-:func:`plot_separation` draws, for one mixture, the log-spectrogram, the
-k-means assignment of every active time-frequency bin, the ideal binary mask
-when the sources are known (clusters permuted to match the speakers), and a
-PCA projection of the embeddings coloured by cluster and by true speaker.
-:func:`plot_history` draws the training and validation loss per epoch from a
-training folder's ``history.csv``.
+:func:`separation_view` runs the analysis ``separate`` runs (segments,
+embeddings, the sampled active bins, clustering, each segment's masks) and
+keeps what the figure shows; :func:`draw_separation` draws it: the
+log-spectrogram, the assignment of every active time-frequency bin, the ideal
+binary mask when the sources are known (clusters permuted to match the
+speakers), and a PCA projection of the embeddings k-means clustered, coloured
+by cluster and by true speaker. :func:`plot_separation` does both for a file.
+The training-history figure is :mod:`deepclust.history`.
 
 Figures are drawn on a bare :class:`matplotlib.figure.Figure` (rendered by the
 non-interactive Agg, PDF or SVG canvas chosen from the file extension), so no
@@ -15,14 +17,13 @@ draws through pyplot instead and shows the figure after saving it.
 
 from __future__ import annotations
 
-import csv
 import logging
-import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from . import audio, features
+from . import audio, features, paths
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,6 @@ SILENT_COLOUR = "#1a1a1a"
 # The spectrogram shows this many dB below its loudest bin.
 SPECTROGRAM_RANGE_DB = 80.0
 DPI = 100
-HISTORY_FILENAME = "history.csv"
 
 
 class VisualizeError(ValueError):
@@ -53,7 +53,7 @@ def match_clusters(estimate: np.ndarray, ideal: np.ndarray, weights: np.ndarray 
     The permutation maximises the total weighted agreement
     ``sum_j sum_tf w * estimate[perm[j]] * ideal[j]`` (Hungarian algorithm).
     """
-    from scipy.optimize import linear_sum_assignment
+    from .metrics import best_permutation
 
     estimate = np.asarray(estimate, np.float64)
     ideal = np.asarray(ideal, np.float64)
@@ -61,15 +61,10 @@ def match_clusters(estimate: np.ndarray, ideal: np.ndarray, weights: np.ndarray 
         raise ValueError(f"estimate {estimate.shape} and ideal {ideal.shape} must both be (k, ...) of the same shape")
     k = estimate.shape[0]
     est = estimate.reshape(k, -1)
-    ref = ideal.reshape(k, -1)
     if weights is not None:
-        w = np.broadcast_to(np.asarray(weights, np.float64), estimate.shape[1:]).reshape(-1)
-        est = est * w[None]
-    agreement = est @ ref.T  # (cluster, speaker)
-    clusters, speakers = linear_sum_assignment(agreement, maximize=True)
-    perm = np.empty(k, dtype=int)
-    perm[speakers] = clusters
-    return perm
+        est = est * np.broadcast_to(np.asarray(weights, np.float64), estimate.shape[1:]).reshape(-1)[None]
+    agreement = est @ ideal.reshape(k, -1).T  # (cluster, speaker)
+    return np.array(best_permutation(agreement.T), dtype=int)  # pairwise[speaker, cluster]
 
 
 # -- helpers -----------------------------------------------------------------------
@@ -106,21 +101,6 @@ def _pad_to_length(signal: np.ndarray, length: int) -> np.ndarray:
     if len(signal) >= length:
         return signal[:length]
     return np.pad(signal, (0, length - len(signal)))
-
-
-def _sdr_improvement(separated: np.ndarray, references: np.ndarray, mixture: np.ndarray):
-    """Per-source SDR of ``separated`` and of the mixture as estimate (bss_eval), in dB."""
-    import warnings
-
-    from mir_eval.separation import bss_eval_sources
-
-    with warnings.catch_warnings():  # mir_eval 0.8 deprecates bss_eval_sources (removed in 0.9)
-        warnings.simplefilter("ignore", FutureWarning)
-        sdr, _, _, _ = bss_eval_sources(references, separated)
-        # Every estimate is the mixture, so no permutation needs searching.
-        base, _, _, _ = bss_eval_sources(references, np.repeat(mixture[None], len(references), axis=0),
-                                         compute_permutation=False)
-    return sdr, base
 
 
 def _label_image(labels: np.ndarray, active: np.ndarray) -> np.ndarray:
@@ -215,222 +195,172 @@ def plot_separation(mixture, *, base=None, model=None, sources=None, num_speaker
         )
     out = Path(out) if out is not None else mixture.with_name(f"{mixture.stem}_separation.png")
     if separator is None:
-        separator = separate_lib.Separator.from_path(separate_lib.find_model(base, model))
+        separator = separate_lib.Separator.from_path(paths.find_model(base, model))
     k = len(sources) or int(num_speakers or separator.config.num_speakers)
-    cfg = separator.features
-    rate = separator.sample_rate
-
-    signal, _ = audio.read(mixture, rate)
+    signal, _ = audio.read(mixture, separator.sample_rate)
     if signal.size == 0:
         raise VisualizeError(f"{mixture}: the file has no samples; nothing to draw.")
-    log_mag, spec, gain = features.mixture_features(signal, cfg)
-    active = features.active_bins(spec, cfg)
-    emb = separator.embed(log_mag)  # (T, F, D)
-    flat = emb.reshape(-1, emb.shape[-1])
-    active_idx = np.flatnonzero(active.ravel())
-
-    # Cluster as Separator.separate does: k-means on a sample of active bins.
-    rng = np.random.default_rng(0)
-    fit_idx = active_idx
-    if fit_idx.size > separator.config.kmeans_max_bins:
-        fit_idx = rng.choice(fit_idx, separator.config.kmeans_max_bins, replace=False)
-    clustering = separate_lib.fit_clusters(flat[fit_idx], k, separator.config)
-    estimate = clustering.masks(emb)  # (k, T, F)
-    assignment = np.argmax(estimate, axis=0)  # (T, F)
-
-    ideal_labels = None
-    sdr_text = ""
-    agreement = None
+    references = None
     if sources:
-        refs = np.stack([_pad_to_length(audio.read(s, rate)[0], len(signal)) for s in sources])
-        source_specs = features.stft(refs * gain, cfg)  # (k, T, F), as they sit in the mixture
-        ideal_labels = np.argmax(np.abs(source_specs), axis=0)
-        ideal = np.zeros((k,) + ideal_labels.shape, np.float32)
-        np.put_along_axis(ideal, ideal_labels[None], 1.0, axis=0)
-        onehot = np.zeros_like(ideal)
-        np.put_along_axis(onehot, assignment[None], 1.0, axis=0)
-        perm = match_clusters(onehot, ideal, active)
-        # Relabel clusters so that cluster perm[j] becomes speaker j.
-        relabel = np.empty(k, dtype=int)
-        relabel[perm] = np.arange(k)
-        assignment = relabel[assignment]
-        agreement = float(np.mean(assignment[active] == ideal_labels[active])) if active.any() else float("nan")
-        try:
-            separated = separator.separate(signal, k).sources
-            sdr, base_sdr = _sdr_improvement(separated, refs, signal)
-            sdri = sdr - base_sdr
-            per = ", ".join(f"{v:+.1f}" for v in sdri)
-            sdr_text = f"SDR improvement {np.mean(sdri):+.1f} dB (per source {per}; SDR {np.mean(sdr):.1f} dB)"
-        except ValueError as exc:  # bss_eval refuses silent references or estimates
-            log.warning("%s: SDR not computed: %s", mixture, exc)
-            sdr_text = "SDR not computed (a reference or estimate is silent)"
+        references = np.stack([_pad_to_length(audio.read(s, separator.sample_rate)[0], len(signal)) for s in sources])
+    view = separation_view(separator, signal, k, references)
+    return draw_separation(view, mixture.name, out, dims=dims, show=show)
 
-    # -- layout: image panels on the left, scatters on the right ----------------
-    frames, bins = spec.shape
-    hop_s = cfg.hop_length / rate
-    # Frame t is centred at t * hop (scipy's ShortTimeFFT starts at p_min < 0).
-    from .features import _transform
 
-    t0 = _transform(cfg.window_length, cfg.hop_length).p_min * hop_s
-    df = rate / cfg.window_length
-    extent = (t0 - hop_s / 2, t0 + (frames - 0.5) * hop_s, -df / 2, (bins - 0.5) * df)
+@dataclass
+class SeparationView:
+    """What the separation figure shows, computed by the analysis ``separate`` runs.
 
-    panels = 3 if sources else 2
-    scatters = 2 if sources else 1
+    ``spec`` (T, F): the whole mixture's STFT; ``active`` (T, F) its active bins;
+    ``assignment`` (T, F): the speaker (cluster) of each bin, from the masks
+    ``separate`` applies to each segment, matched to the speakers when references are
+    known; ``ideal`` (T, F) the loudest reference per bin (or None); ``agreement`` the
+    share of active bins where the two agree; ``points`` (n, D) and ``bins`` (n, 2): the
+    embeddings k-means clustered, with their (frame, bin); ``sdri`` per reference.
+    """
+
+    spec: np.ndarray
+    active: np.ndarray
+    assignment: np.ndarray
+    k: int
+    rate: int
+    cfg: object
+    points: np.ndarray
+    bins: np.ndarray
+    ideal: np.ndarray | None = None
+    agreement: float | None = None
+    sdr: np.ndarray | None = None
+    sdri: np.ndarray | None = None
+    duration: float = 0.0
+
+
+def separation_view(separator, signal: np.ndarray, k: int, references: np.ndarray | None = None) -> SeparationView:
+    """Separate ``signal`` as ``separate`` does, keeping what the figure shows (see SeparationView)."""
+    cfg, rate = separator.features, separator.sample_rate
+    _, spec, gain = features.mixture_features(signal, cfg)
+    active = features.active_bins(spec, cfg)
+    assignment = np.zeros(spec.shape, np.int16)
+    hop = cfg.hop_length
+
+    def collect(seg, _spec, masks):
+        # Each segment owns the frames from the middle of its overlap with the one before to the
+        # middle of its overlap with the one after (where the cross-fade hands over).
+        offset = int(round(seg.start / hop))
+        first = offset + int(round(seg.fade_in / 2 / hop)) if seg.fade_in else 0
+        last = offset + masks.shape[1] - (int(round(seg.fade_out / 2 / hop)) if seg.fade_out else 0)
+        last = min(last, spec.shape[0])
+        assignment[first:last] = np.argmax(masks, axis=0)[first - offset:last - offset]
+
+    analysis = separator.analyse(signal, k)
+    separated = separator.render(analysis, observe=collect).sources
+    seg_offsets = np.array([int(round(g.start / hop)) for g in analysis.segments], np.int64)
+    bins = np.stack([seg_offsets[analysis.sample_bins[:, 0]] + analysis.sample_bins[:, 1],
+                     analysis.sample_bins[:, 2]], axis=1) if len(analysis.sample_bins) else np.zeros((0, 2), int)
+    bins[:, 0] = np.minimum(bins[:, 0], spec.shape[0] - 1)
+    view = SeparationView(spec, active, assignment, k, rate, cfg, analysis.samples, bins, duration=len(signal) / rate)
+    if references is not None:
+        match_to_references(view, references * gain, separated, signal)
+    return view
+
+
+def match_to_references(view: SeparationView, scaled_references: np.ndarray, separated: np.ndarray,
+                        signal: np.ndarray) -> None:
+    """Relabel the clusters as the speakers they match, and score the agreement and the SDR improvement."""
+    from .metrics import bss_eval
+
+    k, active = view.k, view.active
+    ideal = features.ideal_masks(features.stft(scaled_references, view.cfg), "ibm")  # (k, T, F)
+    view.ideal = np.argmax(ideal, axis=0)
+    onehot = np.zeros_like(ideal)
+    np.put_along_axis(onehot, view.assignment[None].astype(np.int64), 1.0, axis=0)
+    perm = match_clusters(onehot, ideal, active)
+    relabel = np.empty(k, dtype=int)
+    relabel[perm] = np.arange(k)  # cluster perm[j] becomes speaker j
+    view.assignment = relabel[view.assignment]
+    view.agreement = float(np.mean(view.assignment[active] == view.ideal[active])) if active.any() else float("nan")
+    references = scaled_references / max(float(np.max(np.abs(scaled_references))), 1e-12)
+    try:
+        est = bss_eval(references, separated)["sdr"]
+        base = bss_eval(references, np.repeat(signal[None], k, axis=0), compute_permutation=False)["sdr"]
+        view.sdr, view.sdri = est, est - base
+    except ValueError as exc:  # bss_eval refuses silent references
+        log.warning("SDR not computed: %s", exc)
+
+
+def draw_separation(view: SeparationView, name: str, out: Path, *, dims: int = 2, show: bool = False) -> Path:
+    """Draw a :class:`SeparationView`: image panels (spectrogram, assignment, ideal mask) on the
+    left, PCA scatters of the embeddings on the right."""
+    known = view.ideal is not None
+    panels, scatters = (3, 2) if known else (2, 1)
     fig = _new_figure(show, (16, 3.0 * panels + 0.8))
     grid = fig.add_gridspec(panels * scatters, 2, width_ratios=(1.7, 1))
-    rows_per_panel = scatters
-    rows_per_scatter = panels
-
-    def image_ax(i, share=None):
-        return fig.add_subplot(grid[i * rows_per_panel:(i + 1) * rows_per_panel, 0], sharex=share, sharey=share)
-
-    ax_spec = image_ax(0)
-    db = 20 * np.log10(np.maximum(np.abs(spec), features.LOG_FLOOR))
-    # dB re the loudest bin; a silent mixture (every bin at the floor) stays dark.
-    db -= max(float(db.max()), 20 * np.log10(features.LOG_FLOOR) + SPECTROGRAM_RANGE_DB)
-    im = ax_spec.imshow(db.T, origin="lower", aspect="auto", extent=extent, cmap="magma",
-                        vmin=-SPECTROGRAM_RANGE_DB, vmax=0.0, interpolation="nearest")
-    bar = fig.colorbar(im, ax=ax_spec, pad=0.01)
-    bar.set_label("dB re loudest bin")
-    ax_spec.set_title(f"mixture log-spectrogram ({int(active.sum())} of {active.size} bins active, "
-                      f"within {cfg.silence_db:g} dB of the loudest)", loc="left", fontsize="medium")
-    ax_spec.set_ylabel("frequency (Hz)")
-
-    colours = _speaker_colours(k)
-    names = [f"speaker {n + 1}" for n in range(k)]
-    cluster_names = names if sources else [f"cluster {n + 1}" for n in range(k)]
-    ax_est = image_ax(1, ax_spec)
-    title = f"estimated assignment (k-means, k={k}"
-    if agreement is not None:
-        title += f"; clusters matched to speakers, {100 * agreement:.0f}% of active bins agree with the ideal mask"
-    _draw_labels(fig, ax_est, _label_image(assignment, active), k, extent, title + ")", cluster_names)
-    last = ax_est
-    if ideal_labels is not None:
-        ax_ideal = image_ax(2, ax_spec)
-        _draw_labels(fig, ax_ideal, _label_image(ideal_labels, active), k, extent,
-                     "ideal binary mask (loudest source per bin)", names)
-        last = ax_ideal
-    for ax in (ax_spec, ax_est):
-        if ax is not last:
-            ax.tick_params(labelbottom=False)
-    last.set_xlabel("time (s)")
-
-    scatter_idx = active_idx
-    if scatter_idx.size > MAX_SCATTER_POINTS:
-        scatter_idx = np.sort(np.random.default_rng(SCATTER_SEED).choice(scatter_idx, MAX_SCATTER_POINTS, replace=False))
-    points = _project(flat[scatter_idx], dims)
-    shown = f"{scatter_idx.size} of {active_idx.size} active bins" if scatter_idx.size < active_idx.size \
-        else f"all {active_idx.size} active bins"
-    _scatter(fig, grid[0:rows_per_scatter, 1], points, assignment.ravel()[scatter_idx], colours, cluster_names,
-             f"embeddings, PCA to {dims}-D, by cluster\n({shown})", dims)
-    if ideal_labels is not None:
-        _scatter(fig, grid[rows_per_scatter:2 * rows_per_scatter, 1], points, ideal_labels.ravel()[scatter_idx],
-                 colours, names, f"embeddings, PCA to {dims}-D, by true speaker\n(dominant source per bin)", dims)
-
-    heading = f"{mixture.name}: {len(signal) / rate:.2f} s at {rate} Hz, {k} speakers"
-    if sdr_text:
-        heading += f"\n{sdr_text}"
+    names = [f"speaker {n + 1}" for n in range(view.k)]
+    cluster_names = names if known else [f"cluster {n + 1}" for n in range(view.k)]
+    _draw_images(fig, [grid[i * scatters:(i + 1) * scatters, 0] for i in range(panels)], view, names, cluster_names)
+    _draw_scatters(fig, [grid[i * panels:(i + 1) * panels, 1] for i in range(scatters)], view, names,
+                   cluster_names, dims)
+    heading = f"{name}: {view.duration:.2f} s at {view.rate} Hz, {view.k} speakers"
+    if view.sdri is not None:
+        per = ", ".join(f"{v:+.1f}" for v in view.sdri)
+        heading += (f"\nSDR improvement {np.mean(view.sdri):+.1f} dB (per source {per}; "
+                    f"SDR {np.mean(view.sdr):.1f} dB)")
+    elif known:
+        heading += "\nSDR not computed (a reference or estimate is silent)"
     fig.suptitle(heading, fontsize="large")
     return _finish(fig, out, show)
 
 
-# -- training history --------------------------------------------------------------
-def _read_history(path: Path) -> dict[str, np.ndarray]:
-    if not path.is_file():
-        raise VisualizeError(f"{path}: no training history found; train first (deepclust train) "
-                             "or point --history at a training folder.")
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
-    rows = [r for r in rows if r and any(c.strip() for c in r)]
-    if len(rows) < 2:
-        raise VisualizeError(f"{path}: the training history is empty (no epoch finished yet); "
-                             "train first, at least one epoch.")
-    header = [c.strip() for c in rows[0]]
-    by_epoch: dict[int, dict[str, float]] = {}
-    for row in rows[1:]:
-        if row[0].strip() == header[0]:  # a repeated header (a resumed run)
-            continue
-        values = {}
-        for name, cell in zip(header, row):
-            try:
-                values[name] = float(cell)
-            except ValueError:
-                values[name] = math.nan
-        if "epoch" in values and math.isfinite(values["epoch"]):
-            # A resumed run may repeat epochs after the last saved state: the last row wins.
-            by_epoch[int(values["epoch"])] = values
-        else:
-            by_epoch[len(by_epoch)] = values
-    if not by_epoch or "loss" not in header:
-        raise VisualizeError(f"{path}: no 'loss' column or no epochs; expected the history.csv written by "
-                             "deepclust train. Train first.")
-    epochs = sorted(by_epoch)
-    return {"epoch": np.array(epochs, float),
-            **{name: np.array([by_epoch[e].get(name, math.nan) for e in epochs], float)
-               for name in header if name != "epoch"}}
+def _extent(view: SeparationView) -> tuple[float, float, float, float]:
+    """imshow extent of a (T, F) image: frame t is centred at t * hop (scipy's ShortTimeFFT starts at p_min < 0)."""
+    from .features import _transform
+
+    cfg, (frames, bins) = view.cfg, view.spec.shape
+    hop_s = cfg.hop_length / view.rate
+    t0 = _transform(cfg.window_length, cfg.hop_length).p_min * hop_s
+    df = view.rate / cfg.window_length
+    return (t0 - hop_s / 2, t0 + (frames - 0.5) * hop_s, -df / 2, (bins - 0.5) * df)
 
 
-def plot_history(directory, *, out=None, show: bool = False) -> Path:
-    """Training and validation loss per epoch from ``directory/history.csv``; returns the figure path.
+def _draw_images(fig, cells, view: SeparationView, names, cluster_names) -> None:
+    extent, active, k = _extent(view), view.active, view.k
+    ax_spec = fig.add_subplot(cells[0])
+    db = 20 * np.log10(np.maximum(np.abs(view.spec), features.LOG_FLOOR))
+    # dB re the loudest bin; a silent mixture (every bin at the floor) stays dark.
+    db -= max(float(db.max()), 20 * np.log10(features.LOG_FLOOR) + SPECTROGRAM_RANGE_DB)
+    im = ax_spec.imshow(db.T, origin="lower", aspect="auto", extent=extent, cmap="magma",
+                        vmin=-SPECTROGRAM_RANGE_DB, vmax=0.0, interpolation="nearest")
+    fig.colorbar(im, ax=ax_spec, pad=0.01).set_label("dB re loudest bin")
+    ax_spec.set_title(f"mixture log-spectrogram ({int(active.sum())} of {active.size} bins active, "
+                      f"within {view.cfg.silence_db:g} dB of the loudest)", loc="left", fontsize="medium")
+    ax_spec.set_ylabel("frequency (Hz)")
+    title = f"estimated assignment (k-means, k={k}"
+    if view.agreement is not None:
+        title += f"; clusters matched to speakers, {100 * view.agreement:.0f}% of active bins agree with the ideal mask"
+    axes = [ax_spec, fig.add_subplot(cells[1], sharex=ax_spec, sharey=ax_spec)]
+    _draw_labels(fig, axes[1], _label_image(view.assignment, active), k, extent, title + ")", cluster_names)
+    if view.ideal is not None:
+        axes.append(fig.add_subplot(cells[2], sharex=ax_spec, sharey=ax_spec))
+        _draw_labels(fig, axes[2], _label_image(view.ideal, active), k, extent,
+                     "ideal binary mask (loudest source per bin)", names)
+    for ax in axes[:-1]:
+        ax.tick_params(labelbottom=False)
+    axes[-1].set_xlabel("time (s)")
 
-    The y axis is logarithmic when the losses span more than a decade. The
-    learning rate, if logged (``learning_rate`` or ``lr``) and not constant,
-    is drawn on a second axis; the epoch with the lowest validation loss (the
-    one ``model.keras`` holds) is marked. ``out`` defaults to
-    ``directory/history.png``.
-    """
-    from matplotlib.ticker import MaxNLocator
 
-    directory = Path(directory)
-    path = directory / HISTORY_FILENAME if directory.is_dir() or directory.suffix != ".csv" else directory
-    history = _read_history(path)
-    out = Path(out) if out is not None else path.parent / "history.png"
-    epoch = history["epoch"] + 1  # Keras counts epochs from 1 in its logs
-    loss = history["loss"]
-    val = history.get("val_loss")
+def _draw_scatters(fig, cells, view: SeparationView, names, cluster_names, dims: int) -> None:
+    """The embeddings k-means clustered (a sample of every segment's active bins), at most MAX_SCATTER_POINTS,
+    by cluster and, with references, by true speaker."""
+    chosen = np.arange(len(view.points))
+    if chosen.size > MAX_SCATTER_POINTS:
+        chosen = np.sort(np.random.default_rng(SCATTER_SEED).choice(chosen, MAX_SCATTER_POINTS, replace=False))
+    frame, freq = view.bins[chosen, 0], view.bins[chosen, 1]
+    points = _project(view.points[chosen], dims)
+    colours = _speaker_colours(view.k)
+    shown = f"{chosen.size} of the {int(view.active.sum())} active bins"
+    _scatter(fig, cells[0], points, view.assignment[frame, freq], colours, cluster_names,
+             f"embeddings, PCA to {dims}-D, by cluster\n({shown})", dims)
+    if view.ideal is not None:
+        _scatter(fig, cells[1], points, view.ideal[frame, freq], colours, names,
+                 f"embeddings, PCA to {dims}-D, by true speaker\n(dominant source per bin)", dims)
 
-    fig = _new_figure(show, (9, 5))
-    ax = fig.add_subplot()
-    marker = "o" if len(epoch) <= 50 else None
-    ax.plot(epoch, loss, marker=marker, markersize=3, color="tab:blue", label="training loss")
-    if val is not None and np.isfinite(val).any():
-        ax.plot(epoch, val, marker=marker, markersize=3, color="tab:orange", label="validation loss")
-        best = int(np.nanargmin(val))
-        ax.axvline(epoch[best], color="tab:green", linestyle=":", linewidth=1)
-        ax.plot([epoch[best]], [val[best]], marker="*", markersize=14, color="tab:green", linestyle="none",
-                label=f"best: epoch {int(epoch[best])}, val_loss {val[best]:.4g}")
-    values = np.concatenate([loss, val if val is not None else []])
-    values = values[np.isfinite(values)]
-    if values.size and values.min() > 0 and values.max() / values.min() > 10:
-        ax.set_yscale("log")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.grid(True, alpha=0.3)
 
-    lr_name = next((n for n in ("learning_rate", "lr") if n in history), None)
-    lr_note = ""
-    handles, labels = ax.get_legend_handles_labels()
-    if lr_name is not None:
-        lr = history[lr_name]
-        finite = lr[np.isfinite(lr)]
-        if finite.size and not np.allclose(finite, finite[0], rtol=1e-6, atol=0):
-            ax_lr = ax.twinx()
-            ax.set_zorder(ax_lr.get_zorder() + 1)  # losses and legend above the learning rate
-            ax.patch.set_visible(False)
-            ax_lr.step(epoch, lr, where="mid", color="tab:gray", linestyle="--", linewidth=1.2)
-            if finite.min() > 0 and finite.max() / finite.min() > 10:
-                ax_lr.set_yscale("log")
-            ax_lr.set_ylabel("learning rate", color="tab:gray")
-            ax_lr.tick_params(axis="y", colors="tab:gray")
-            h, = ax_lr.plot([], [], color="tab:gray", linestyle="--", label="learning rate (right axis)")
-            handles.append(h)
-            labels.append(h.get_label())
-        elif finite.size:
-            lr_note = f", learning rate {finite[0]:.3g} throughout"
-    ax.legend(handles, labels, loc="upper right", fontsize="small", framealpha=0.9)
-
-    title = f"{path.parent.name or path.parent}: {len(epoch)} epoch{'s' if len(epoch) != 1 else ''}{lr_note}"
-    ax.set_title(title, loc="left", fontsize="medium")
-    return _finish(fig, out, show)

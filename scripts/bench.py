@@ -42,7 +42,7 @@ RATE = 8000
 
 
 def synth_voice(f0: float, seconds: float, seed: int, rate: int = RATE) -> np.ndarray:
-    from deepclust.corpus import harmonic_voice
+    from deepclust.voices import harmonic_voice
 
     return harmonic_voice(f0, seconds, seed, rate, level=0.2)
 

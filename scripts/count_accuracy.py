@@ -34,10 +34,11 @@ def main(argv=None) -> int:
     import numpy as np
 
     from deepclust import audio
-    from deepclust.corpus import mixture_list_path, write_mixture_list
-    from deepclust.data import parse_list
-    from deepclust.evaluate import load_mixture, read_mixture_list
-    from deepclust.separate import Separator, estimate_num_speakers
+    from deepclust.democorpus import mixture_list_path, write_mixture_list
+    from deepclust.clustering import estimate_num_speakers
+    from deepclust.lists import parse_list
+    from deepclust.separate import Separator
+    from deepclust.testsets import load_mixture, read_mixture_list
 
     sep = Separator.from_path(args.base)
     corpus = Path(args.corpus)
@@ -52,9 +53,9 @@ def main(argv=None) -> int:
                                          path=corpus / f".{args.split}_mix_{k}spk.txt")
         specs = read_mixture_list(listing)[: args.mixtures]
         signals[k] = [load_mixture(spec, sep.sample_rate)[0] for spec in specs]
-    # The count comes from the embeddings of the active bins alone: compute them once per
-    # mixture and try every value on them.
-    samples = {k: [active_embeddings(sep, m) for m in mixtures] for k, mixtures in signals.items()}
+    # The count comes from the analysis's sample of active-bin embeddings alone (what
+    # separate --num-speakers auto counts on): compute it once per mixture, try every value on it.
+    samples = {k: [sep.embed_file(m).samples for m in mixtures] for k, mixtures in signals.items()}
     pairs = [(a, b) for a in args.max_cosine or [sep.config.auto_max_cosine]
              for b in args.max_cosine_many or [sep.config.auto_max_cosine_many]]
     for max_cosine, many in pairs:
@@ -70,21 +71,6 @@ def main(argv=None) -> int:
         print(json.dumps({"split": args.split, "max_cosine": max_cosine, "max_cosine_many": many, "overall": total,
                           "by_count": results}))
     return 0
-
-
-def active_embeddings(sep, signal):
-    """Embeddings of the active bins of one mixture, as Separator.separate samples them."""
-    import numpy as np
-
-    from deepclust import features
-
-    feats, spec, _ = features.mixture_features(signal, sep.features)
-    emb = sep.embed(feats)
-    active = features.active_bins(spec, sep.features)
-    samples = emb[active].reshape(-1, emb.shape[-1]).astype(np.float32)
-    if len(samples) > sep.config.kmeans_max_bins:  # as separate() samples them for the clustering
-        samples = samples[np.random.default_rng(0).choice(len(samples), sep.config.kmeans_max_bins, replace=False)]
-    return samples
 
 
 if __name__ == "__main__":

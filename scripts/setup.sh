@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv (once) and install deepclust with its demo and test extras into it.
+# Create .venv (once) and install deepclust with its demo, test, STOI and JAX extras into it
+# (JAX's CPU build, so the JAX backend tests run rather than skip).
 # Idempotent: re-running only installs what changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,7 +9,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip
 fi
-.venv/bin/python -m pip install -q -e ".[demo,test,stoi]"
+.venv/bin/python -m pip install -q -e ".[demo,test,stoi,jax]"
 
 # Optional: PyTorch's CPU build, for the Keras torch backend tests (tests/test_backends.py skip without it).
 # Installed only from a local CPU wheel (TORCH_WHEELS, default /opt/wheels), never resolved from PyPI, whose
@@ -26,7 +27,7 @@ if ! .venv/bin/python -c "import importlib.metadata as m, sys; sys.exit(m.versio
 fi
 
 # Optional: tcmalloc, which deepclust preloads by itself (deepclust/allocator.py): training runs
-# 1.3-1.6x faster on a CPU than under glibc's malloc. Installed only where this script runs as root
+# markedly faster on a CPU than under glibc's malloc (RESULTS.md, "Speed"). Installed only where this script runs as root
 # with apt-get (a fresh CI or cloud machine); elsewhere it prints how to install it. Never fails the
 # setup. DEEPCLUST_NO_SYSTEM_PACKAGES=1 skips it.
 if [ "$(uname -s)" = Linux ] && [ -z "${DEEPCLUST_NO_SYSTEM_PACKAGES:-}" ] \
@@ -35,9 +36,9 @@ if [ "$(uname -s)" = Linux ] && [ -z "${DEEPCLUST_NO_SYSTEM_PACKAGES:-}" ] \
     echo "setup.sh: installing tcmalloc (apt-get install libtcmalloc-minimal4) for faster training" >&2
     { apt-get install -y -q libtcmalloc-minimal4 >/dev/null 2>&1 \
       || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q libtcmalloc-minimal4 >/dev/null 2>&1; }; } \
-      || echo "setup.sh: could not install tcmalloc; training works, about 1.4x slower on CPU" >&2
+      || echo "setup.sh: could not install tcmalloc; training works, slower on a CPU" >&2
   else
-    echo "setup.sh: tip: install tcmalloc for 1.3-1.6x faster CPU training (Debian/Ubuntu:" \
+    echo "setup.sh: tip: install tcmalloc for faster CPU training (Debian/Ubuntu:" \
          "sudo apt install libtcmalloc-minimal4; Fedora: sudo dnf install gperftools-libs)" >&2
   fi
 fi

@@ -1,6 +1,6 @@
 """Shared fixtures: generated "voices" and list folders, so tests need no corpus.
 
-A voice here is ``corpus.harmonic_voice``: a harmonic tone with its own pitch,
+A voice here is ``voices.harmonic_voice``: a harmonic tone with its own pitch,
 vibrato and syllable-like envelope; different voices occupy different
 frequency bins, which is all the pipeline tests need.
 """
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from deepclust.corpus import harmonic_voice
+from deepclust.voices import harmonic_voice
 
 RATE = 8000
 

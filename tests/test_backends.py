@@ -24,6 +24,9 @@ TESTS = Path(__file__).resolve().parent
 MARKER = "DEEPCLUST-RESULT "
 BACKENDS = ["torch", "jax"]
 
+# Whole training runs in child processes: part of CI, not of the fast loop (-m 'not slow').
+pytestmark = pytest.mark.slow
+
 # Makes ``import tensorflow`` (and importlib.util.find_spec) behave as if it were not installed.
 HIDE_TENSORFLOW = """
 import sys

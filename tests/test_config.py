@@ -3,10 +3,36 @@ import pytest
 from deepclust.config import CONFIG_DIR, ConfigError, load_config, parse_duration, parse_override, read_config_file
 
 
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
 @pytest.mark.parametrize("name", sorted(p.stem for p in CONFIG_DIR.glob("*.toml")))
-def test_shipped_configs_load(name):
+def test_shipped_configs_load_by_name_and_by_path(name):
+    import numpy as np
+
+    from deepclust import features
+
     cfg = load_config(name)
-    assert cfg.num_bins == cfg.features.window_length // 2 + 1
+    assert load_config(ROOT / "configs" / f"{name}.toml") == cfg  # the file a user edits is the one shipped
+    # num_bins is what the network reads: the STFT's own number of bins.
+    assert cfg.num_bins == features.stft(np.zeros(4000, np.float32), cfg.features).shape[-1]
+
+
+def test_every_config_the_docs_name_resolves():
+    """Each configs/NAME.toml path and each --config NAME in the README and the scripts loads."""
+    texts = [ROOT / "README.md", *sorted((ROOT / "scripts").glob("*"))]
+    named = set()
+    for path in texts:
+        text = path.read_text(encoding="utf-8")
+        named |= {("path", m) for m in re.findall(r"\bconfigs/[\w-]+\.toml", text)}
+        named |= {("name", m) for m in re.findall(r"--config[ =]([a-z][\w-]*)\b", text) if m not in ("NAME", "FILE")}
+    assert {kind for kind, _ in named} == {"path", "name"}
+    for kind, value in sorted(named):
+        assert load_config(ROOT / value if kind == "path" else value) is not None, value
+    assert CONFIG_DIR.resolve() == (ROOT / "configs").resolve()
 
 
 def test_seed_config_holds_the_original_constants():

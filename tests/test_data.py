@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from deepclust import data, features
+from deepclust import data, features, lists, mixing
 from deepclust.config import load_config
 
 
@@ -10,7 +10,7 @@ def test_parse_list_relative_absolute_comments_blank(tmp_path):
     lst = tmp_path / "train"
     lst.write_text(f"# header\n\nsub/x.wav spk1\n{tmp_path}/a.wav  spk2   # trailing comment\n"
                    "   \n# another\nfolder with space/y.flac spk3\n")
-    entries = data.parse_list(lst)
+    entries = lists.parse_list(lst)
     assert [e.speaker for e in entries][:1] == ["spk1"]
     assert entries[0].path == tmp_path / "sub/x.wav" and entries[0].line == 3
     assert entries[1].path == tmp_path / "a.wav" and entries[1].speaker == "spk2"
@@ -21,13 +21,13 @@ def test_parse_list_relative_absolute_comments_blank(tmp_path):
 def test_parse_list_malformed_line_names_file_and_line(tmp_path):
     lst = tmp_path / "valid"
     lst.write_text("a.wav s1\nlonely_path.wav\n")
-    with pytest.raises(data.ListFormatError, match=r"valid:2: expected 'path speakerID'.*lonely_path"):
-        data.parse_list(lst)
+    with pytest.raises(lists.ListFormatError, match=r"valid:2: expected 'path speakerID'.*lonely_path"):
+        lists.parse_list(lst)
 
 
 def test_missing_list_file(tmp_path):
-    with pytest.raises(data.ListFormatError, match="list file not found"):
-        data.parse_list(tmp_path / "nope")
+    with pytest.raises(lists.ListFormatError, match="list file not found"):
+        lists.parse_list(tmp_path / "nope")
 
 
 def test_load_corpus_groups_speakers_and_skips_bad_files(list_folder, caplog):
@@ -58,9 +58,11 @@ def test_mixer_distinct_speakers_counts_and_levels(list_folder, tiny_config):
         counts.add(k)
         assert cfg.data.min_speakers <= k <= cfg.data.max_speakers
     assert counts == {2, 3}
-    # distinct speakers: draw indices the way the mixer does
-    chosen = rng.choice(len(mixer.names), size=3, replace=False)
-    assert len(set(chosen.tolist())) == 3
+    # Every mixture's utterances come from distinct speakers.
+    speaker_of = {id(u): name for name, utts in zip(mixer.names, mixer.utterances) for u in utts}
+    for _ in range(100):
+        picked = mixer.pick(rng, k=3)
+        assert len({speaker_of[id(u)] for u in picked}) == 3
 
 
 def test_single_speaker_fraction(list_folder, tiny_config):
@@ -82,27 +84,42 @@ def test_single_speaker_fraction(list_folder, tiny_config):
     assert singles and all(np.all(y[b].sum(-1) <= 1) for b in singles)
 
 
-def test_wsj0_mixing_level_range(tiny_config):
-    cfg = tiny_config
-    cfg.data.level_db = 2.5
+def test_wsj0_training_gains_span_the_level_range(tiny_config):
+    """Training draws each source's gain uniformly in [-level_db, level_db]: the level
+    differences between two sources fill [-2 level_db, 2 level_db], and every mixture's
+    loudest sample (mixture or source) is mixing.MIX_PEAK."""
+    cfg = tiny_config.data
+    cfg.level_db = 2.5
     rng = np.random.default_rng(1)
     src = np.random.default_rng(2).standard_normal((2, 4000)).astype(np.float32) * [[0.01], [0.3]]
-    for _ in range(50):
-        scaled = data.mix(src, rng, cfg)
-        rms = np.sqrt((scaled.astype(np.float64) ** 2).mean(axis=1))
-        diff = 20 * np.log10(rms[0] / rms[1])
-        assert -5.0 - 1e-6 <= diff <= 5.0 + 1e-6
-        assert np.abs(scaled.sum(0)).max() <= data.MIX_PEAK + 1e-6
+    diffs = []
+    for _ in range(400):
+        scaled = mixing.draw_scaled(src, rng, cfg).astype(np.float64)
+        rms = np.sqrt((scaled ** 2).mean(axis=1))
+        diffs.append(20 * np.log10(rms[0] / rms[1]))
+        loudest = max(np.abs(scaled).max(), np.abs(scaled.sum(0)).max())
+        assert loudest == pytest.approx(mixing.MIX_PEAK, rel=1e-5)
+    diffs = np.array(diffs)
+    assert diffs.min() >= -5.0 - 1e-4 and diffs.max() <= 5.0 + 1e-4
+    assert diffs.min() < -4.0 and diffs.max() > 4.0  # the whole range is used, not a narrow part of it
+    assert abs(np.mean(diffs)) < 0.5  # symmetric: neither source is favoured
 
 
-def test_peak_mixing_gain_range(tiny_config):
-    cfg = tiny_config
-    cfg.data.mixing = "peak"
+def test_peak_training_gains_span_the_gain_range(tiny_config):
+    """The original's mixing: each source at unit peak times a gain in [peak_gain_min, peak_gain_max),
+    then all scaled together; the ratio of two sources' peaks is the ratio of their gains."""
+    cfg = tiny_config.data
+    cfg.mixing, cfg.peak_gain_min, cfg.peak_gain_max = "peak", 0.5, 1.0
     rng = np.random.default_rng(3)
-    src = np.random.default_rng(4).standard_normal((3, 4000)).astype(np.float32)
-    scaled = data.mix(src, rng, cfg)
-    peaks = np.abs(scaled).max(axis=1) / (min(1.0, data.MIX_PEAK / np.abs(scaled.sum(0)).max()) or 1)
-    assert np.all(peaks <= 1.0 + 1e-5)
+    src = np.random.default_rng(4).standard_normal((2, 4000)).astype(np.float32) * [[0.02], [0.7]]
+    ratios = []
+    for _ in range(300):
+        scaled = mixing.draw_scaled(src, rng, cfg)
+        peaks = np.abs(scaled).max(axis=1)
+        ratios.append(peaks[0] / peaks[1])
+    ratios = np.array(ratios)
+    assert ratios.min() >= 0.5 - 1e-5 and ratios.max() <= 2.0 + 1e-5
+    assert ratios.min() < 0.55 and ratios.max() > 1.8
 
 
 def test_chunk_shapes_and_one_hot_or_zero_labels(list_folder, tiny_config):
@@ -214,6 +231,7 @@ def test_whole_utterance_batches_are_bucketed_by_length(tmp_path):
     assert x.shape[1] <= 30
 
 
+@pytest.mark.slow
 def test_training_on_bucketed_whole_utterances(tmp_path):
     # batches of different lengths go through fit (the model's time axis is free)
     from deepclust.train import train

@@ -17,8 +17,9 @@ import pytest
 from conftest import write_list_folder
 
 keras = pytest.importorskip("keras")
-pytestmark = pytest.mark.skipif(keras.backend.backend() != "tensorflow",
-                                reason="--distribute needs the TensorFlow backend")
+# Whole training runs in child processes: part of CI, not of the fast loop (-m 'not slow').
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                                                   reason="--distribute needs the TensorFlow backend")]
 
 SPEAKERS = {"low": 110.0, "mid": 180.0, "high": 260.0}
 TIMEOUT = 300

@@ -1,0 +1,267 @@
+"""The synthetic demo corpus: designed voices (``voices``) speaking the shipped sentences.
+
+``make_corpus`` speaks ``deepclust/texts/sentences.txt`` with many distinct
+voices (:func:`voices.make_voices`) and writes a speaker-disjoint corpus (split
+as ``prepare`` splits), a demo mixture and held-out test mixture lists, so the
+whole pipeline can be tried without downloading a corpus. Test voices are
+unlike every training voice, so a held-out score measures generalisation.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from . import audio, espeak, lists, mixing
+from .prepare import SPLITS, CorpusError, _deal, _refuse_existing_lists, _split_sizes
+from .progress import Progress
+from .voices import VoiceSpec, make_voices, synthesize
+
+# Sentences: test voices speak sentences no training voice speaks.
+TEST_SENTENCE_FRACTION = 0.2       # this share of the sentences is spoken by test voices only
+SENTENCES_PER_UTTERANCE = (1, 2)
+
+# Demo mixture (scaled by mixing.wsj0_scale: equal levels, loudest sample at mixing.MIX_PEAK).
+MIXTURE_SECONDS = 3.5
+MIXTURE_GAP_SECONDS = 0.2          # pause between a speaker's utterances when one is too short
+PCM_16_SCALE = 32768.0             # the references are quantised to 16 bits before they are summed
+MIN_DEMO_SPEAKERS = 4              # 2 test speakers for the mixture, 1 valid, 1 train
+# Held-out test mixtures written with the corpus, in the wsj0-2mix list format
+# ("path gain_dB path gain_dB ..."), for `deepclust evaluate`.
+TEST_MIXTURES = 40                 # per speaker count
+TEST_MIXTURE_GAIN_DB = 2.5         # gains uniform in [0, 2.5] dB, the first source up, the others down (wsj0-2mix)
+
+
+# --------------------------------------------------------------- sentences --
+
+def load_sentences() -> list[str]:
+    """The shipped sentences (``deepclust/texts/sentences.txt``), comments and blanks dropped."""
+    text = resources.files("deepclust").joinpath("texts/sentences.txt").read_text(encoding="utf-8")
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def split_sentences(sentences: list[str], seed: int = 0) -> dict[str, list[str]]:
+    """Sentences for training/validation voices and the disjoint ones test voices speak."""
+    order = np.random.default_rng([seed, 4]).permutation(len(sentences))
+    held = max(1, round(TEST_SENTENCE_FRACTION * len(sentences)))
+    return {"train": [sentences[i] for i in sorted(order[held:])],
+            "test": [sentences[i] for i in sorted(order[:held])]}
+
+
+def _utterance_text(sentences: list[str], rng: np.random.Generator) -> str:
+    count = int(rng.integers(SENTENCES_PER_UTTERANCE[0], SENTENCES_PER_UTTERANCE[1] + 1))
+    return " ".join(sentences[i] for i in rng.choice(len(sentences), size=count, replace=False))
+
+
+# ---------------------------------------------------------------- mixtures --
+
+def _mixture_source(utterances: list[np.ndarray], length: int, gap: int) -> np.ndarray:
+    """``length`` samples of one speaker: utterances joined by ``gap`` zeros until long enough, else zero-padded."""
+    pieces, total = [], 0
+    for signal in utterances:
+        pieces += [signal, np.zeros(gap, np.float32)]
+        total += len(signal) + gap
+        if total >= length:
+            break
+    joined = np.concatenate(pieces)[:length]
+    return np.pad(joined, (0, length - len(joined)))
+
+
+def _demo_mixture(directory: Path, first: list[np.ndarray], second: list[np.ndarray],
+                  sample_rate: int) -> tuple[Path, Path, Path]:
+    """Write data/test/mixed.wav and its references s1/s2, MIXTURE_SECONDS long.
+
+    The sources are scaled as wsj0-2mix does (equal levels, the loudest
+    sample of the mixture or a source at ``mixing.MIX_PEAK``), then the
+    references are quantised to 16 bits, so the mixture equals their sum up
+    to its own rounding.
+    """
+    length, gap = int(MIXTURE_SECONDS * sample_rate), int(MIXTURE_GAP_SECONDS * sample_rate)
+    sources = np.stack([_mixture_source(first, length, gap), _mixture_source(second, length, gap)])
+    scaled = mixing.wsj0_scale(sources, [0.0, 0.0]).astype(np.float64)
+    scaled = np.round(scaled * PCM_16_SCALE) / PCM_16_SCALE
+    folder = directory / "data" / "test"
+    mixed = audio.write(folder / "mixed.wav", scaled.sum(axis=0), sample_rate, overwrite=True)
+    s1 = audio.write(folder / "s1.wav", scaled[0], sample_rate, overwrite=True)
+    s2 = audio.write(folder / "s2.wav", scaled[1], sample_rate, overwrite=True)
+    return mixed, s1, s2
+
+
+def mixture_list_path(directory: str | Path, num_speakers: int) -> Path:
+    return Path(directory) / f"test_mix_{num_speakers}spk.txt"
+
+
+def write_mixture_list(directory: str | Path, num_speakers: int, count: int = TEST_MIXTURES, seed: int = 0,
+                       split: str = "test", path: str | Path | None = None) -> Path:
+    """A wsj0-2mix-style list of ``count`` mixtures of ``num_speakers`` distinct speakers of ``split``.
+
+    Paths are as in the split's list (relative to ``directory``), so
+    ``deepclust evaluate DIR/test_mix_2spk.txt`` scores held-out voices only.
+    ``path`` (default ``DIR/test_mix_<k>spk.txt``) must lie in ``directory``.
+    """
+    directory = Path(directory)
+    path = Path(path) if path is not None else mixture_list_path(directory, num_speakers)
+    if num_speakers < 2 or count < 1:
+        raise CorpusError(f"a mixture list needs at least 2 speakers per mixture and 1 mixture. "
+                          f"Received: num_speakers={num_speakers}, count={count}")
+    if path.absolute().parent != directory.absolute():
+        raise CorpusError(f"{path}: a mixture list must lie in the corpus folder {directory}, since its paths are "
+                          f"relative to its own folder. Received: path={str(path)!r}")
+    by_speaker: dict[str, list[Path]] = {}
+    for entry in lists.parse_list(directory / split):
+        by_speaker.setdefault(entry.speaker, []).append(entry.path.relative_to(directory))
+    speakers = sorted(by_speaker)
+    if len(speakers) < num_speakers:
+        raise CorpusError(f"{directory / split}: {len(speakers)} speakers cannot make {num_speakers}-speaker "
+                          f"mixtures. Received: num_speakers={num_speakers}")
+    rng = np.random.default_rng([seed, 5, num_speakers])
+    mixtures = []
+    for _ in range(count):
+        chosen = rng.choice(len(speakers), size=num_speakers, replace=False)
+        gain = round(float(rng.uniform(0, TEST_MIXTURE_GAIN_DB)), 4)
+        gains = [gain] + [-gain] * (num_speakers - 1)
+        paths = [by_speaker[speakers[c]][int(rng.integers(len(by_speaker[speakers[c]])))] for c in chosen]
+        mixtures.append((paths, gains))
+    header = f"deepclust demo corpus, {count} {num_speakers}-speaker mixtures of the {split} split, seed {seed}"
+    return lists.write_mixture_list(path, mixtures, header)
+
+
+# ------------------------------------------------------------- demo corpus --
+
+@dataclass
+class CorpusSummary:
+    """What ``make_corpus`` wrote: counts per split and the paths."""
+
+    directory: Path
+    sample_rate: int
+    speakers: dict[str, int]
+    utterances: dict[str, int]
+    seconds: dict[str, float]
+    lists: dict[str, Path]
+    mixture: Path
+    references: tuple[Path, Path]
+    voices: dict[str, VoiceSpec] = field(default_factory=dict)
+    elapsed: float = 0.0
+
+    def describe(self) -> str:
+        rows = [f"{split:5s}: {self.speakers[split]:3d} speakers, {self.utterances[split]:4d} utterances, "
+                f"{self.seconds[split] / 60:6.1f} min -> {self.lists[split]}" for split in SPLITS]
+        return "\n".join([f"demo corpus in {self.directory} ({self.sample_rate} Hz, {self.elapsed:.1f} s)", *rows,
+                          f"mixture: {self.mixture} (references {self.references[0].name}, {self.references[1].name})",
+                          "held-out test mixtures: " + ", ".join(
+                              str(p) for k in (2, 3) if (p := mixture_list_path(self.directory, k)).is_file())])
+
+
+@dataclass
+class _Spoken:
+    """The utterances ``_speak_all`` wrote: list entries and seconds per split, test speakers' audio."""
+
+    entries: dict[str, list[tuple[Path, str]]] = field(default_factory=lambda: {s: [] for s in SPLITS})
+    seconds: dict[str, float] = field(default_factory=lambda: {s: 0.0 for s in SPLITS})
+    test_audio: dict[int, list[np.ndarray]] = field(default_factory=dict)
+
+
+def _check_counts(speakers: int, utterances: int) -> None:
+    if speakers < MIN_DEMO_SPEAKERS:
+        raise CorpusError(f"the demo corpus needs at least {MIN_DEMO_SPEAKERS} speakers (train, valid, and two "
+                          f"test speakers for the demo mixture). Received: speakers={speakers}")
+    if utterances < 1:
+        raise CorpusError(f"utterances is per speaker and must be at least 1. Received: utterances={utterances}")
+
+
+def _assign_splits(sizes: dict[str, int], seed: int) -> dict[int, str]:
+    """Speaker number -> split, the numbers shuffled over the splits (a name says nothing of its split)."""
+    order = np.random.default_rng([seed, 2]).permutation(sum(sizes.values()))
+    return {int(k): split for split, numbers in _deal(order, sizes).items() for k in numbers}
+
+
+def _draw_voices(split_of: dict[int, str], seed: int) -> list[VoiceSpec]:
+    """One voice per speaker number: held-out kind for test speakers, training kind for the others."""
+    group_of = {k: "test" if split == "test" else "train" for k, split in split_of.items()}
+    drawn = {group: iter(make_voices(sum(g == group for g in group_of.values()), seed, group))
+             for group in ("train", "test")}
+    voices = []
+    for k in range(len(split_of)):
+        spec = next(drawn[group_of[k]])
+        voices.append(replace(spec, name=f"spk{k:03d}{spec.name[-1]}"))
+    return voices
+
+
+def _speak_all(directory: Path, voices: list[VoiceSpec], split_of: dict[int, str], utterances: int, seed: int,
+               sample_rate: int, progress: bool) -> _Spoken:
+    """Write ``data/<split>/<speaker>/<n>.wav`` for every voice; test voices speak the held-out sentences."""
+    sentences = split_sentences(load_sentences(), seed)
+    spoken = _Spoken()
+    bar = Progress(len(voices) * utterances, "synthesising", unit="utterance", enabled=progress)
+    for k, voice in enumerate(voices):
+        split = split_of[k]
+        rng = np.random.default_rng([seed, 3, k])
+        for n in range(utterances):
+            text = _utterance_text(sentences["test" if split == "test" else "train"], rng)
+            signal = synthesize(text, voice.jittered(rng), sample_rate)
+            relative = Path("data", split, voice.name, f"{n}.wav")
+            audio.write(directory / relative, signal, sample_rate, overwrite=True)
+            spoken.entries[split].append((relative, voice.name))
+            spoken.seconds[split] += len(signal) / sample_rate
+            if split == "test":
+                spoken.test_audio.setdefault(k, []).append(signal)
+            bar.step()
+    return spoken
+
+
+def _demo_pair(voices: list[VoiceSpec], split_of: dict[int, str]) -> tuple[int, int]:
+    """Two test speakers for the demo mixture, of different genders where there are both."""
+    test_speakers = sorted(k for k, split in split_of.items() if split == "test")
+    first = test_speakers[0]
+    gender = voices[first].name[-1]
+    return first, next((k for k in test_speakers[1:] if voices[k].name[-1] != gender), test_speakers[1])
+
+
+def _write_lists(directory: Path, spoken: _Spoken, seed: int) -> dict[str, Path]:
+    """The split lists, then the held-out test mixture lists (for as many speaker counts as test speakers allow)."""
+    paths = {split: lists.write_list(directory / split, spoken.entries[split],
+                                     f"deepclust demo corpus, {split} split, seed {seed}") for split in SPLITS}
+    test_speakers = len({speaker for _, speaker in spoken.entries["test"]})
+    for k in (2, 3):
+        if test_speakers >= k:
+            write_mixture_list(directory, k, seed=seed)
+    return paths
+
+
+def make_corpus(directory: str | Path, speakers: int = 200, utterances: int = 6, seed: int = 0,
+                sample_rate: int = 8000, valid_fraction: float = 0.15, test_fraction: float = 0.15,
+                progress: bool = True, overwrite: bool = False) -> CorpusSummary:
+    """Synthesise a speaker-disjoint demo corpus with espeak-ng into ``directory``.
+
+    Writes ``data/<split>/<speaker>/<n>.wav`` (16-bit PCM), the lists
+    ``train``, ``valid``, ``test`` (``path speakerID``, paths relative to
+    ``directory``) and a demo mixture ``data/test/mixed.wav`` of two test
+    speakers with its references ``s1.wav``/``s2.wav``, and held-out test
+    mixture lists ``test_mix_2spk.txt``/``test_mix_3spk.txt`` (wsj0-2mix
+    format, test speakers only). Test voices are unlike the training ones
+    (accents, pitch bands, intonation ranges and rates no training voice has,
+    see ``make_voices``) and speak sentences no training voice speaks
+    (``split_sentences``). The same seed gives the same bytes. Lists are
+    written last, so an interrupted run leaves none and can be rerun;
+    existing lists are refused unless ``overwrite`` (old audio stays).
+    """
+    directory = Path(directory)
+    _check_counts(speakers, utterances)
+    sizes = _split_sizes(speakers, valid_fraction, test_fraction, min_test=2)
+    _refuse_existing_lists(directory, overwrite)
+    espeak.require()  # fail before any work if espeak-ng is missing
+    started = time.monotonic()
+    split_of = _assign_splits(sizes, seed)
+    voices = _draw_voices(split_of, seed)
+    spoken = _speak_all(directory, voices, split_of, utterances, seed, sample_rate, progress)
+    first, second = _demo_pair(voices, split_of)
+    mixture, s1, s2 = _demo_mixture(directory, spoken.test_audio[first], spoken.test_audio[second], sample_rate)
+    paths = _write_lists(directory, spoken, seed)
+    return CorpusSummary(
+        directory=directory, sample_rate=sample_rate, speakers=dict(sizes),
+        utterances={s: len(spoken.entries[s]) for s in SPLITS}, seconds=spoken.seconds, lists=paths,
+        mixture=mixture, references=(s1, s2), voices={v.name: v for v in voices}, elapsed=time.monotonic() - started)

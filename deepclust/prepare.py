@@ -1,0 +1,238 @@
+"""Lists for real corpora, and the speaker-disjoint split both corpus tools share.
+
+``prepare`` scans a folder of recordings (LibriSpeech, VCTK, WSJ0 or any
+``speaker/.../file`` tree) and writes the ``train``/``valid``/``test`` lists
+(``path speakerID``, absolute paths), split by speaker. The split helpers
+(:data:`SPLITS`, ``_split_sizes``, ``_deal``, ``_refuse_existing_lists``) and
+:class:`CorpusError` serve the demo corpus (``democorpus``) too.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence, TypeVar
+
+import numpy as np
+import soundfile as sf
+
+from . import lists
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "valid", "test")
+# Layouts name the folder level holding the speaker (1 = parent of the file).
+LAYOUT_LEVELS = {"librispeech": 2, "vctk": 1, "wsj0": 1}
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".sph")
+AUTO_MAX_LEVEL = 3                 # auto layout looks this many folders up for the speaker
+AUTO_MATCH_FRACTION = 0.9          # ... and takes a level whose name prefixes this share of file names
+SECONDS_PER_HOUR = 3600.0
+
+T = TypeVar("T")
+
+
+class CorpusError(ValueError):
+    """A corpus cannot be made or prepared; the message names the cause and the fix."""
+
+
+# ------------------------------------------------------------------- splits --
+
+def _refuse_existing_lists(base: Path, overwrite: bool) -> None:
+    for split in SPLITS:
+        path = base / split
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"{path}: a list already exists; refusing to overwrite it "
+                                  f"(use --force, or overwrite=True, to replace the lists).")
+
+
+def _check_fraction(name: str, value: float) -> None:
+    if not 0.0 <= value < 1.0:
+        raise CorpusError(f"{name} is the share of speakers held out and must be in [0, 1). "
+                          f"Received: {name}={value}")
+
+
+def _split_sizes(count: int, valid_fraction: float, test_fraction: float, min_test: int = 1) -> dict[str, int]:
+    """Speakers per split: rounded fractions, at least one speaker each (``min_test`` for test)."""
+    _check_fraction("valid_fraction", valid_fraction)
+    _check_fraction("test_fraction", test_fraction)
+    if valid_fraction + test_fraction >= 1.0:
+        raise CorpusError(f"valid_fraction + test_fraction must leave speakers for training (sum < 1). "
+                          f"Received: valid_fraction={valid_fraction}, test_fraction={test_fraction}")
+    test = max(min_test, round(test_fraction * count))
+    valid = max(1, round(valid_fraction * count))
+    while count - valid - test < 1:  # rounding took every speaker: give some back to train
+        if valid > 1 and (valid >= test or test <= min_test):
+            valid -= 1
+        elif test > min_test:
+            test -= 1
+        else:
+            break
+    return {"train": count - valid - test, "valid": valid, "test": test}
+
+
+def _deal(order: Sequence[T], sizes: dict[str, int]) -> dict[str, list[T]]:
+    """Shuffled speakers dealt to the splits: the first ``sizes['train']`` to train, then valid, then test."""
+    bounds = np.cumsum([0] + [sizes[s] for s in SPLITS])
+    return {split: list(order[bounds[i]:bounds[i + 1]]) for i, split in enumerate(SPLITS)}
+
+
+# ------------------------------------------------------------------ prepare --
+
+@dataclass
+class PrepareSummary:
+    """What ``prepare`` found and wrote. Lists hold absolute paths."""
+
+    base: Path
+    layout: str
+    speaker_level: int
+    speakers: dict[str, int]
+    files: dict[str, int]
+    hours: dict[str, float]
+    lists: dict[str, Path]
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+    def describe(self) -> str:
+        rows = [f"{split:5s}: {self.speakers[split]:4d} speakers, {self.files[split]:6d} files, "
+                f"{self.hours[split]:7.2f} h -> {self.lists[split]}" for split in SPLITS]
+        level = f"speaker = folder {self.speaker_level} level(s) above each file"
+        return "\n".join([f"layout {self.layout} ({level})", *rows, f"skipped {len(self.skipped)} unreadable file(s)"])
+
+
+def _scan(audio_dir: Path, extensions: tuple[str, ...]) -> list[Path]:
+    wanted = {e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions}
+    return sorted(p for p in audio_dir.rglob("*") if p.suffix.lower() in wanted and p.is_file())
+
+
+def _folder_at(path: Path, audio_dir: Path, level: int) -> str | None:
+    """The name of the ``level``-th folder above ``path``, if it is inside ``audio_dir``."""
+    parts = path.relative_to(audio_dir).parts[:-1]
+    return parts[-level] if 1 <= level <= len(parts) else None
+
+
+def _detect_level(files: list[Path], audio_dir: Path) -> int:
+    """Guess the speaker folder level from file names that start with the speaker ID.
+
+    LibriSpeech (``19/198/19-198-0001.flac``), VCTK (``p225/p225_001.wav``)
+    and WSJ0 (``01a/01aa0101.wav``) all prefix file names with the speaker;
+    the lowest level whose folder name prefixes most file names wins, and
+    the parent folder is the fallback.
+    """
+    for level in range(1, AUTO_MAX_LEVEL + 1):
+        hits = 0
+        for path in files:
+            folder = _folder_at(path, audio_dir, level)
+            hits += bool(folder) and path.name.lower().startswith(folder.lower())
+        if hits >= AUTO_MATCH_FRACTION * len(files):
+            return level
+    return 1
+
+
+def _resolve_level(layout: str, speaker_level: int | None, files: list[Path], audio_dir: Path) -> tuple[str, int]:
+    if speaker_level is not None:
+        if int(speaker_level) < 1:
+            raise CorpusError(f"speaker_level counts folders up from each file (1 = parent) and must be >= 1. "
+                              f"Received: speaker_level={speaker_level}")
+        return "custom", int(speaker_level)
+    if layout == "auto":
+        level = _detect_level(files, audio_dir)
+        log.info("%s: auto layout: speaker is the folder %d level(s) above each file", audio_dir, level)
+        return "auto", level
+    if layout not in LAYOUT_LEVELS:
+        raise CorpusError(f"unknown layout; expected one of {['auto', *LAYOUT_LEVELS]} or speaker_level=N. "
+                          f"Received: layout={layout!r}")
+    return layout, LAYOUT_LEVELS[layout]
+
+
+def _readable_seconds(path: Path) -> tuple[float | None, str]:
+    """Duration in seconds from the header, or None and the reason the file cannot be used."""
+    try:
+        info = sf.info(str(path))
+    except Exception as exc:  # soundfile raises LibsndfileError / RuntimeError / TypeError
+        hint = " (SPHERE files are often shorten-compressed: convert them with sph2pipe)" \
+            if path.suffix.lower() == ".sph" else ""
+        return None, f"cannot read audio: {exc}{hint}"
+    if info.frames <= 0:
+        return None, "no audio frames"
+    return info.frames / info.samplerate, ""
+
+
+def _unlistable(path: Path) -> str:
+    """Why ``path`` cannot stand in a list line, or ''."""
+    if re.search(r"[\r\n]", str(path)):
+        return "path contains a line break, which a list file cannot hold"
+    if lists.COMMENT.search(str(path)):
+        return "path contains a '#' after white space, which a list file reads as the start of a comment"
+    return ""
+
+
+def _group_by_speaker(files: list[Path], audio_dir: Path,
+                      level: int) -> tuple[dict[str, list[tuple[Path, float]]], list[tuple[Path, str]]]:
+    """(speaker -> [(absolute path, seconds)], [(path, why skipped)]) for the scanned files."""
+    by_speaker: dict[str, list[tuple[Path, float]]] = {}
+    skipped: list[tuple[Path, str]] = []
+    for path in files:
+        seconds, reason = _readable_seconds(path)
+        speaker = _folder_at(path, audio_dir, level)
+        if seconds is not None and speaker is None:
+            reason = f"lies fewer than {level} folder(s) below {audio_dir}, so it has no speaker folder"
+        elif seconds is not None:
+            reason = _unlistable(path.absolute())
+        if reason:
+            log.warning("%s: skipped: %s", path, reason)
+            skipped.append((path, reason))
+            continue
+        by_speaker.setdefault(re.sub(r"\s+", "_", speaker), []).append((path.absolute(), seconds))
+    if skipped:
+        log.warning("%s: skipped %d of %d files (see warnings above)", audio_dir, len(skipped), len(files))
+    return by_speaker, skipped
+
+
+def _scan_checked(audio_dir: Path, extensions: tuple[str, ...]) -> list[Path]:
+    """The audio files below ``audio_dir``, refusing a tree without any."""
+    files = _scan(audio_dir, extensions)
+    if not files:
+        raise CorpusError(f"{audio_dir}: no audio files found; expected files ending in {extensions} "
+                          f"somewhere below it. Received: extensions={extensions}")
+    return files
+
+
+def prepare(audio_dir: str | Path, base: str | Path, speaker_level: int | None = None, layout: str = "auto",
+            valid_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 0,
+            extensions: tuple[str, ...] = AUDIO_EXTENSIONS, overwrite: bool = False) -> PrepareSummary:
+    """Write ``base/train``, ``base/valid``, ``base/test`` for the audio under ``audio_dir``, split by speaker.
+
+    The speaker is the name of a folder above each file: ``layout``
+    ``librispeech`` (2 up: ``speaker/chapter/file``), ``vctk`` / ``wsj0``
+    (the parent), ``auto`` (see ``_detect_level``), or ``speaker_level=N``
+    (N up, 1 = parent; overrides ``layout``). Speakers are shuffled with
+    ``seed`` and dealt to the splits by the fractions, each split getting at
+    least one. Paths in the lists are absolute, so the lists can live away
+    from the audio. Unreadable files are skipped with a warning and counted.
+    """
+    audio_dir, base = Path(audio_dir), Path(base)
+    if not audio_dir.is_dir():
+        raise CorpusError(f"{audio_dir}: not a folder; expected the root of your audio files. "
+                          f"Received: audio_dir={str(audio_dir)!r}")
+    _refuse_existing_lists(base, overwrite)
+    files = _scan_checked(audio_dir, tuple(extensions))
+    layout, level = _resolve_level(layout, speaker_level, files, audio_dir)
+    by_speaker, skipped = _group_by_speaker(files, audio_dir, level)
+    if len(by_speaker) < len(SPLITS):
+        raise CorpusError(f"{audio_dir}: found {len(by_speaker)} speaker(s), but at least {len(SPLITS)} speakers are "
+                          f"needed for a 3-way train/valid/test split by speaker; check layout or speaker_level. "
+                          f"Received: layout={layout!r}, speaker_level={level}, speakers={sorted(by_speaker)[:10]}")
+    sizes = _split_sizes(len(by_speaker), valid_fraction, test_fraction)
+    names = sorted(by_speaker)
+    dealt = _deal([names[i] for i in np.random.default_rng(seed).permutation(len(names))], sizes)
+    paths, files_per, hours = {}, {}, {}
+    for split in SPLITS:
+        entries = [(path, speaker, seconds) for speaker in sorted(dealt[split])
+                   for path, seconds in by_speaker[speaker]]
+        header = f"{split} split of {audio_dir.absolute()} (layout {layout}, speaker level {level}, seed {seed})"
+        paths[split] = lists.write_list(base / split, [(path, speaker) for path, speaker, _ in entries], header)
+        files_per[split] = len(entries)
+        hours[split] = sum(s for _, _, s in entries) / SECONDS_PER_HOUR
+    return PrepareSummary(base=base, layout=layout, speaker_level=level, speakers=dict(sizes), files=files_per,
+                          hours=hours, lists=paths, skipped=skipped)

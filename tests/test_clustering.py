@@ -1,0 +1,64 @@
+"""The clustering stage: k-means masks, the speaker count, and the mask head's slot alignment."""
+
+import numpy as np
+import pytest
+
+from deepclust import clustering
+
+
+def test_soft_masks_sum_to_one():
+    rng = np.random.default_rng(0)
+    emb = clustering.normalize(rng.standard_normal((7, 5, 4)).astype(np.float32))
+    centers = clustering.normalize(rng.standard_normal((3, 4)).astype(np.float32))
+    for kind in ("soft", "binary"):
+        masks = clustering.distance_masks(centers, emb, kind, 0.2)
+        assert masks.shape == (3, 7, 5)
+        np.testing.assert_allclose(masks.sum(0), 1.0, atol=1e-5)
+    soft = clustering.distance_masks(centers, emb, "soft", 0.2)
+    assert 0 < soft.min() and soft.max() < 1
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_speaker_count_from_synthetic_embeddings(k):
+    rng = np.random.default_rng(k)
+    directions = np.linalg.qr(rng.standard_normal((8, 8)))[0][:k]  # orthogonal speaker directions
+    shares = rng.dirichlet(np.full(k, 5.0))
+    who = rng.choice(k, size=4000, p=shares)
+    emb = clustering.normalize(directions[who] + 0.25 * rng.standard_normal((4000, 8)) / np.sqrt(8))
+    assert clustering.estimate_num_speakers(emb, max_speakers=4, max_cosine=0.75) == k
+
+
+def test_speaker_count_one_voice_spread_over_two_directions():
+    # A network that has not converged spreads one voice over nearby directions
+    # (cosine 0.85 here): still one speaker. Two orthogonal voices: two.
+    rng = np.random.default_rng(0)
+    base = np.linalg.qr(rng.standard_normal((8, 8)))[0]
+    near = np.stack([base[0], 0.85 * base[0] + np.sqrt(1 - 0.85 ** 2) * base[1]])
+    who = rng.integers(0, 2, size=3000)
+    spread = clustering.normalize(near[who] + 0.1 * rng.standard_normal((3000, 8)))
+    assert clustering.estimate_num_speakers(spread, max_speakers=3, max_cosine=0.75) == 1
+    apart = clustering.normalize(base[:2][who] + 0.1 * rng.standard_normal((3000, 8)))
+    assert clustering.estimate_num_speakers(apart, max_speakers=3, max_cosine=0.75) == 2
+    assert clustering.estimate_num_speakers(apart[:5], max_speakers=3, max_cosine=0.75) == 1  # too few bins
+
+
+def test_slot_alignment_follows_a_voice_across_segments():
+    rng = np.random.default_rng(0)
+    hop, frames, bins = 32, 40, 9
+    # Voice A is loud in the first slot of segment 0 and lands in the second slot of segment 1.
+    a = rng.random((frames, bins))
+    m0 = np.stack([a, 1 - a], axis=-1)
+    m1 = m0[..., ::-1]
+    spec = np.ones((frames, bins))
+    masker = clustering.HeadMasker(hop)
+    masker.observe(0, 0, frames * hop, spec, m0)
+    # Segment 1 starts half-way into segment 0: its first frames are segment 0's last, with slots swapped.
+    m1[: frames // 2] = m0[frames // 2:, :, ::-1]
+    masker.observe(1, frames * hop // 2, frames * hop // 2 + frames * hop, spec, m1)
+    assert masker.orders == {0: (0, 1), 1: (1, 0)}
+    masker.fit(None, 1)
+    masks = masker.masks(1, None, m1)
+    assert masks.shape == (1, frames, bins) and np.allclose(masks, 1.0)  # one voice kept: it takes every bin
+    masker.fit(None, 2)
+    # Aligned, segment 1's masks give voice A (slot 0 of segment 0) the same output as in segment 0.
+    np.testing.assert_allclose(masker.masks(1, None, m1)[0, : frames // 2], m0[frames // 2:, :, 0], atol=1e-6)

@@ -1,0 +1,154 @@
+"""The demo corpus: sentences, make_corpus, its demo mixture and held-out mixture lists."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from deepclust import democorpus as dc
+from deepclust import lists, mixing
+from deepclust import voices as vc
+from deepclust.prepare import SPLITS, CorpusError
+
+RATE = 8000
+
+
+def needs_espeak():
+    pytest.importorskip("espeakng_loader", reason="espeak-ng tests need the demo extra: pip install 'deepclust[demo]'")
+
+
+def rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+
+
+def assert_utterance_level(x: np.ndarray, tol: float = 1e-3) -> None:
+    """The level _normalise promises: RMS at UTTERANCE_RMS, unless the peak cap UTTERANCE_PEAK holds it lower."""
+    peak = float(np.max(np.abs(x)))
+    assert rms(x) <= vc.UTTERANCE_RMS * (1 + tol) and peak <= vc.UTTERANCE_PEAK + tol
+    assert rms(x) == pytest.approx(vc.UTTERANCE_RMS, rel=tol) or peak == pytest.approx(vc.UTTERANCE_PEAK, abs=tol)
+
+
+# --------------------------------------------------------------- sentences --
+
+def test_sentences_split_disjoint():
+    sentences = dc.load_sentences()
+    split = dc.split_sentences(sentences, seed=0)
+    assert not set(split["train"]) & set(split["test"])
+    assert len(split["train"]) + len(split["test"]) == len(sentences)
+    assert abs(len(split["test"]) - dc.TEST_SENTENCE_FRACTION * len(sentences)) <= 1
+    assert split == dc.split_sentences(sentences, seed=0) != dc.split_sentences(sentences, seed=1)
+
+
+def test_sentences_shipped():
+    sentences = dc.load_sentences()
+    assert len(sentences) >= 300
+    assert len(set(sentences)) == len(sentences)
+    assert not any(s.startswith("#") for s in sentences)
+
+
+# ------------------------------------------------------------- make_corpus --
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    needs_espeak()
+    root = tmp_path_factory.mktemp("demo")
+    summary = dc.make_corpus(root / "a", speakers=6, utterances=2, seed=3, progress=False)
+    return root, summary
+
+
+def test_make_corpus_lists_and_files(demo):
+    root, summary = demo
+    speakers = {}
+    for split in SPLITS:
+        entries = lists.parse_list(root / "a" / split)
+        assert len(entries) == summary.utterances[split] == 2 * summary.speakers[split]
+        speakers[split] = {e.speaker for e in entries}
+        assert len(speakers[split]) == summary.speakers[split]
+        seconds = 0.0
+        for entry in entries:
+            info = sf.info(str(entry.path))
+            assert info.samplerate == RATE and info.subtype == "PCM_16" and info.frames > RATE
+            assert entry.path.parent == root / "a" / "data" / split / entry.speaker
+            assert_utterance_level(sf.read(entry.path, dtype="float64")[0], tol=2e-3)
+            seconds += info.frames / RATE
+        assert summary.seconds[split] == pytest.approx(seconds)
+    assert sum(summary.speakers.values()) == 6 and min(summary.speakers.values()) >= 1
+    assert summary.speakers["test"] >= 2
+    assert not speakers["train"] & speakers["valid"]
+    assert not speakers["train"] & speakers["test"]
+    assert not speakers["valid"] & speakers["test"]
+    # held-out voices are of the unlike kind (accents no training voice has)
+    for split, names in speakers.items():
+        accents = {summary.voices[name].voice.split("+")[0] for name in names}
+        assert (accents <= set(vc.TEST_ACCENTS)) if split == "test" else not accents & set(vc.TEST_ACCENTS)
+
+
+def test_held_out_mixture_lists_use_test_speakers_only(demo):
+    from deepclust.testsets import read_mixture_list
+
+    root, _ = demo
+    test_speakers = {e.speaker for e in lists.parse_list(root / "a" / "test")}
+    path = dc.mixture_list_path(root / "a", 2)
+    mixtures = lists.read_mixture_list(path)
+    assert len(mixtures) == len(read_mixture_list(path)) == dc.TEST_MIXTURES
+    for mixture in mixtures:
+        gain = mixture.gains_db[0]
+        assert len(mixture.sources) == 2 and gain >= 0 and mixture.gains_db[1] == -gain  # first up, second down
+        assert all(p.is_file() for p in mixture.sources)
+        speakers = {p.parent.name for p in mixture.sources}
+        assert len(speakers) == 2 and speakers <= test_speakers
+    assert len({m.gains_db[0] for m in mixtures}) > dc.TEST_MIXTURES // 2  # gains drawn, not fixed
+    assert not dc.mixture_list_path(root / "a", 3).exists()  # 2 test speakers: no 3-speaker list
+    with pytest.raises(CorpusError, match="cannot make 3-speaker"):
+        dc.write_mixture_list(root / "a", 3)
+
+
+def test_write_mixture_list_refuses_bad_requests(demo, tmp_path):
+    root, _ = demo
+    with pytest.raises(CorpusError, match=r"Received: num_speakers=1, count=40"):
+        dc.write_mixture_list(root / "a", 1)
+    with pytest.raises(CorpusError, match=r"must lie in the corpus folder.*Received: path="):
+        dc.write_mixture_list(root / "a", 2, path=tmp_path / "elsewhere.txt")
+    again = dc.write_mixture_list(root / "a", 2, count=3, seed=1, path=root / "a" / ".valid_mix.txt")
+    assert len(lists.read_mixture_list(again)) == 3
+
+
+def test_make_corpus_mixture(demo):
+    _, summary = demo
+    mixed, rate = sf.read(summary.mixture, dtype="float64")
+    s1, _ = sf.read(summary.references[0], dtype="float64")
+    s2, _ = sf.read(summary.references[1], dtype="float64")
+    assert rate == RATE and len(mixed) == len(s1) == len(s2) == int(dc.MIXTURE_SECONDS * RATE)
+    assert np.max(np.abs(mixed - (s1 + s2))) <= 2.0 / 32768
+    # wsj0-2mix scaling: the loudest sample of the mixture or a source is at MIX_PEAK
+    loudest = max(np.max(np.abs(mixed)), np.max(np.abs(s1)), np.max(np.abs(s2)))
+    assert loudest == pytest.approx(mixing.MIX_PEAK, abs=3.0 / 32768)
+    assert rms(s1) / rms(s2) == pytest.approx(1.0, abs=0.01)  # equal levels (gains 0 dB)
+    assert not np.allclose(s1, s2)
+
+
+def test_make_corpus_deterministic_with_progress(demo, capsys):
+    root, summary = demo
+    again = dc.make_corpus(root / "b", speakers=6, utterances=2, seed=3, progress=True)
+    assert "synthesising: 12/12 utterances" in capsys.readouterr().err
+    for split in SPLITS:
+        assert (root / "a" / split).read_bytes() == (root / "b" / split).read_bytes()
+    assert dc.mixture_list_path(root / "a", 2).read_bytes() == dc.mixture_list_path(root / "b", 2).read_bytes()
+    first = lists.parse_list(root / "a" / "test")[0].path
+    assert first.read_bytes() == (root / "b" / first.relative_to(root / "a")).read_bytes()
+    assert summary.mixture.read_bytes() == again.mixture.read_bytes()
+    assert "held-out test mixtures: " + str(dc.mixture_list_path(root / "b", 2)) in again.describe()
+
+
+def test_make_corpus_refuses_overwrite_and_bad_sizes(demo, tmp_path):
+    root, _ = demo
+    with pytest.raises(FileExistsError, match=r"train.*--force"):
+        dc.make_corpus(root / "a", speakers=6, utterances=1, seed=3, progress=False)
+    with pytest.raises(CorpusError, match="speakers=3"):
+        dc.make_corpus(tmp_path / "c", speakers=3, utterances=1, progress=False)
+    with pytest.raises(CorpusError, match="utterances=0"):
+        dc.make_corpus(tmp_path / "c", speakers=6, utterances=0, progress=False)
+    with pytest.raises(CorpusError, match="test_fraction"):
+        dc.make_corpus(tmp_path / "c", speakers=6, utterances=1, test_fraction=1.5, progress=False)
+    assert not (tmp_path / "c").exists()  # refused before anything was written

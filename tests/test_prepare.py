@@ -1,0 +1,146 @@
+"""prepare() for a user's own audio tree, and the speaker-disjoint split it shares with the demo corpus."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from deepclust import prepare as pr
+from deepclust.lists import parse_list
+
+RATE = 8000
+
+
+def tone(seconds: float = 0.25, rate: int = RATE) -> np.ndarray:
+    return (0.1 * np.sin(2 * np.pi * 220 * np.arange(int(seconds * rate)) / rate)).astype(np.float32)
+
+
+def write_tree(root: Path, layout: str, speakers: int = 6, files: int = 2) -> dict[str, str]:
+    """A tiny corpus in ``layout``; returns file name -> speaker."""
+    truth = {}
+    for s in range(speakers):
+        for f in range(files):
+            if layout == "librispeech":
+                spk, chapter = str(100 + s), str(2000 + s)
+                path = root / "train-clean-100" / spk / chapter / f"{spk}-{chapter}-{f:04d}.flac"
+            elif layout == "vctk":
+                spk = f"p{225 + s}"
+                path = root / "wav48" / spk / f"{spk}_{f:03d}.wav"
+            else:  # wsj0
+                spk = f"0{s}a"
+                path = root / "si_tr_s" / spk / f"{spk}c{f:04d}.wav"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(path, tone(), RATE)
+            truth[path.name] = spk
+    return truth
+
+
+# ------------------------------------------------------------------ splits --
+
+@pytest.mark.parametrize("valid, test", [(0.0, 0.0), (0.1, 0.1), (0.15, 0.15), (0.45, 0.5)])
+@pytest.mark.parametrize("min_test", [1, 2])
+def test_split_sizes_cover_every_speaker_with_each_split_used(valid, test, min_test):
+    for count in range(2 + min_test, 60):
+        sizes = pr._split_sizes(count, valid, test, min_test=min_test)
+        assert sum(sizes.values()) == count
+        assert sizes["train"] >= 1 and sizes["valid"] >= 1 and sizes["test"] >= min_test
+    big = pr._split_sizes(1000, valid, test, min_test=min_test)  # no rounding squeeze: the fractions hold
+    assert big["valid"] == max(1, round(valid * 1000)) and big["test"] == max(min_test, round(test * 1000))
+
+
+def test_split_sizes_refuse_bad_fractions():
+    with pytest.raises(pr.CorpusError, match=r"\[0, 1\)\. Received: valid_fraction=-0.1"):
+        pr._split_sizes(10, -0.1, 0.1)
+    with pytest.raises(pr.CorpusError, match=r"sum < 1.*Received: valid_fraction=0.5, test_fraction=0.5"):
+        pr._split_sizes(10, 0.5, 0.5)
+
+
+def test_deal_hands_out_consecutive_runs():
+    assert pr._deal(list("abcdef"), {"train": 3, "valid": 1, "test": 2}) == {
+        "train": ["a", "b", "c"], "valid": ["d"], "test": ["e", "f"]}
+
+
+# ----------------------------------------------------------------- prepare --
+
+@pytest.mark.parametrize("layout", ["librispeech", "vctk", "wsj0"])
+@pytest.mark.parametrize("named", [True, False])
+def test_prepare_layouts(tmp_path, layout, named):
+    truth = write_tree(tmp_path / "audio", layout)
+    summary = pr.prepare(tmp_path / "audio", tmp_path / "lists", layout=layout if named else "auto", seed=1)
+    assert summary.speaker_level == pr.LAYOUT_LEVELS[layout]
+    assert summary.layout == (layout if named else "auto")
+    seen = {}
+    for split in pr.SPLITS:
+        entries = parse_list(tmp_path / "lists" / split)
+        assert summary.lists[split] == tmp_path / "lists" / split
+        assert len(entries) == summary.files[split] == 2 * summary.speakers[split]
+        assert summary.speakers[split] >= 1
+        for entry in entries:
+            assert entry.path.is_absolute() and entry.path.is_file()
+            assert entry.speaker == truth[entry.path.name]
+            assert seen.setdefault(entry.speaker, split) == split  # each speaker in one split only
+    assert len(seen) == 6 and sum(summary.files.values()) == 12
+    assert sum(summary.hours.values()) == pytest.approx(12 * 0.25 / 3600)
+    assert summary.skipped == []
+    assert "skipped 0 unreadable file(s)" in summary.describe()
+
+
+def test_prepare_speaker_level_and_seed(tmp_path):
+    write_tree(tmp_path / "audio", "librispeech", speakers=10)
+    a = pr.prepare(tmp_path / "audio", tmp_path / "a", speaker_level=2, seed=5)
+    pr.prepare(tmp_path / "audio", tmp_path / "b", speaker_level=2, seed=5)
+    assert a.layout == "custom" and a.speakers == {"train": 8, "valid": 1, "test": 1}
+    for split in pr.SPLITS:
+        a_lines = (tmp_path / "a" / split).read_text().splitlines()[1:]  # line 1 names the seed and folder
+        assert a_lines == (tmp_path / "b" / split).read_text().splitlines()[1:]
+    other = pr.prepare(tmp_path / "audio", tmp_path / "d", speaker_level=2, seed=6)
+    assert [parse_list(tmp_path / "d" / s) for s in pr.SPLITS] != [parse_list(tmp_path / "a" / s) for s in pr.SPLITS]
+    assert other.speakers == a.speakers
+    chapters = pr.prepare(tmp_path / "audio", tmp_path / "c", speaker_level=1)  # chapter folders as "speakers"
+    assert sum(chapters.speakers.values()) == 10
+    assert {e.speaker for s in pr.SPLITS for e in parse_list(tmp_path / "c" / s)} == {str(2000 + s) for s in range(10)}
+    with pytest.raises(pr.CorpusError, match="Received: speaker_level=0"):
+        pr.prepare(tmp_path / "audio", tmp_path / "e", speaker_level=0)
+
+
+def test_prepare_skips_unreadable(tmp_path, caplog):
+    write_tree(tmp_path / "audio", "vctk", speakers=4)
+    garbage = tmp_path / "audio" / "wav48" / "p225" / "p225_999.wav"
+    garbage.write_bytes(b"this is not audio at all" * 10)
+    with caplog.at_level(logging.WARNING, logger="deepclust.prepare"):
+        summary = pr.prepare(tmp_path / "audio", tmp_path / "lists", layout="vctk")
+    assert [p.name for p, _ in summary.skipped] == ["p225_999.wav"]
+    assert sum(summary.files.values()) == 8
+    assert "p225_999.wav" in caplog.text
+    listed = "".join((tmp_path / "lists" / s).read_text() for s in pr.SPLITS)
+    assert "p225_999" not in listed
+
+
+def test_prepare_skips_paths_a_list_cannot_hold(tmp_path):
+    write_tree(tmp_path / "audio", "vctk", speakers=3)
+    commented = tmp_path / "audio" / "wav48" / "p225" / "p225 #2.wav"  # ' #' would start a comment in a list
+    sf.write(commented, tone(), RATE)
+    summary = pr.prepare(tmp_path / "audio", tmp_path / "lists", layout="vctk")
+    assert [(p.name, "comment" in why) for p, why in summary.skipped] == [("p225 #2.wav", True)]
+    assert sum(len(parse_list(tmp_path / "lists" / s)) for s in pr.SPLITS) == 6  # the lists still parse
+
+
+def test_prepare_errors(tmp_path):
+    write_tree(tmp_path / "audio", "vctk", speakers=2)
+    with pytest.raises(pr.CorpusError, match=r"3-way .*split"):
+        pr.prepare(tmp_path / "audio", tmp_path / "lists", layout="vctk")
+    write_tree(tmp_path / "audio", "vctk", speakers=3)
+    pr.prepare(tmp_path / "audio", tmp_path / "lists", layout="vctk")
+    with pytest.raises(FileExistsError, match="--force"):
+        pr.prepare(tmp_path / "audio", tmp_path / "lists", layout="vctk")
+    pr.prepare(tmp_path / "audio", tmp_path / "lists", layout="vctk", overwrite=True)
+    with pytest.raises(pr.CorpusError, match="layout='timit'"):
+        pr.prepare(tmp_path / "audio", tmp_path / "other", layout="timit")
+    with pytest.raises(pr.CorpusError, match="not a folder"):
+        pr.prepare(tmp_path / "missing", tmp_path / "other")
+    with pytest.raises(pr.CorpusError, match=r"no audio files found.*Received: extensions=\('\.mp3',\)"):
+        pr.prepare(tmp_path / "audio", tmp_path / "other", extensions=(".mp3",))
