@@ -11,6 +11,8 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
+# Below this RMS a signal is digital silence: not level-normalised (it would blow up), not scorable.
+SILENT_RMS = 1e-6
 # Largest denominator accepted when turning a rate ratio into up/down factors;
 # any two integer rates give an exact ratio far below this.
 MAX_RESAMPLE_FACTOR = 1 << 16

@@ -17,13 +17,12 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy.signal import ShortTimeFFT
 from scipy.signal.windows import hann
 
+from . import audio
 from .config import FeatureConfig
 
 # Magnitudes are floored here before the log, so digital silence gives a
 # finite feature (-18.4 in natural-log units) rather than -inf.
 LOG_FLOOR = 1e-8
-# Below this RMS a mixture is treated as digital silence and not level-scaled.
-SILENT_RMS = 1e-7
 
 
 @functools.lru_cache(maxsize=8)
@@ -101,7 +100,7 @@ def istft(spec: np.ndarray, length: int, cfg: FeatureConfig) -> np.ndarray:
 def level_gain(mixture: np.ndarray, cfg: FeatureConfig) -> float:
     """The gain that brings ``mixture`` to ``cfg.input_level_db`` RMS (1.0 for silence)."""
     rms = float(np.sqrt(np.mean(np.square(mixture, dtype=np.float64)))) if mixture.size else 0.0
-    if rms < SILENT_RMS:
+    if rms < audio.SILENT_RMS:
         return 1.0
     return float(10.0 ** (cfg.input_level_db / 20.0) / rms)
 

@@ -16,12 +16,11 @@ from typing import Sequence
 
 import numpy as np
 
+from .audio import SILENT_RMS
 from .config import DataConfig
 
 # wsj0-2mix scales a mixture and its sources together so that no sample of any of them exceeds this.
 MIX_PEAK = 0.9
-# Sources below this RMS are silent: not level-normalised (they would blow up).
-SILENT_RMS = 1e-6
 
 
 def limit_peak(scaled: np.ndarray, peak: float = MIX_PEAK) -> np.ndarray:
@@ -35,7 +34,7 @@ def _unit_rms_scales(sources: Sequence[np.ndarray], gains_db: Sequence[float]) -
     if len(gains_db) != len(sources):
         raise ValueError(f"expected one gain per source. Received: {len(sources)} sources, {len(gains_db)} gains")
     rms = np.array([np.sqrt(np.mean(np.square(np.asarray(s, np.float64)))) if len(s) else 0.0 for s in sources])
-    scale = np.where(rms > SILENT_RMS, 1.0 / np.maximum(rms, SILENT_RMS), 0.0)
+    scale = np.where(rms > SILENT_RMS, 1.0 / np.maximum(rms, SILENT_RMS), 0.0)  # silent sources stay silent
     return scale * 10.0 ** (np.asarray(gains_db, np.float64) / 20.0)
 
 

@@ -186,7 +186,7 @@ def load_mixture(spec: MixtureSpec, rate: int) -> tuple[np.ndarray, np.ndarray, 
     if mixture.size == 0:
         raise SkipMixture("empty audio")
     rms = np.sqrt(np.mean(np.square(references, dtype=np.float64), axis=1))
-    silent = [i + 1 for i in range(len(rms)) if rms[i] <= mixing.SILENT_RMS]
+    silent = [i + 1 for i in range(len(rms)) if rms[i] <= audio.SILENT_RMS]
     if silent:
         raise SkipMixture(f"reference source(s) {silent} are silent; BSS-eval is undefined for a silent reference")
     return mixture, references, notes

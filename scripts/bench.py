@@ -153,12 +153,13 @@ def time_train(base: Path, config: str, overrides: list[str], steps: int, folder
     epochs of ``steps`` steps. Read from the run's history.csv (the last epoch's running rate)."""
     import csv
 
-    from deepclust.data import parse_list
+    from deepclust import paths
+    from deepclust.lists import parse_list, write_list
 
     run = folder / "train_run"
     run.mkdir()
-    for split in ("train", "valid"):  # absolute paths: the run folder is not the user's base
-        (run / split).write_text("".join(f"{e.path.resolve()} {e.speaker}\n" for e in parse_list(base / split)))
+    for split in (paths.TRAIN_LIST, paths.VALID_LIST):  # absolute paths: the run folder is not the user's base
+        write_list(run / split, [(e.path.resolve(), e.speaker) for e in parse_list(base / split)])
     sets = [*overrides, "train.epochs=2", f"train.steps_per_epoch={steps}", "train.time_limit=",
             "train.patience=0", "train.lr_patience=0"]
     cmd = [sys.executable, "-m", "deepclust", "train", "--base", str(run), "--config", config, "--quiet"]
@@ -167,7 +168,7 @@ def time_train(base: Path, config: str, overrides: list[str], steps: int, folder
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"deepclust train failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    with open(run / "history.csv", newline="") as f:
+    with open(run / paths.HISTORY_FILENAME, newline="") as f:
         return float(list(csv.DictReader(f))[-1]["frames_per_second"])
 
 

@@ -52,3 +52,36 @@ def tiny_config():
     from deepclust.config import load_config
 
     return load_config("tiny")
+
+
+@pytest.fixture
+def wsj0_folder(tmp_path: Path) -> Path:
+    """A wsj0-2mix-style test folder (see evaluation_data.make_wsj0_folder)."""
+    from evaluation_data import make_wsj0_folder
+
+    return make_wsj0_folder(tmp_path)
+
+
+@pytest.fixture
+def mixture_list(tmp_path: Path) -> Path:
+    """A wsj0-2mix mixture list (see evaluation_data.make_mixture_list)."""
+    from evaluation_data import make_mixture_list
+
+    return make_mixture_list(tmp_path)
+
+
+def needs_espeak():
+    pytest.importorskip("espeakng_loader", reason="espeak-ng tests need the demo extra: pip install 'deepclust[demo]'")
+
+
+def rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+
+
+def assert_utterance_level(x: np.ndarray, tol: float = 1e-3) -> None:
+    """The level voices._normalise promises: RMS at UTTERANCE_RMS, unless the peak cap UTTERANCE_PEAK holds it lower."""
+    from deepclust import voices as vc
+
+    peak = float(np.max(np.abs(x)))
+    assert rms(x) <= vc.UTTERANCE_RMS * (1 + tol) and peak <= vc.UTTERANCE_PEAK + tol
+    assert rms(x) == pytest.approx(vc.UTTERANCE_RMS, rel=tol) or peak == pytest.approx(vc.UTTERANCE_PEAK, abs=tol)

@@ -11,22 +11,7 @@ from deepclust import lists, mixing
 from deepclust import voices as vc
 from deepclust.prepare import SPLITS, CorpusError
 
-RATE = 8000
-
-
-def needs_espeak():
-    pytest.importorskip("espeakng_loader", reason="espeak-ng tests need the demo extra: pip install 'deepclust[demo]'")
-
-
-def rms(x: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
-
-
-def assert_utterance_level(x: np.ndarray, tol: float = 1e-3) -> None:
-    """The level _normalise promises: RMS at UTTERANCE_RMS, unless the peak cap UTTERANCE_PEAK holds it lower."""
-    peak = float(np.max(np.abs(x)))
-    assert rms(x) <= vc.UTTERANCE_RMS * (1 + tol) and peak <= vc.UTTERANCE_PEAK + tol
-    assert rms(x) == pytest.approx(vc.UTTERANCE_RMS, rel=tol) or peak == pytest.approx(vc.UTTERANCE_PEAK, abs=tol)
+from conftest import RATE, assert_utterance_level, needs_espeak, rms
 
 
 # --------------------------------------------------------------- sentences --

@@ -16,17 +16,7 @@ from deepclust import features, metrics
 from deepclust.config import FeatureConfig
 from deepclust.evaluate import EvaluationError
 from deepclust.lists import ListFormatError
-from evaluation_data import make_mixture_list, make_wsj0_folder, voices
-
-
-@pytest.fixture
-def wsj0_folder(tmp_path: Path) -> Path:
-    return make_wsj0_folder(tmp_path)
-
-
-@pytest.fixture
-def mixture_list(tmp_path: Path) -> Path:
-    return make_mixture_list(tmp_path)
+from evaluation_data import voices
 
 
 # -- oracle masks ----------------------------------------------------------------------------

@@ -11,17 +11,7 @@ from conftest import RATE, synth_voice
 from deepclust import mixing, testsets
 from deepclust.lists import ListFormatError
 from deepclust.testsets import EvaluationError, SkipMixture
-from evaluation_data import make_mixture_list, make_wsj0_folder, voices, write_mixture
-
-
-@pytest.fixture
-def wsj0_folder(tmp_path: Path) -> Path:
-    return make_wsj0_folder(tmp_path)
-
-
-@pytest.fixture
-def mixture_list(tmp_path: Path) -> Path:
-    return make_mixture_list(tmp_path)
+from evaluation_data import voices, write_mixture
 
 
 def test_folder_mixtures_count_speakers_and_mark_missing_sources(wsj0_folder: Path):
