@@ -304,9 +304,18 @@ def user_errors() -> tuple[type[BaseException], ...]:
             ModelError, ModelNotGiven, SeparationError, FileExistsError, FileNotFoundError, PermissionError)
 
 
-# Commands that run TensorFlow: started from the shell, they re-execute themselves under
-# tcmalloc where the system has it (see deepclust.allocator for why and the figures).
+# Commands that run a network: started from the shell, they re-execute themselves under
+# tcmalloc where the system has it (see deepclust.allocator for why), and need a Keras backend.
 FAST_ALLOCATOR_COMMANDS = ("train", "separate", "evaluate", "visualize")
+
+
+def needs_backend(args: argparse.Namespace) -> bool:
+    """Whether the command runs a network (an oracle evaluation without a model does not)."""
+    if args.command == "evaluate":
+        return not (args.oracle and args.base is None and args.model is None)
+    if args.command == "visualize":
+        return not args.history
+    return args.command in FAST_ALLOCATOR_COMMANDS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -321,6 +330,14 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_USER_ERROR
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
+    if needs_backend(args):
+        from .backend import BackendError, require
+
+        try:
+            require()
+        except BackendError as exc:  # before anything imports Keras, which would fail on the missing backend
+            print(f"deepclust {args.command}: error: {exc}", file=sys.stderr)
+            return EXIT_USER_ERROR
     try:
         return args.func(args)
     except user_errors() as exc:

@@ -1,4 +1,4 @@
-"""Training on several devices or machines (``deepclust train --distribute``): TensorFlow only.
+"""Training on several devices or machines with TensorFlow's strategies (``deepclust train --distribute``).
 
 Everything that needs ``tf.distribute`` or ``tf.data`` lives here, and
 :mod:`deepclust.train` imports this module only when ``distribute`` is given,
@@ -78,6 +78,9 @@ class Distributed:
         self._scratch: Path | None = None
         log.info("%s: %d replica(s) in sync, worker %d of %d", kind, self.replicas, self.worker_index + 1,
                  self.num_workers)
+
+    def close(self) -> None:
+        """Nothing to undo: the strategy is used through its scope only."""
 
     @property
     def is_chief(self) -> bool:

@@ -42,6 +42,8 @@ ORACLE_METHODS = {"ibm": "ideal binary mask", "irm": "magnitude ratio |S_i| / su
 # Mixtures scored in parallel wait here at most this many per worker, so a
 # long test set does not pile up separated audio in memory.
 IN_FLIGHT_PER_JOB = 2
+# Runtimes that hold threads a fork would copy half-way: with one loaded, workers are spawned afresh.
+RUNTIMES = ("tensorflow", "jax", "torch")
 
 Task = tuple[MixtureSpec, Callable | None, Any]  # (spec, job, its args), or (spec, None, a skip result)
 
@@ -199,9 +201,8 @@ class _Collector:
 
 def _run_pool(tasks: Iterable[Task], collect: _Collector, jobs: int) -> None:
     """Score in ``jobs`` worker processes, at most ``IN_FLIGHT_PER_JOB * jobs`` mixtures waiting."""
-    # fork is quick and works from any script; but a parent running TensorFlow holds
-    # threads that fork would copy half-way, so then the workers are spawned afresh.
-    method = "spawn" if "tensorflow" in sys.modules or sys.platform != "linux" else "fork"
+    # fork is quick and works from any script, unless a network runtime is loaded (RUNTIMES).
+    method = "spawn" if any(m in sys.modules for m in RUNTIMES) or sys.platform != "linux" else "fork"
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context(method)) as pool:
         pending: dict[Future, MixtureSpec] = {}
         for spec, fn, args in tasks:

@@ -24,7 +24,7 @@ from typing import Any
 import keras
 
 from . import allocator, atomic, callbacks as cb
-from . import data, model as model_lib
+from . import data, model as model_lib, parallel
 from .config import Config, ConfigError, apply_overrides, load_config, parse_duration, read_config_file
 from .config import validate_distribution
 from .losses import DeepClusteringLoss, MaskInferenceLoss
@@ -105,19 +105,20 @@ def train(
 ) -> TrainResult:
     """Train on ``base/train``, validate on ``base/valid``, write into ``base``; resume if a state is there.
 
-    ``distribute``: None (one device), ``"mirrored"`` (all local GPUs) or ``"multiworker"`` (the cluster
-    in ``TF_CONFIG``), TensorFlow backend only; see :mod:`deepclust.distribute`. ``train.batch_size`` is
-    then the global batch. ``callbacks``: extra Keras callbacks, run after the built-in ones.
+    ``distribute``: None (one device), ``"mirrored"`` (all local devices; TensorFlow or JAX) or
+    ``"multiworker"`` (the cluster in ``TF_CONFIG``; TensorFlow); see :mod:`deepclust.parallel`.
+    ``train.batch_size`` is then the global batch. ``callbacks``: extra Keras callbacks, run after the built-in ones.
     """
     base = Path(base)
-    dist = None
-    if distribute:
-        from .distribute import Distributed  # TensorFlow only: imported only when asked for
-
-        dist = Distributed(distribute)  # first: multi-worker collectives need it before any other op
-    cfg = validate_distribution(resolve_run_config(base, config, overrides), distribute)
-    with dist.output_folder(base, STATE_DIRNAME) if dist else contextlib.nullcontext(base) as out:
-        return _train(base, Path(out), cfg, verbose, dist, callbacks or [])
+    # First: multi-worker collectives must be set up before any other op.
+    dist = parallel.strategy(distribute) if distribute else None
+    try:
+        cfg = validate_distribution(resolve_run_config(base, config, overrides), distribute)
+        with dist.output_folder(base, STATE_DIRNAME) if dist else contextlib.nullcontext(base) as out:
+            return _train(base, Path(out), cfg, verbose, dist, callbacks or [])
+    finally:
+        if dist is not None:
+            dist.close()
 
 
 @contextlib.contextmanager

@@ -67,18 +67,51 @@ def versions() -> dict:
     out = {"python": platform.python_version(), "keras": keras.__version__, "backend": keras.backend.backend(),
            "numpy": np.__version__, "machine": platform.machine(), "cpus": os.cpu_count(),
            "processor": platform.processor() or platform.platform(), "allocator": allocator.describe()}
-    for name in ("tensorflow", "torch", "jax"):
-        if name in sys.modules or name == keras.backend.backend():
-            try:
-                out[name] = __import__(name).__version__
-            except ImportError:
-                pass
-    try:
-        import tensorflow as tf  # noqa: F401
-        out["gpus"] = [d.name for d in tf.config.list_physical_devices("GPU")]
-    except ImportError:
-        pass
+    backend = keras.backend.backend()
+    out[backend] = __import__(backend).__version__
+    out["gpus"] = accelerators()
     return out
+
+
+def accelerators() -> list[str]:
+    """The GPUs (or other accelerators) this process's Keras backend sees; empty on a CPU."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return [d.name for d in tf.config.list_physical_devices("GPU")]
+    if backend == "jax":
+        import jax
+
+        return [str(d) for d in jax.devices() if d.platform != "cpu"]
+    if backend == "torch":
+        import torch
+
+        return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return []
+
+
+def peak_accelerator_mib() -> float | None:
+    """Peak memory allocated on the first accelerator so far, or None on a CPU."""
+    import keras
+
+    if not accelerators():
+        return None
+    backend = keras.backend.backend()
+    if backend == "torch":
+        import torch
+
+        return torch.cuda.max_memory_allocated() / 2**20
+    if backend == "jax":
+        import jax
+
+        stats = jax.devices()[0].memory_stats() or {}
+        return stats.get("peak_bytes_in_use", 0) / 2**20
+    import tensorflow as tf
+
+    return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
 
 
 def time_model_step(net, cfg, steps: int) -> float:
@@ -270,6 +303,7 @@ def main(argv=None) -> int:
         for seconds in (10, 60):
             results[f"separate_{seconds}s_rtf"] = time_separation(net, cfg, seconds, tmp)
         results["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        results["peak_accelerator_mib"] = peak_accelerator_mib()
     if args.long_minutes:
         out = subprocess.run([sys.executable, __file__, "--config", args.config, "--_long-child",
                               str(args.long_minutes)], capture_output=True, text=True)
@@ -285,7 +319,7 @@ def print_table(r: dict) -> None:
     v = r["versions"]
     print(f"\ndeepclust benchmark: config={r['config']} {' '.join(r['overrides'])}  batch={r['batch_size']} "
           f"chunk={r['chunk_frames']} jit={r['jit']} mixed_precision={r['mixed_precision']}")
-    print(f"machine: {v['processor']} ({v['cpus']} cpus{', GPUs ' + str(v['gpus']) if v.get('gpus') else ''}); "
+    print(f"machine: {v['processor']} ({v['cpus']} cpus; {'GPUs ' + str(v['gpus']) if v.get('gpus') else 'no GPU'}); "
           f"{v.get('allocator', '?')}; python {v['python']}, keras {v['keras']} ({v['backend']})"
           + "".join(f", {k} {v[k]}" for k in ("tensorflow", "torch", "jax") if k in v))
     rows = [
@@ -303,6 +337,8 @@ def print_table(r: dict) -> None:
         parts = ", ".join(f"{k} {rtf.get(k, 0):.4f}" for k in ("features", "network", "kmeans", "istft", "io"))
         rows.append((f"separate {seconds} s: RTF", f"{rtf['total']:.4f} ({parts})"))
     rows.append(("peak memory (this process)", f"{r['peak_rss_mib']:,.0f} MiB"))
+    if r.get("peak_accelerator_mib") is not None:
+        rows.append(("peak accelerator memory", f"{r['peak_accelerator_mib']:,.0f} MiB"))
     if "long_minutes" in r:
         rows.append((f"separate {r['long_minutes']:g} min file", f"RTF {r['long_rtf']:.4f}, peak {r['long_peak_mib']:,.0f} MiB"))
     width = max(len(k) for k, _ in rows)

@@ -8,6 +8,9 @@ frequency bins, which is all the pipeline tests need.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -85,3 +88,37 @@ def assert_utterance_level(x: np.ndarray, tol: float = 1e-3) -> None:
     peak = float(np.max(np.abs(x)))
     assert rms(x) <= vc.UTTERANCE_RMS * (1 + tol) and peak <= vc.UTTERANCE_PEAK + tol
     assert rms(x) == pytest.approx(vc.UTTERANCE_RMS, rel=tol) or peak == pytest.approx(vc.UTTERANCE_PEAK, abs=tol)
+
+
+def start_training_until_first_state(base: Path, command: list[str] | None = None, env: dict | None = None,
+                                     timeout: float = 90) -> subprocess.Popen:
+    """``deepclust train`` (tiny, 50 epochs) as its own process, returned once it has saved a state.
+
+    ``command``: how to start deepclust (default ``python -m deepclust``); ``env``: its environment."""
+    command = (command or [sys.executable, "-m", "deepclust"]) + [
+        "train", "--base", str(base), "--config", "tiny", "--set", "train.epochs=50", "--quiet"]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})})
+    deadline = time.monotonic() + timeout
+    try:
+        while not list((base / "checkpoints").glob("epoch-*.json")):
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, f"no training state written in {timeout} s"
+            time.sleep(0.05)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    return proc
+
+
+def require_backend(name: str) -> None:
+    """Skip a test whose Keras backend is not installed, except on CI (``CI`` set), where
+    scripts/setup.sh installs every backend and a missing one must fail, not pass silently."""
+    import importlib.util
+
+    if importlib.util.find_spec(name) is None:
+        message = f"{name} is not installed: cannot test the Keras {name} backend (scripts/setup.sh installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)

@@ -9,7 +9,6 @@ PyTorch: nothing on that path may need it.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -19,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from conftest import require_backend, start_training_until_first_state, write_list_folder
 
 TESTS = Path(__file__).resolve().parent
 MARKER = "DEEPCLUST-RESULT "
@@ -44,18 +45,21 @@ sys.meta_path[:] = [_Hide(f) for f in sys.meta_path]
 """
 
 
-def needs(backend: str):
-    return pytest.mark.skipif(importlib.util.find_spec(backend) is None,
-                              reason=f"{backend} is not installed: cannot test the Keras {backend} backend")
+def backend_env(backend: str) -> dict:
+    return dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2",
+                PYTHONPATH=os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])))
 
 
-def run_child(backend: str, code: str, tmp_path: Path, timeout: float = 240) -> dict:
+def cli_without_tensorflow() -> list[str]:
+    """``deepclust`` as a command whose process cannot import TensorFlow."""
+    return [sys.executable, "-c", HIDE_TENSORFLOW + "from deepclust.cli import main\nsys.exit(main(sys.argv[1:]))"]
+
+
+def run_child(backend: str, code: str, tmp_path: Path, timeout: float = 300) -> dict:
     script = tmp_path / f"child_{backend}.py"
     script.write_text(HIDE_TENSORFLOW + textwrap.dedent(code))
-    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2",
-               PYTHONPATH=os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])))
-    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=backend_env(backend), capture_output=True,
+                          text=True, timeout=timeout)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(MARKER)]
     assert proc.returncode == 0 and lines, (
         f"{backend} child failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
@@ -85,7 +89,17 @@ mixture = 0.5 * (synth_voice(110, 2.5, 1) + synth_voice(230, 2.5, 2))
 np.save("mixture.npy", mixture)
 out = Separator.from_path(base).separate(mixture, 2)
 np.save("sources.npy", out.sources)
+
+from evaluation_data import make_mixture_list
+from deepclust.evaluate import evaluate
+from deepclust.visualize import plot_separation
+import soundfile as sf
+report = evaluate(make_mixture_list(Path("eval")), base=base, out=Path("report"), progress=False)
+sf.write("mixed.wav", mixture, 8000)
+figure = plot_separation("mixed.wav", base=base, out="figure.png")
 print("DEEPCLUST-RESULT " + json.dumps({
+    "evaluated": report.summary["num_scored"], "sdri": report.summary["overall"]["sdri"]["mean"],
+    "figure": figure.read_bytes()[:4] == b"\\x89PNG",
     "backend": keras.backend.backend(),
     "stopped": result.stopped, "epochs": result.epochs_done, "best_val_loss": result.best_val_loss,
     "losses": [float(r["loss"]) for r in history], "val_losses": [float(r["val_loss"]) for r in history],
@@ -95,12 +109,14 @@ print("DEEPCLUST-RESULT " + json.dumps({
 """
 
 
-@pytest.mark.parametrize("backend", [pytest.param(b, marks=needs(b)) for b in BACKENDS])
-def test_train_reload_and_separate(backend, tmp_path):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_train_reload_separate_evaluate_visualize(backend, tmp_path):
+    require_backend(backend)
     r = run_child(backend, TRAIN_AND_SEPARATE, tmp_path)
     assert r["backend"] == backend
     assert not r["tensorflow_imported"]
     assert r["stopped"] == "completed" and r["epochs"] == 2
+    assert r["evaluated"] > 0 and np.isfinite(r["sdri"]) and r["figure"]
     assert len(r["losses"]) == 2 and all(np.isfinite(r["losses"] + r["val_losses"]))
     assert np.isfinite(r["best_val_loss"]) and r["best_val_loss"] > 0
 
@@ -152,8 +168,9 @@ print("DEEPCLUST-RESULT " + json.dumps({
 """
 
 
-@pytest.mark.parametrize("backend", [pytest.param(b, marks=needs(b)) for b in BACKENDS])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_loss_matches_this_backend(backend, tmp_path):
+    require_backend(backend)
     import keras
 
     from deepclust.losses import DeepClusteringLoss, deep_clustering_loss
@@ -186,3 +203,98 @@ def test_loss_matches_this_backend(backend, tmp_path):
         with tf.GradientTape() as tape:
             total = tf.reduce_sum(deep_clustering_loss(tf.constant(y), vt))
         np.testing.assert_allclose(grad, tape.gradient(total, vt).numpy(), rtol=1e-4, atol=1e-6)
+
+
+STEPS = """
+import json
+import numpy as np
+import keras
+from deepclust import model as model_lib
+from deepclust.config import load_config
+from deepclust.train import compile_model
+
+data = np.load("batch.npz")
+cfg = load_config("tiny")
+net = compile_model(model_lib.build_model(cfg, data["mean"], data["variance"]), cfg)
+net.load_weights("initial.weights.h5")
+losses = [float(keras.ops.convert_to_numpy(net.train_on_batch(data["x"], data["y"]))) for _ in range(3)]
+np.savez("trained.npz", *[keras.ops.convert_to_numpy(w) for w in net.weights])
+print("DEEPCLUST-RESULT " + json.dumps({"losses": losses}))
+"""
+
+
+def _steps_here(tmp_path: Path):
+    """The tiny model, its initial weights saved for the child, three steps on one real batch, in this process."""
+    import keras
+
+    from deepclust import data, model as model_lib
+    from deepclust.config import load_config
+    from deepclust.train import compile_model
+
+    cfg = load_config("tiny")
+    base = write_list_folder(tmp_path / "base", {"low": 110.0, "mid": 180.0, "high": 260.0})
+    mixer = data.Mixer(data.load_corpus(base / "train", 8000), cfg)
+    x, y = mixer.batch(np.random.default_rng(0), cfg.train.batch_size)
+    mean, variance = data.feature_statistics(mixer, cfg, 0)
+    np.savez(tmp_path / "batch.npz", x=x, y=y, mean=mean, variance=variance)
+    keras.utils.set_random_seed(0)
+    net = compile_model(model_lib.build_model(cfg, mean, variance), cfg)
+    net.save_weights(tmp_path / "initial.weights.h5")
+    losses = [float(keras.ops.convert_to_numpy(net.train_on_batch(x, y))) for _ in range(3)]
+    return losses, [keras.ops.convert_to_numpy(w) for w in net.weights]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_training_steps_from_the_same_weights_match_this_backend(backend, tmp_path):
+    """Features and labels are the same arrays on every backend (numpy); from the same initial weights,
+    three Adam steps on the same batch give the same losses and weights up to float32 rounding."""
+    require_backend(backend)
+    losses, weights = _steps_here(tmp_path)
+    r = run_child(backend, STEPS, tmp_path)
+    np.testing.assert_allclose(r["losses"], losses, rtol=2e-4)
+    assert losses[2] < losses[0]  # the steps learn something: the comparison is not of three constants
+    other = np.load(tmp_path / "trained.npz")
+    assert len(other.files) == len(weights)
+    for i, w in enumerate(weights):
+        np.testing.assert_allclose(other[f"arr_{i}"], w, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_killed_run_resumes_and_time_limit_stops_without_tensorflow(backend, tmp_path):
+    """``deepclust train`` on this backend, in a process that cannot import TensorFlow: killed with
+    SIGKILL after its first saved epoch, the same command resumes there; a time limit stops it cleanly."""
+    import csv
+    import signal
+
+    require_backend(backend)
+    cli = cli_without_tensorflow()
+    env = {"KERAS_BACKEND": backend}
+    base = write_list_folder(tmp_path / "base", {"low": 110.0, "mid": 180.0, "high": 260.0})
+    proc = start_training_until_first_state(base, command=cli, env=env, timeout=240)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stderr.close()
+    saved = sorted(int(p.name[6:12]) for p in (base / "checkpoints").glob("epoch-*.json"))[-1]
+    resumed = subprocess.run(cli + ["train", "--base", str(base), "--set", f"train.epochs={saved + 1}", "--quiet"],
+                             env=backend_env(backend), capture_output=True, text=True, timeout=240)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resumed from" in resumed.stderr and f"epoch {saved}" in resumed.stderr
+    epochs = [int(r["epoch"]) for r in csv.DictReader(open(base / "history.csv"))]
+    assert epochs == list(range(saved + 1))  # the killed run's epochs kept, one more trained, none redone
+
+    limited = write_list_folder(tmp_path / "limited", {"low": 110.0, "high": 260.0})
+    stopped = subprocess.run(cli + ["train", "--base", str(limited), "--config", "tiny", "--set", "train.epochs=500",
+                                    "--time-limit", "3s", "--quiet"],
+                             env=backend_env(backend), capture_output=True, text=True, timeout=240)
+    assert stopped.returncode == 0 and "(time limit," in stopped.stdout, stopped.stderr[-3000:]
+    assert (limited / "model.keras").is_file()
+
+
+def test_a_missing_backend_is_a_clear_error(tmp_path):
+    """KERAS_BACKEND names a backend that cannot be imported: one message naming the extra, exit 2."""
+    base = write_list_folder(tmp_path / "base", {"low": 110.0, "high": 260.0})
+    done = subprocess.run(cli_without_tensorflow() + ["train", "--base", str(base), "--config", "tiny"],
+                          env=backend_env("tensorflow"), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "the Keras backend 'tensorflow' is not installed: pip install 'deepclust[tensorflow]'" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -27,7 +27,7 @@ import soundfile as sf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import RATE, synth_voice, write_list_folder
+from conftest import RATE, start_training_until_first_state, synth_voice, write_list_folder
 from deepclust import atomic, audio, callbacks as cb, cli, data, lists
 from deepclust.config import load_config
 from deepclust.mixing import MIX_PEAK, draw_scaled
@@ -71,25 +71,6 @@ class Spy:
 
         monkeypatch.setattr(cb.TrainingState, "on_train_begin", on_train_begin)
         monkeypatch.setattr(cb.TrainingState, "on_train_end", on_train_end, raising=False)
-
-
-def start_training_until_first_state(base: Path) -> subprocess.Popen:
-    """``deepclust train`` (tiny, 50 epochs) as its own process, returned once it has saved a state."""
-    command = [sys.executable, "-m", "deepclust", "train", "--base", str(base), "--config", "tiny",
-               "--set", "train.epochs=50", "--quiet"]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    deadline = time.monotonic() + 90
-    try:
-        while not list((base / STATE_DIRNAME).glob("epoch-*.json")):
-            assert proc.poll() is None, proc.stderr.read().decode()
-            assert time.monotonic() < deadline, "no training state written in 90 s"
-            time.sleep(0.05)
-    except BaseException:
-        proc.kill()
-        proc.wait()
-        raise
-    return proc
 
 
 # -- 1, 2: SIGKILL mid-run, then resume ---------------------------------------------
