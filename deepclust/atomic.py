@@ -62,7 +62,7 @@ def write_json(path: str | Path, value: Any, *, overwrite: bool = True) -> Path:
     return write_text(path, json.dumps(value, indent=2) + "\n", overwrite=overwrite)
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     if pid == os.getpid():
         return True
     try:
@@ -86,7 +86,7 @@ def remove_stale_temporaries(directory: str | Path) -> list[Path]:
         return removed
     for path in directory.iterdir():
         match = TEMPORARY_PATTERN.match(path.name)
-        if match and path.is_file() and not _process_alive(int(match.group(1))):
+        if match and path.is_file() and not process_alive(int(match.group(1))):
             with contextlib.suppress(OSError):
                 path.unlink()
                 removed.append(path)

@@ -87,7 +87,7 @@ def _add_train(sub) -> None:
     p.add_argument("--mixed-precision", action="store_true", default=None,
                    help="float16 compute, float32 loss (train.mixed_precision)")
     p.add_argument("--jit", action="store_true", default=None, help="compile the training step with XLA (train.jit)")
-    p.add_argument("--workers", type=int, help="threads preparing batches (data.workers)")
+    p.add_argument("--workers", type=int, help="worker processes drawing batches, 0 for none (data.workers)")
     p.add_argument("--seed", type=int, help="random seed (train.seed)")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                    help="override any config value, e.g. --set model.lstm_units=200 (repeatable)")
@@ -298,10 +298,11 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from .lists import ListFormatError
     from .model import ModelError
     from .paths import ModelNotGiven
+    from .runlock import RunLocked
     from .separate import SeparationError
 
     return (AudioError, ConfigError, CorpusError, EvaluationError, VisualizeError, DataError, ListFormatError,
-            ModelError, ModelNotGiven, SeparationError, FileExistsError, FileNotFoundError, PermissionError)
+            ModelError, ModelNotGiven, RunLocked, SeparationError, FileExistsError, FileNotFoundError, PermissionError)
 
 
 # Commands that run a network: started from the shell, they re-execute themselves under

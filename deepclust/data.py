@@ -1,85 +1,25 @@
-"""Training data: the corpus of a list, the on-the-fly mixture drawer, and the Keras dataset.
+"""Training examples: the on-the-fly mixture drawer, the validation set and the feature statistics.
 
-The lists are read by :mod:`deepclust.lists`; mixtures are drawn on the fly:
-k distinct speakers, a random segment of one utterance of each, scaled by
-:mod:`deepclust.mixing` and turned into (features, labels) by
-:mod:`deepclust.features`.
+Mixtures are drawn from a list's :class:`~deepclust.corpus_index.CorpusIndex`:
+k distinct speakers, a random segment of one utterance of each (read from
+the cache when drawn), scaled by :mod:`deepclust.mixing` and turned into
+(features, labels) by :mod:`deepclust.features`. Every draw is a function of
+the generator it is given, so a batch is the same arrays in whichever process
+draws it. No Keras here: worker processes import this module alone
+(the Keras dataset is :mod:`deepclust.dataset`).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from pathlib import Path
 
-import keras
 import numpy as np
 
-from . import audio, features, mixing
+from . import features, mixing
 from .config import Config
-from .lists import Entry, parse_list
-from .progress import Progress
+from .corpus_index import CorpusIndex, DataError, load_corpus  # noqa: F401  (data.load_corpus, data.DataError)
 
 log = logging.getLogger(__name__)
-
-
-class DataError(ValueError):
-    """The data cannot make the mixtures the config asks for."""
-
-
-@dataclass
-class Corpus:
-    """Utterances loaded into memory, grouped by speaker."""
-
-    speakers: dict[str, list[np.ndarray]]
-    skipped: list[tuple[Entry, str]] = field(default_factory=list)
-
-    @property
-    def num_utterances(self) -> int:
-        return sum(len(u) for u in self.speakers.values())
-
-    @property
-    def seconds(self) -> float:
-        return sum(len(x) for u in self.speakers.values() for x in u)
-
-
-def load_corpus(list_file: str | Path, sample_rate: int, min_speakers: int = 1, progress: bool = False) -> Corpus:
-    """Read every utterance of ``list_file`` at ``sample_rate``.
-
-    Unreadable, missing, empty or non-finite files are skipped with a warning
-    naming file and line, and counted; if nothing usable is left, or fewer
-    speakers than a mixture needs, a DataError says so.
-    """
-    entries = parse_list(list_file)
-    if not entries:
-        raise DataError(f"{list_file}: no utterances listed; expected one 'path speakerID' per line.")
-    speakers: dict[str, list[np.ndarray]] = {}
-    skipped: list[tuple[Entry, str]] = []
-    bar = Progress(len(entries), f"reading {list_file}", unit="file", enabled=progress)
-    for entry in entries:
-        try:
-            signal, _ = audio.read(entry.path, sample_rate)
-            if signal.size == 0:
-                raise audio.AudioError(f"{entry.path}: zero-length audio")
-            if not np.any(signal):
-                raise audio.AudioError(f"{entry.path}: all samples are zero")
-        except audio.AudioError as exc:
-            log.warning("%s: skipped: %s", entry.where, exc)
-            skipped.append((entry, str(exc)))
-            bar.step(skipped=True)
-        else:
-            speakers.setdefault(entry.speaker, []).append(signal)
-            bar.step()
-    if skipped:
-        log.warning("%s: skipped %d of %d utterances (see warnings above)", list_file, len(skipped), len(entries))
-    if not speakers:
-        raise DataError(f"{list_file}: none of the {len(entries)} listed files could be read; check the paths.")
-    if len(speakers) < min_speakers:
-        raise DataError(
-            f"{list_file}: {len(speakers)} speaker(s) but mixtures need {min_speakers} distinct speakers; "
-            f"add speakers to the list or lower data.min_speakers. Received: speakers={sorted(speakers)}"
-        )
-    return Corpus(speakers, skipped)
 
 
 def map_targets(fn, targets):
@@ -119,12 +59,13 @@ MAX_BUCKET_DRAWS = 50
 
 
 class Mixer:
-    """Draws random mixtures of distinct speakers from a corpus."""
+    """Draws random mixtures of distinct speakers from a corpus index."""
 
-    def __init__(self, corpus: Corpus, config: Config):
+    def __init__(self, corpus: CorpusIndex, config: Config):
         self.config = config
+        self.corpus = corpus
         self.names = sorted(corpus.speakers)
-        self.utterances = [corpus.speakers[n] for n in self.names]
+        self.utterances = [corpus.speakers[n] for n in self.names]  # utterance ids per speaker
         if len(self.names) < config.data.min_speakers:
             raise DataError(
                 f"{len(self.names)} speaker(s) available but data.min_speakers={config.data.min_speakers}; "
@@ -140,18 +81,30 @@ class Mixer:
         hi = min(d.max_speakers, len(self.names))
         return int(rng.integers(d.min_speakers, hi + 1))
 
-    def pick(self, rng: np.random.Generator, k: int | None = None) -> list[np.ndarray]:
-        """The utterances of one mixture: ``k`` (default: drawn) distinct speakers, one utterance each."""
+    def pick(self, rng: np.random.Generator, k: int | None = None) -> list[int]:
+        """The utterance ids of one mixture: ``k`` (default: drawn) distinct speakers, one utterance each."""
         k = self.num_speakers(rng) if k is None else k
         chosen = rng.choice(len(self.names), size=k, replace=False)
         return [self.utterances[s][int(rng.integers(len(self.utterances[s])))] for s in chosen]
+
+    def length(self, uid: int) -> int:
+        return int(self.corpus.lengths[uid])
+
+    def segment(self, uid: int, length: int, rng: np.random.Generator) -> np.ndarray:
+        """A random ``length``-sample stretch of utterance ``uid``, read from the cache (zero-padded if short)."""
+        start, offset = mixing.segment_span(self.length(uid), length, rng)
+        return mixing.place(self.corpus.read(uid, start, start + length), length, offset)
+
+    def scaled(self, utts: list[int], length: int, rng: np.random.Generator) -> np.ndarray:
+        """(k, length) sources of utterances ``utts`` as they sit in a training mixture."""
+        return mixing.draw_scaled(np.stack([self.segment(u, length, rng) for u in utts]), rng, self.config.data)
 
     def draw_sources(self, rng: np.random.Generator, length: int | None, k: int | None = None) -> np.ndarray:
         """(k, length) scaled sources; ``length=None`` uses whole utterances cut to the shortest."""
         utts = self.pick(rng, k)
         if length is None:
-            length = min(len(u) for u in utts)
-        return mixing.draw_scaled(np.stack([mixing.segment(u, length, rng) for u in utts]), rng, self.config.data)
+            length = min(self.length(u) for u in utts)
+        return self.scaled(utts, length, rng)
 
     def chunk(self, rng: np.random.Generator):
         """One training chunk: (chunk_frames, F) features and (chunk_frames, F, C) labels."""
@@ -180,7 +133,7 @@ class Mixer:
         width = d.bucket_frames
 
         def frames_of(utts):
-            return features.num_frames(min(min(len(u) for u in utts), longest), fcfg)
+            return features.num_frames(min(min(self.length(u) for u in utts), longest), fcfg)
 
         picks = [self.pick(rng)]
         bucket = (frames_of(picks[0]) - 1) // width if width else 0
@@ -194,10 +147,7 @@ class Mixer:
             picks.append(self.pick(rng))
         frames = min(d.max_frames, (bucket + 1) * width) if width else max(frames_of(u) for u in picks)
         frames = max(frames, max(frames_of(u) for u in picks))
-        sources = []
-        for utts in picks:
-            length = min(min(len(u) for u in utts), longest)
-            sources.append(mixing.draw_scaled(np.stack([mixing.segment(u, length, rng) for u in utts]), rng, d))
+        sources = [self.scaled(utts, min(min(self.length(u) for u in utts), longest), rng) for utts in picks]
         return self._examples(sources, features.samples_for_frames(frames, fcfg), frames)
 
     def _examples(self, sources: list[np.ndarray], samples: int, frames: int):
@@ -259,48 +209,3 @@ def feature_statistics(mixer: Mixer, config: Config, seed: int) -> tuple[np.ndar
     mean = total / count
     variance = np.maximum(total_sq / count - mean**2, 1e-6)
     return mean.astype(np.float32), variance.astype(np.float32)
-
-
-class MixtureDataset(keras.utils.PyDataset):
-    """Batches of fresh random mixtures; batch i of epoch e is a pure function of (seed, e, i),
-    so any number of worker threads gives the same data."""
-
-    def __init__(self, mixer: Mixer, config: Config, batch_size: int | None = None, steps: int | None = None,
-                 seed: int | None = None, shard: tuple[int, int] = (0, 1), **kwargs):
-        workers = config.data.workers
-        super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=max(2 * workers, 4), **kwargs)
-        self.mixer = mixer
-        self.batch_size = batch_size or config.train.batch_size
-        self.steps = steps or config.train.steps_per_epoch
-        self.seed = config.train.seed if seed is None else seed
-        self.shard = shard  # (index, count): worker i of n draws its own stream of mixtures
-        self.epoch = 0  # written only by callbacks.EpochSync
-        self.frames_served = self.batches_served = 0  # batch lengths vary with whole_utterances
-        # Chunk-length curriculum (data.long_chunk_frames): epochs from this one on draw long
-        # chunks, in batches as much smaller as keeps the frames per step; None = not yet.
-        self.long_from_epoch: int | None = None
-        long_frames = config.data.long_chunk_frames
-        self.long_batch_size = max(1, round(self.batch_size * config.data.chunk_frames / long_frames)) \
-            if long_frames else self.batch_size
-
-    def __len__(self) -> int:
-        return self.steps
-
-    def __getitem__(self, index: int):
-        return self.batch_at(self.epoch, index)
-
-    def batch_at(self, epoch: int, index: int):
-        """Batch ``index`` of ``epoch``: the same arrays whoever asks, in whatever order."""
-        rng = np.random.default_rng([self.seed, self.shard[0], self.shard[1], int(epoch), int(index)])
-        if self.long_from_epoch is not None and epoch >= self.long_from_epoch:
-            x, y = self.mixer.batch(rng, self.long_batch_size, self.mixer.config.data.long_chunk_frames)
-        else:
-            x, y = self.mixer.batch(rng, self.batch_size)
-        self.frames_served += x.shape[0] * x.shape[1]
-        self.batches_served += 1
-        return x, y
-
-    @property
-    def frames_per_batch(self) -> float:
-        """Mean frames (batch x length) per batch handed out so far."""
-        return self.frames_served / max(self.batches_served, 1)

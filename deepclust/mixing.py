@@ -79,12 +79,25 @@ def draw_scaled(sources: np.ndarray, rng: np.random.Generator, cfg: DataConfig) 
     return peak_scale(sources, rng.uniform(cfg.peak_gain_min, cfg.peak_gain_max, size=k))
 
 
+def segment_span(available: int, length: int, rng: np.random.Generator) -> tuple[int, int]:
+    """Where a random ``length``-sample stretch of a signal of ``available`` samples comes from:
+    ``(start, offset)``: read from ``start``; a short signal (all of it) goes at ``offset`` in the
+    zero-padded stretch. One draw from ``rng`` either way."""
+    if available >= length:
+        return int(rng.integers(0, available - length + 1)), 0
+    return 0, int(rng.integers(0, length - available + 1))
+
+
 def segment(signal: np.ndarray, length: int, rng: np.random.Generator) -> np.ndarray:
     """A random ``length``-sample stretch of ``signal``; a short one is zero-padded at a random offset."""
-    if len(signal) >= length:
-        start = int(rng.integers(0, len(signal) - length + 1))
-        return signal[start:start + length]
+    start, offset = segment_span(len(signal), length, rng)
+    return place(signal[start:start + length], length, offset)
+
+
+def place(piece: np.ndarray, length: int, offset: int) -> np.ndarray:
+    """``piece`` in a ``length``-sample stretch at ``offset`` (itself when it fills the stretch)."""
+    if len(piece) == length:
+        return piece
     out = np.zeros(length, np.float32)
-    start = int(rng.integers(0, length - len(signal) + 1))
-    out[start:start + len(signal)] = signal
+    out[offset:offset + len(piece)] = piece
     return out

@@ -24,9 +24,10 @@ from typing import Any
 import keras
 
 from . import allocator, atomic, callbacks as cb
-from . import data, model as model_lib, parallel
+from . import data, model as model_lib, parallel, runlock
 from .config import Config, ConfigError, apply_overrides, load_config, parse_duration, read_config_file
 from .config import validate_distribution
+from .dataset import MixtureDataset
 from .losses import DeepClusteringLoss, MaskInferenceLoss
 from .paths import (CONFIG_FILENAME, HISTORY_FILENAME, MODEL_FILENAME, STATE_DIRNAME, TRAIN_LIST, VALID_LIST,
                     model_file)
@@ -142,7 +143,13 @@ def sigterm_interrupts():
 
 
 def _train(base: Path, out: Path, cfg: Config, verbose, dist, extra_callbacks: list) -> TrainResult:
-    """train() once the config is known; writes into ``out`` (``base``, except on non-chief workers)."""
+    """train() once the config is known; writes into ``out`` (``base``, except on non-chief workers),
+    which it holds for the run (one run per folder)."""
+    with runlock.hold(out):
+        return _train_held(base, out, cfg, verbose, dist, extra_callbacks)
+
+
+def _train_held(base: Path, out: Path, cfg: Config, verbose, dist, extra_callbacks: list) -> TrainResult:
     configure_keras(cfg)
     train_mixer, valid_mixer = load_mixers(base, cfg, progress=verbose in (1, "auto"))
     validation = data.validation_set(valid_mixer, cfg)
@@ -151,11 +158,14 @@ def _train(base: Path, out: Path, cfg: Config, verbose, dist, extra_callbacks: l
                             cfg)
     # Worker i of n draws its own mixtures, batch_size / n of them per step.
     batch_size = dist.worker_batch_size(cfg.train.batch_size) if dist else cfg.train.batch_size
-    dataset = data.MixtureDataset(train_mixer, cfg, batch_size=batch_size, shard=dist.shard if dist else (0, 1))
+    dataset = MixtureDataset(train_mixer, cfg, batch_size=batch_size, shard=dist.shard if dist else (0, 1))
     run = open_run_folder(out, cfg)
     callbacks = RunCallbacks.build(cfg, out, run, dataset, extra_callbacks)
     fit = net.fit if dist is None else (lambda d, **kw: dist.fit(net, d, **kw))
-    stopped = fit_phases(fit, dataset, validation, cfg, run, callbacks, verbose)
+    try:
+        stopped = fit_phases(fit, dataset, validation, cfg, run, callbacks, verbose)
+    finally:
+        dataset.close()  # the worker processes
     return finish(net, base, out, run, callbacks, stopped)
 
 
@@ -211,7 +221,7 @@ class RunCallbacks:
     extra: list
 
     @classmethod
-    def build(cls, cfg: Config, out: Path, run: cb.RunState, dataset: data.MixtureDataset, extra: list):
+    def build(cls, cfg: Config, out: Path, run: cb.RunState, dataset: MixtureDataset, extra: list):
         t, d = cfg.train, cfg.data
         varying = d.whole_utterances or d.long_chunk_frames  # frames per step vary: count what was served
         curriculum = None
@@ -249,7 +259,7 @@ class RunCallbacks:
         return "completed"
 
 
-def fit_phases(fit, dataset: data.MixtureDataset, validation, cfg: Config, run: cb.RunState,
+def fit_phases(fit, dataset: MixtureDataset, validation, cfg: Config, run: cb.RunState,
                callbacks: RunCallbacks, verbose) -> str:
     """Run ``fit`` once per phase still to train: the short-chunk phase, then (with a chunk-length
     curriculum) the long-chunk phase, each resuming from the state the one before saved last.

@@ -4,7 +4,7 @@
     python scripts/bench.py [--config default] [--steps 20] [--base DIR] [--long-minutes 60]
 
 - training throughput (frames/s): the model step alone on synthetic tensors,
-  the data pipeline alone (one thread and config workers), full ``fit`` with
+  the data pipeline alone (in the process, and in data.workers processes), full ``fit`` with
   the real pipeline, and ``deepclust train`` itself started as its own process
   (every callback, frames/s as it logs them); full / model-alone shows whether
   data starves the model;
@@ -157,19 +157,21 @@ def time_loss_share(cfg, step_seconds: float, repeats: int = 20) -> float | None
 
 
 def time_data(mixer, cfg, steps: int) -> tuple[float, float]:
-    """Frames/s of batch generation: one thread, and ``data.workers`` threads."""
-    from concurrent.futures import ThreadPoolExecutor
+    """Frames/s of batch drawing: in this process, and in ``data.workers`` worker processes
+    (their start excluded), as training draws them."""
+    from deepclust.dataset import MixtureDataset
 
     b, t = cfg.train.batch_size, cfg.data.chunk_frames
-    start = time.perf_counter()
-    for i in range(steps):
-        mixer.batch(np.random.default_rng(i), b)
-    single = steps * b * t / (time.perf_counter() - start)
-    start = time.perf_counter()
-    with ThreadPoolExecutor(cfg.data.workers) as pool:
-        list(pool.map(lambda i: mixer.batch(np.random.default_rng(i), b), range(steps)))
-    parallel = steps * b * t / (time.perf_counter() - start)
-    return single, parallel
+    rates = []
+    for processes in (0, max(1, cfg.data.workers)):
+        dataset = MixtureDataset(mixer, cfg, steps=steps + 1, processes=processes)
+        dataset[0]  # workers started and warm
+        start = time.perf_counter()
+        for i in range(1, steps + 1):
+            dataset[i]
+        rates.append(steps * b * t / (time.perf_counter() - start))
+        dataset.close()
+    return rates[0], rates[1]
 
 
 def time_full_fit(net, dataset, cfg, steps: int) -> float:
@@ -277,6 +279,7 @@ def main(argv=None) -> int:
 
     from deepclust import data
     from deepclust.config import load_config, parse_override
+    from deepclust.dataset import MixtureDataset
     from deepclust.model import build_model
     from deepclust.train import compile_model
 
@@ -296,7 +299,7 @@ def main(argv=None) -> int:
         step_seconds = cfg.train.batch_size * cfg.data.chunk_frames / results["model_fps"]
         results["loss_share"] = time_loss_share(cfg, step_seconds)
         results["data_fps_1thread"], results["data_fps"] = time_data(mixer, cfg, max(4, args.steps // 2))
-        results["full_fps"] = time_full_fit(net, data.MixtureDataset(mixer, cfg), cfg, args.steps)
+        results["full_fps"] = time_full_fit(net, MixtureDataset(mixer, cfg), cfg, args.steps)
         results["train_fps"] = time_train(base, args.config, args.set, args.steps, tmp)
         results["full_over_model"] = results["full_fps"] / results["model_fps"]
         results["train_over_model"] = results["train_fps"] / results["model_fps"]
@@ -324,8 +327,8 @@ def print_table(r: dict) -> None:
           + "".join(f", {k} {v[k]}" for k in ("tensorflow", "torch", "jax") if k in v))
     rows = [
         ("training: model step alone", f"{r['model_fps']:,.0f} frames/s"),
-        ("training: data pipeline, 1 thread", f"{r['data_fps_1thread']:,.0f} frames/s"),
-        ("training: data pipeline, workers", f"{r['data_fps']:,.0f} frames/s"),
+        ("training: data pipeline, in the training process", f"{r['data_fps_1thread']:,.0f} frames/s"),
+        ("training: data pipeline, data.workers processes", f"{r['data_fps']:,.0f} frames/s"),
         ("training: full fit (no callbacks)", f"{r['full_fps']:,.0f} frames/s"),
         ("training: deepclust train", f"{r['train_fps']:,.0f} frames/s"),
         ("full fit / model alone", f"{r['full_over_model']:.2f}"),

@@ -2,7 +2,7 @@
 # The GPU check, one command on a CUDA machine (about 8 minutes), or on a CPU (noted as such):
 #   bash scripts/gpu_wheels.sh     # where PyPI is reachable: .whl/ with what the GPU machine lacks (4-5 MiB)
 #   bash scripts/gpu_check.sh      # on the machine, in the checkout with .whl/ beside it
-# It installs deepclust's missing dependencies from .whl/ (never TensorFlow), checks what each backend
+# It installs deepclust's dependencies from .whl/ where they are missing (never TensorFlow), checks what each backend
 # sees, and runs scripts/bench.py for configs seed and default under JAX and PyTorch: frames/s of the
 # model step alone and of `deepclust train` with the real pipeline (their ratio shows a starved
 # accelerator), peak accelerator memory and separation real-time factor. Prints a table and one JSON
@@ -11,7 +11,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
-if ls .whl/*.whl >/dev/null 2>&1; then
+if ! "$PY" -c "import keras, soundfile, sklearn, mir_eval" 2>/dev/null && ls .whl/*.whl >/dev/null 2>&1; then
   "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/deepclust-site \
     .whl/*.whl || { echo "gpu_check: installing .whl/ failed" >&2; exit 1; }
   export PYTHONPATH="/tmp/deepclust-site${PYTHONPATH:+:$PYTHONPATH}"

@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 
 from conftest import RATE, start_training_until_first_state, synth_voice, write_list_folder
 from deepclust import atomic, audio, callbacks as cb, cli, data, lists
+from deepclust.dataset import MixtureDataset
 from deepclust.config import load_config
 from deepclust.mixing import MIX_PEAK, draw_scaled
 from deepclust.paths import MODEL_FILENAME, STATE_DIRNAME
@@ -190,13 +191,13 @@ def test_nan_stops_training_and_keeps_last_good_model_and_state(where, two_epoch
     good_model = (base / MODEL_FILENAME).read_bytes()
     if where == "features":
         # NaN input from the third epoch on: the loss is NaN at the first step.
-        original = data.MixtureDataset.__getitem__
+        original = MixtureDataset.__getitem__
 
         def poisoned(dataset, index):
             x, y = original(dataset, index)
             return np.full_like(x, np.nan), y
 
-        monkeypatch.setattr(data.MixtureDataset, "__getitem__", poisoned)
+        monkeypatch.setattr(MixtureDataset, "__getitem__", poisoned)
     else:
         # NaN weights after the epoch's last step: its training loss is still finite.
         from deepclust.callbacks import Throughput

@@ -10,6 +10,7 @@ import soundfile as sf
 
 from conftest import synth_voice
 from deepclust import cli, data, separate
+from deepclust.dataset import MixtureDataset
 from deepclust.config import ConfigError, read_config_file
 from deepclust.train import train
 
@@ -47,8 +48,8 @@ def test_train_writes_model_config_history_state(trained):
 def test_rerun_resumes_instead_of_starting_over(trained, monkeypatch):
     base, _ = trained
     drawn = []  # (epoch, index) of every training batch made
-    real = data.MixtureDataset.batch_at
-    monkeypatch.setattr(data.MixtureDataset, "batch_at",
+    real = MixtureDataset.batch_at
+    monkeypatch.setattr(MixtureDataset, "batch_at",
                         lambda self, epoch, index: drawn.append((epoch, index)) or real(self, epoch, index))
     result = train(base, None, {"train.epochs": 3}, verbose=0)
     assert result.epochs_done == 3
@@ -240,14 +241,14 @@ def test_chunk_curriculum_switches_once_and_resumes_in_the_long_phase(tmp_path, 
 
     base = write_list_folder(tmp_path / "base", {"low": 110.0, "high": 260.0})
     lengths = []  # (epoch, frames) of every training batch drawn
-    real = data.MixtureDataset.batch_at
+    real = MixtureDataset.batch_at
 
     def spy(self, epoch, index):
         x, y = real(self, epoch, index)
         lengths.append((epoch, x.shape[1], x.shape[0]))
         return x, y
 
-    monkeypatch.setattr(data.MixtureDataset, "batch_at", spy)
+    monkeypatch.setattr(MixtureDataset, "batch_at", spy)
     overrides = {"data.long_chunk_frames": 48, "data.long_chunk_from": 0.5, "train.epochs": 2}
     result = train(base, "tiny", overrides, verbose=0)
     assert result.epochs_done == 2

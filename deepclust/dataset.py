@@ -1,0 +1,143 @@
+"""The Keras dataset of a training run: fresh random mixtures, drawn in worker processes.
+
+Batch ``index`` of ``epoch`` is a pure function of what :class:`BatchSpec`
+holds (seed, shard, epoch, index, size and chunk length): :func:`draw_batch`.
+With ``data.workers = N`` (N >= 1) N worker processes draw batches ahead of the
+training step, each given its batch's spec as an argument, so whoever draws a
+batch gives the same arrays, and the workers hold nothing but the corpus index
+(their reads come from the cache, see :mod:`deepclust.corpus_index`). With
+``data.workers = 0`` the training process draws them itself. The epoch is set
+by :class:`deepclust.callbacks.EpochSync` and reaches the workers inside the spec.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+
+from .config import Config
+from .data import Mixer
+
+
+@dataclass(frozen=True)
+class BatchSpec:
+    """Everything that decides one batch: worker ``shard`` = (index, count) of a multi-worker run."""
+
+    seed: int
+    shard: tuple[int, int]
+    epoch: int
+    index: int
+    size: int
+    frames: int | None = None  # chunk frames; None: data.chunk_frames (or whole utterances)
+
+
+def draw_batch(mixer: Mixer, spec: BatchSpec):
+    """The batch ``spec`` names: (features (B, T, F), labels (B, T, F, C)) or with a mask head (features, (labels, targets))."""
+    rng = np.random.default_rng([spec.seed, spec.shard[0], spec.shard[1], spec.epoch, spec.index])
+    return mixer.batch(rng, spec.size, spec.frames)
+
+
+_WORKER_MIXER: Mixer | None = None
+
+
+def _start_worker(mixer: Mixer) -> None:
+    global _WORKER_MIXER
+    _WORKER_MIXER = mixer
+
+
+def _worker_batch(spec: BatchSpec):
+    return draw_batch(_WORKER_MIXER, spec)
+
+
+class MixtureDataset(keras.utils.PyDataset):
+    """Batches of fresh random mixtures, ``steps`` per epoch (see the module docstring)."""
+
+    def __init__(self, mixer: Mixer, config: Config, batch_size: int | None = None, steps: int | None = None,
+                 seed: int | None = None, shard: tuple[int, int] = (0, 1), processes: int | None = None):
+        # Keras feeds from one thread that asks for batches in order; the parallelism is ours, in processes.
+        super().__init__(workers=1, use_multiprocessing=False, max_queue_size=2)
+        self.mixer = mixer
+        self.batch_size = batch_size or config.train.batch_size
+        self.steps = steps or config.train.steps_per_epoch
+        self.seed = config.train.seed if seed is None else seed
+        self.shard = shard  # (index, count): worker i of n draws its own stream of mixtures
+        self.processes = config.data.workers if processes is None else processes
+        self.epoch = 0  # written only by callbacks.EpochSync
+        self.frames_served = self.batches_served = 0  # batch lengths vary with whole_utterances
+        # Chunk-length curriculum (data.long_chunk_frames): epochs from this one on draw long
+        # chunks, in batches as much smaller as keeps the frames per step; None = not yet.
+        self.long_from_epoch: int | None = None
+        self.long_frames = config.data.long_chunk_frames
+        self.long_batch_size = max(1, round(self.batch_size * config.data.chunk_frames / self.long_frames)) \
+            if self.long_frames else self.batch_size
+        self._pool: ProcessPoolExecutor | None = None
+        self._pending: dict[tuple[int, int], Future] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def spec(self, epoch: int, index: int) -> BatchSpec:
+        if self.long_from_epoch is not None and epoch >= self.long_from_epoch:
+            return BatchSpec(self.seed, self.shard, int(epoch), int(index), self.long_batch_size, self.long_frames)
+        return BatchSpec(self.seed, self.shard, int(epoch), int(index), self.batch_size)
+
+    def batch_at(self, epoch: int, index: int):
+        """Batch ``index`` of ``epoch``, drawn here: the same arrays a worker draws."""
+        return self._served(draw_batch(self.mixer, self.spec(epoch, index)))
+
+    def __getitem__(self, index: int):
+        if not self.processes:
+            return self.batch_at(self.epoch, index)
+        epoch = self.epoch
+        with self._lock:
+            pool = self._worker_pool()
+            for stale in [key for key in self._pending if key[0] != epoch]:
+                self._pending.pop(stale).cancel()
+            for ahead in range(index, min(index + self.processes + 1, self.steps)):  # keep every worker busy
+                if (epoch, ahead) not in self._pending:
+                    self._pending[epoch, ahead] = pool.submit(_worker_batch, self.spec(epoch, ahead))
+            future = self._pending.pop((epoch, index))
+        return self._served(future.result())
+
+    def _worker_pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            # spawn: a fork would copy the backend's threads half-way; the workers import no Keras.
+            self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_start_worker, initargs=(self.mixer,))
+        return self._pool
+
+    def _served(self, batch):
+        x = batch[0]
+        self.frames_served += x.shape[0] * x.shape[1]
+        self.batches_served += 1
+        return batch
+
+    @property
+    def frames_per_batch(self) -> float:
+        """Mean frames (batch x length) per batch handed out so far."""
+        return self.frames_served / max(self.batches_served, 1)
+
+    def close(self) -> None:
+        """Stop the worker processes (a later batch starts them again)."""
+        with self._lock:
+            for future in self._pending.values():
+                future.cancel()
+            self._pending.clear()
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.update(_pool=None, _pending={}, _lock=None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.Lock()

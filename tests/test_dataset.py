@@ -1,0 +1,49 @@
+"""The Keras dataset: batches as pure functions of their spec, drawn in worker processes or in the process."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from deepclust import data
+from deepclust.dataset import MixtureDataset, draw_batch
+
+
+def test_dataset_is_deterministic_per_epoch_and_index(list_folder, tiny_config):
+    mixer = data.Mixer(data.load_corpus(list_folder / "train", 8000), tiny_config)
+    ds = MixtureDataset(mixer, tiny_config)
+    a, b = ds[0], ds[0]
+    np.testing.assert_array_equal(a[0], b[0])
+    ds.epoch = 1
+    assert not np.array_equal(ds[0][0], a[0])
+    assert len(ds) == tiny_config.train.steps_per_epoch
+
+
+def test_worker_processes_draw_the_batches_the_process_draws(list_folder, tiny_config):
+    """The epoch and index reach the workers in each batch's spec: whichever process draws batch i
+    of epoch e, it is the same arrays; an epoch change in the middle of prefetching changes nothing."""
+    tiny_config.train.steps_per_epoch = 5
+    mixer = data.Mixer(data.load_corpus(list_folder / "train", 8000), tiny_config)
+    here = MixtureDataset(mixer, tiny_config, processes=0)
+    workers = MixtureDataset(mixer, tiny_config, processes=2)
+    try:
+        for epoch, indices in ((0, [0, 1, 2]), (3, [0, 4, 1]), (0, [3])):
+            here.epoch = workers.epoch = epoch
+            for i in indices:
+                x1, y1 = here[i]
+                x2, y2 = workers[i]
+                np.testing.assert_array_equal(x1, x2)
+                np.testing.assert_array_equal(y1, y2)
+        assert workers._pool is not None and len(workers._pool._processes) == 2
+    finally:
+        workers.close()
+    assert workers._pool is None
+
+
+def test_two_workers_shards_are_disjoint(list_folder, tiny_config):
+    """Worker i of n draws its own stream: no batch of one shard is a batch of the other."""
+    mixer = data.Mixer(data.load_corpus(list_folder / "train", 8000), tiny_config)
+    shards = [MixtureDataset(mixer, tiny_config, shard=(i, 2)) for i in range(2)]
+    batches = [[s.batch_at(0, i)[0] for i in range(len(s))] for s in shards]
+    assert not any(np.array_equal(a, b) for a in batches[0] for b in batches[1])
+    spec = shards[1].spec(0, 1)
+    np.testing.assert_array_equal(draw_batch(mixer, spec)[0], batches[1][1])
