@@ -180,11 +180,12 @@ class TrainingState(keras.callbacks.Callback):
 class BestModel(keras.callbacks.Callback):
     """Save the model atomically to ``path`` whenever ``monitor`` improves on ``run.best``."""
 
-    def __init__(self, path: str | Path, run: RunState, monitor: str = "val_loss"):
+    def __init__(self, path: str | Path, run: RunState, monitor: str = "val_loss", save: keras.Model | None = None):
         super().__init__()
         self.path = Path(path)
         self.run = run
         self.monitor = monitor
+        self.to_save = save  # the model to save, when it is not the one fit trains (features on the device)
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
@@ -192,7 +193,7 @@ class BestModel(keras.callbacks.Callback):
             return
         if float(value) < self.run.best:
             self.run.best = float(value)
-            atomic_save_model(self.model, self.path)
+            atomic_save_model(self.to_save or self.model, self.path)
             log.info("epoch %d: %s improved to %.5f, saved %s", epoch + 1, self.monitor, value, self.path)
 
 

@@ -56,6 +56,9 @@ class FeatureConfig:
     # Per-bin loss weight: "binary" (1 for active bins, as the original) or
     # "magnitude" (proportional to the mixture magnitude; Wang et al. 2018).
     weighting: str = field(default="binary", metadata=_range(choices=("binary", "magnitude")))
+    # Compute the training features (STFT, log magnitude, silence, weights, labels) on the device inside
+    # the training step (deepclust/device_features.py); the host then only cuts, scales and sums waveforms.
+    on_device: bool = False
 
 
 @dataclass
@@ -281,10 +284,25 @@ def validate(config: Config, source: str = "config") -> Config:
             f"or data.whole_utterances to false. Received: long_chunk_frames={d.long_chunk_frames}, "
             f"whole_utterances=true"
         )
+    if config.features.on_device:
+        for section, key, why in ON_DEVICE_UNSUPPORTED:
+            if getattr(getattr(config, section), key):
+                raise ConfigError(f"{source}: features.on_device cannot train with {section}.{key} set ({why}); "
+                                  f"set features.on_device = false or {section}.{key} off. "
+                                  f"Received: on_device=true, {key}={_toml_value(getattr(getattr(config, section), key))}")
     if config.train.time_limit and parse_duration(config.train.time_limit, what=f"{source}: train.time_limit") <= 0:
         raise ConfigError(f"{source}: train.time_limit: expected a positive duration such as 90s, 15m or 2h, or \"\" "
                           f"for no limit. Received: time_limit={config.train.time_limit!r}")
     return config
+
+
+# What training with features on the device (features.on_device) does not do yet: its model takes
+# fixed-length chunks of sources and scores the deep clustering loss alone.
+ON_DEVICE_UNSUPPORTED = (
+    ("model", "mask_head", "the mask head's targets are computed on the host"),
+    ("data", "whole_utterances", "batches of varying length"),
+    ("data", "long_chunk_frames", "the chunk curriculum changes the chunk length"),
+)
 
 
 # What the multi-worker training loop (deepclust/distribute.py) cannot run: its input pipeline fixes
@@ -294,6 +312,7 @@ MULTIWORKER_UNSUPPORTED = (
                            "--distribute mirrored"),
     ("data", "whole_utterances", "batches of varying length: train on chunks (data.whole_utterances = false)"),
     ("data", "long_chunk_frames", "a chunk-length curriculum changes the batch shape: set data.long_chunk_frames = 0"),
+    ("features", "on_device", "its input pipeline computes features on the host: set features.on_device = false"),
 )
 
 

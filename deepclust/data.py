@@ -12,6 +12,7 @@ draws it. No Keras here: worker processes import this module alone
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -118,8 +119,7 @@ class Mixer:
             return self.bucketed_batch(rng, size)
         frames = frames or self.config.data.chunk_frames
         samples = features.samples_for_frames(frames, self.config.features)
-        sources = [self.draw_sources(rng, samples) for _ in range(size)]
-        return self._examples(sources, samples, frames)
+        return self._fitted(examples_from_sources(self.scaled_stack(rng, size, samples), self.config), frames)
 
     def bucketed_batch(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
         """``size`` whole-utterance mixtures of similar length, padded to their bucket's end.
@@ -150,12 +150,40 @@ class Mixer:
         sources = [self.scaled(utts, min(min(self.length(u) for u in utts), longest), rng) for utts in picks]
         return self._examples(sources, features.samples_for_frames(frames, fcfg), frames)
 
-    def _examples(self, sources: list[np.ndarray], samples: int, frames: int):
-        """Sources of each mixture (k_i, <= samples), zero-padded into one stack -> features, labels of ``frames``."""
+    def source_batch(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        """What a batch is with features on the device: the same mixtures as :meth:`batch` draws with
+        this generator, as their scaled sources (size, max_speakers, samples), zero rows for absent speakers."""
+        return self.scaled_stack(rng, size, features.samples_for_frames(self.config.data.chunk_frames,
+                                                                        self.config.features))
+
+    def scaled_stack(self, rng: np.random.Generator, size: int, samples: int) -> np.ndarray:
+        """``size`` training mixtures of ``samples`` samples as a (size, max_speakers, samples) stack of
+        scaled sources: drawn one by one (the generator used in the order :meth:`draw_sources` uses
+        it), scaled all at once."""
+        stack = np.zeros((size, self.config.data.max_speakers, samples), np.float32)
+        gains = np.zeros(stack.shape[:2])
+        for b in range(size):
+            utts = self.pick(rng)
+            for c, uid in enumerate(utts):
+                stack[b, c] = self.segment(uid, samples, rng)
+            gains[b, :len(utts)] = mixing.draw_gains(rng, len(utts), self.config.data)
+        return mixing.scale(stack, gains, self.config.data)
+
+    def stack(self, sources: list[np.ndarray], samples: int) -> np.ndarray:
+        """Sources of each mixture (k_i, <= samples), zero-padded into one (B, max_speakers, samples) stack."""
         stack = np.zeros((len(sources), self.config.data.max_speakers, samples), np.float32)
         for b, scaled in enumerate(sources):
             stack[b, :scaled.shape[0], :scaled.shape[1]] = scaled
-        feats, targets = examples_from_sources(stack, self.config)
+        return stack
+
+    def _examples(self, sources: list[np.ndarray], samples: int, frames: int):
+        """Sources of each mixture (k_i, <= samples), zero-padded into one stack -> features, labels of ``frames``."""
+        return self._fitted(examples_from_sources(self.stack(sources, samples), self.config), frames)
+
+    @staticmethod
+    def _fitted(examples, frames: int):
+        """Features and targets of a stack, each cropped or zero-padded to ``frames`` frames."""
+        feats, targets = examples
 
         def fit(array):
             return _fit_frames(array.swapaxes(0, 1), frames).swapaxes(0, 1)
@@ -195,6 +223,22 @@ def validation_set(mixer: Mixer, config: Config):
     return np.stack(xs), np.stack([c for y in ys for c in y])
 
 
+def validation_sources(mixer: Mixer, config: Config) -> tuple[np.ndarray, np.ndarray]:
+    """The validation mixtures of :func:`validation_set` for features on the device: each whole-utterance
+    mixture's scaled sources cut into training-chunk lengths of samples, a chunk every ``chunk_hop``
+    frames' worth, the last padded; (N, max_speakers, samples) and a placeholder target per chunk.
+    Each chunk is level-normalised on its own (the host path normalises whole mixtures), so val_loss
+    is not comparable across the two paths."""
+    d, f = config.data, config.features
+    samples = features.samples_for_frames(d.chunk_frames, f)
+    rng = np.random.default_rng(d.valid_seed)
+    chunks = []
+    for _ in range(d.valid_mixtures):
+        sources = mixer.draw_sources(rng, None)
+        chunks += [c.T for c in chunks_of(sources.T, samples, d.chunk_hop * f.hop_length)]
+    return mixer.stack(chunks, samples), np.zeros(len(chunks), np.float32)
+
+
 def feature_statistics(mixer: Mixer, config: Config, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-bin mean and variance of log-magnitude features over ``stats_mixtures`` training chunks."""
     rng = np.random.default_rng([seed, 7])
@@ -209,3 +253,57 @@ def feature_statistics(mixer: Mixer, config: Config, seed: int) -> tuple[np.ndar
     mean = total / count
     variance = np.maximum(total_sq / count - mean**2, 1e-6)
     return mean.astype(np.float32), variance.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class BatchSpec:
+    """Everything that decides one batch: worker ``shard`` = (index, count) of a multi-worker run."""
+
+    seed: int
+    shard: tuple[int, int]
+    epoch: int
+    index: int
+    size: int
+    frames: int | None = None  # chunk frames; None: data.chunk_frames (or whole utterances)
+    sources: bool = False  # features on the device: the scaled sources, not features and labels
+
+
+def draw_batch(mixer: Mixer, spec: BatchSpec):
+    """The batch ``spec`` names: (features (B, T, F), labels (B, T, F, C)), with a mask head (features,
+    (labels, targets)), or with features on the device (sources (B, C, samples), placeholder targets (B,))."""
+    rng = np.random.default_rng([spec.seed, spec.shard[0], spec.shard[1], spec.epoch, spec.index])
+    if spec.sources:
+        return mixer.source_batch(rng, spec.size), np.zeros(spec.size, np.float32)
+    return mixer.batch(rng, spec.size, spec.frames)
+
+
+# What a worker process of the dataset (deepclust.dataset) holds: the mixer, given once when it starts.
+# Here, not in deepclust.dataset, so that the workers never import Keras.
+_WORKER_MIXER: Mixer | None = None
+
+
+def start_worker(mixer: Mixer) -> None:
+    global _WORKER_MIXER
+    _WORKER_MIXER = mixer
+    _die_with_parent()
+
+
+def _die_with_parent() -> None:
+    """Linux: end this worker when the training process ends, even by SIGKILL (no orphans holding memory)."""
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+
+def worker_batch(spec: BatchSpec):
+    return draw_batch(_WORKER_MIXER, spec)
+
+
+def worker_ready() -> bool:
+    return _WORKER_MIXER is not None

@@ -15,43 +15,11 @@ from __future__ import annotations
 import multiprocessing
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass
 
 import keras
-import numpy as np
 
 from .config import Config
-from .data import Mixer
-
-
-@dataclass(frozen=True)
-class BatchSpec:
-    """Everything that decides one batch: worker ``shard`` = (index, count) of a multi-worker run."""
-
-    seed: int
-    shard: tuple[int, int]
-    epoch: int
-    index: int
-    size: int
-    frames: int | None = None  # chunk frames; None: data.chunk_frames (or whole utterances)
-
-
-def draw_batch(mixer: Mixer, spec: BatchSpec):
-    """The batch ``spec`` names: (features (B, T, F), labels (B, T, F, C)) or with a mask head (features, (labels, targets))."""
-    rng = np.random.default_rng([spec.seed, spec.shard[0], spec.shard[1], spec.epoch, spec.index])
-    return mixer.batch(rng, spec.size, spec.frames)
-
-
-_WORKER_MIXER: Mixer | None = None
-
-
-def _start_worker(mixer: Mixer) -> None:
-    global _WORKER_MIXER
-    _WORKER_MIXER = mixer
-
-
-def _worker_batch(spec: BatchSpec):
-    return draw_batch(_WORKER_MIXER, spec)
+from .data import BatchSpec, Mixer, draw_batch, start_worker, worker_batch, worker_ready
 
 
 class MixtureDataset(keras.utils.PyDataset):
@@ -67,6 +35,7 @@ class MixtureDataset(keras.utils.PyDataset):
         self.seed = config.train.seed if seed is None else seed
         self.shard = shard  # (index, count): worker i of n draws its own stream of mixtures
         self.processes = config.data.workers if processes is None else processes
+        self.sources = config.features.on_device
         self.epoch = 0  # written only by callbacks.EpochSync
         self.frames_served = self.batches_served = 0  # batch lengths vary with whole_utterances
         # Chunk-length curriculum (data.long_chunk_frames): epochs from this one on draw long
@@ -85,7 +54,7 @@ class MixtureDataset(keras.utils.PyDataset):
     def spec(self, epoch: int, index: int) -> BatchSpec:
         if self.long_from_epoch is not None and epoch >= self.long_from_epoch:
             return BatchSpec(self.seed, self.shard, int(epoch), int(index), self.long_batch_size, self.long_frames)
-        return BatchSpec(self.seed, self.shard, int(epoch), int(index), self.batch_size)
+        return BatchSpec(self.seed, self.shard, int(epoch), int(index), self.batch_size, sources=self.sources)
 
     def batch_at(self, epoch: int, index: int):
         """Batch ``index`` of ``epoch``, drawn here: the same arrays a worker draws."""
@@ -101,7 +70,7 @@ class MixtureDataset(keras.utils.PyDataset):
                 self._pending.pop(stale).cancel()
             for ahead in range(index, min(index + self.processes + 1, self.steps)):  # keep every worker busy
                 if (epoch, ahead) not in self._pending:
-                    self._pending[epoch, ahead] = pool.submit(_worker_batch, self.spec(epoch, ahead))
+                    self._pending[epoch, ahead] = pool.submit(worker_batch, self.spec(epoch, ahead))
             future = self._pending.pop((epoch, index))
         return self._served(future.result())
 
@@ -109,12 +78,20 @@ class MixtureDataset(keras.utils.PyDataset):
         if self._pool is None:
             # spawn: a fork would copy the backend's threads half-way; the workers import no Keras.
             self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_start_worker, initargs=(self.mixer,))
+                                             initializer=start_worker, initargs=(self.mixer,))
         return self._pool
+
+    def start_workers(self) -> None:
+        """Start the worker processes now (they import and read the index while the model is built)."""
+        if self.processes:
+            with self._lock:
+                pool = self._worker_pool()
+                for _ in range(self.processes):
+                    pool.submit(worker_ready)
 
     def _served(self, batch):
         x = batch[0]
-        self.frames_served += x.shape[0] * x.shape[1]
+        self.frames_served += x.shape[0] * (self.mixer.config.data.chunk_frames if self.sources else x.shape[1])
         self.batches_served += 1
         return batch
 

@@ -114,3 +114,20 @@ class MaskInferenceLoss(_PerSampleLoss):
 
     def __init__(self, reduction="sum_over_batch_size", name="mask_inference", dtype=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
+
+
+@keras.saving.register_keras_serializable(package="deepclust")
+class PackedDeepClusteringLoss(_PerSampleLoss):
+    """:func:`deep_clustering_loss` for a model that computes its own labels (features on the device):
+    ``y_pred`` (batch, T, F, D + C) holds the embeddings in its first ``embedding_dim`` channels and the
+    labels after them; ``y_true`` is a placeholder and is not read."""
+
+    def __init__(self, embedding_dim=20, reduction="sum_over_batch_size", name="deep_clustering", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.embedding_dim = int(embedding_dim)
+
+    def call(self, y_true, y_pred):
+        return deep_clustering_loss(y_pred[..., self.embedding_dim:], y_pred[..., :self.embedding_dim])
+
+    def get_config(self):
+        return {**super().get_config(), "embedding_dim": self.embedding_dim}

@@ -24,35 +24,46 @@ MIX_PEAK = 0.9
 
 
 def limit_peak(scaled: np.ndarray, peak: float = MIX_PEAK) -> np.ndarray:
-    """(k, n) scaled sources, all scaled together so the loudest sample of the mixture or of any source is ``peak``."""
-    loudest = max(float(np.max(np.abs(scaled), initial=0.0)), float(np.max(np.abs(scaled.sum(axis=0)), initial=0.0)))
-    return scaled * (peak / loudest) if loudest > 0 else scaled
+    """(..., k, n) scaled sources, each mixture's scaled together so the loudest sample of the
+    mixture or of any of its sources is ``peak`` (all-silent ones stay silent)."""
+    loudest = np.maximum(np.max(np.abs(scaled), axis=(-2, -1), initial=0.0),
+                         np.max(np.abs(scaled.sum(axis=-2)), axis=-1, initial=0.0))
+    factor = np.where(loudest > 0, peak / np.maximum(loudest, 1e-30), 1.0)
+    return scaled * np.asarray(factor, scaled.dtype)[..., None, None]
 
 
-def _unit_rms_scales(sources: Sequence[np.ndarray], gains_db: Sequence[float]) -> np.ndarray:
-    """Per source: the factor that brings it to unit RMS times ``10 ** (gain / 20)`` (0 for a silent one)."""
-    if len(gains_db) != len(sources):
-        raise ValueError(f"expected one gain per source. Received: {len(sources)} sources, {len(gains_db)} gains")
-    rms = np.array([np.sqrt(np.mean(np.square(np.asarray(s, np.float64)))) if len(s) else 0.0 for s in sources])
-    scale = np.where(rms > SILENT_RMS, 1.0 / np.maximum(rms, SILENT_RMS), 0.0)  # silent sources stay silent
-    return scale * 10.0 ** (np.asarray(gains_db, np.float64) / 20.0)
+def _levels(sources: np.ndarray) -> np.ndarray:
+    """RMS of each source of (..., k, n), accumulated in float64."""
+    if not sources.shape[-1]:
+        return np.zeros(sources.shape[:-1])
+    return np.sqrt(np.mean(np.square(sources, dtype=np.float64), axis=-1))
 
 
-def wsj0_scale(sources: np.ndarray, gains_db: Sequence[float]) -> np.ndarray:
-    """(k, n) sources -> (k, n) float32 sources as they sit in the mixture: each at unit RMS
-    times ``10 ** (gain / 20)``, then :func:`limit_peak`. The mixture is their sum."""
-    sources = np.asarray(sources, np.float64)
-    if sources.ndim != 2:
-        raise ValueError(f"wsj0_scale: expected (sources, samples). Received: sources {sources.shape}")
-    return limit_peak(sources * _unit_rms_scales(sources, gains_db)[:, None]).astype(np.float32)
+def _check_gains(sources: np.ndarray, gains: np.ndarray) -> None:
+    if sources.ndim < 2 or gains.shape != sources.shape[:-1]:
+        raise ValueError(f"expected (..., sources, samples) and one gain per source. "
+                         f"Received: sources {sources.shape}, gains {gains.shape}")
 
 
-def peak_scale(sources: np.ndarray, gains: Sequence[float]) -> np.ndarray:
+def wsj0_scale(sources: np.ndarray, gains_db) -> np.ndarray:
+    """(..., k, n) sources -> float32 sources as they sit in their mixtures: each at unit RMS times
+    ``10 ** (gain / 20)`` (a silent one stays silent), then :func:`limit_peak`. A mixture is their sum."""
+    sources = np.asarray(sources, np.float32)
+    gains_db = np.asarray(gains_db, np.float64)
+    _check_gains(sources, gains_db)
+    rms = _levels(sources)
+    scale = np.where(rms > SILENT_RMS, 1.0 / np.maximum(rms, SILENT_RMS), 0.0) * 10.0 ** (gains_db / 20.0)
+    return limit_peak(sources * scale.astype(np.float32)[..., None])
+
+
+def peak_scale(sources: np.ndarray, gains) -> np.ndarray:
     """The original project's mixing: each source to unit peak times a linear gain, then :func:`limit_peak`."""
-    sources = np.asarray(sources, np.float64)
-    peak = np.max(np.abs(sources), axis=1) if sources.shape[1] else np.zeros(sources.shape[0])
-    scale = np.where(peak > 0, 1.0 / np.maximum(peak, 1e-12), 0.0) * np.asarray(gains, np.float64)
-    return limit_peak(sources * scale[:, None]).astype(np.float32)
+    sources = np.asarray(sources, np.float32)
+    gains = np.asarray(gains, np.float64)
+    _check_gains(sources, gains)
+    peak = np.max(np.abs(sources), axis=-1, initial=0.0)
+    scale = np.where(peak > 0, 1.0 / np.maximum(peak, 1e-12), 0.0) * gains
+    return limit_peak(sources * scale.astype(np.float32)[..., None])
 
 
 def mix_wsj0(sources: Sequence[np.ndarray], gains_db: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
@@ -60,23 +71,33 @@ def mix_wsj0(sources: Sequence[np.ndarray], gains_db: Sequence[float]) -> tuple[
     to the shortest and :func:`limit_peak`ed together. Returns (mixture (n,), scaled sources (k, n))."""
     if not len(sources):
         raise ValueError("mix_wsj0: expected at least one source. Received: 0 sources")
-    scales = _unit_rms_scales(sources, gains_db)
+    if len(gains_db) != len(sources):
+        raise ValueError(f"mix_wsj0: expected one gain per source. Received: {len(sources)} sources, "
+                         f"{len(gains_db)} gains")
+    rms = np.array([_levels(np.asarray(s, np.float64)[None])[0] for s in sources])
+    scales = np.where(rms > SILENT_RMS, 1.0 / np.maximum(rms, SILENT_RMS), 0.0) * 10.0 ** (np.asarray(gains_db) / 20.0)
     length = min(len(s) for s in sources)
     scaled = limit_peak(np.stack([np.asarray(s, np.float64)[:length] * g for s, g in zip(sources, scales)]))
     scaled = scaled.astype(np.float32)
     return scaled.sum(axis=0), scaled
 
 
-def draw_scaled(sources: np.ndarray, rng: np.random.Generator, cfg: DataConfig) -> np.ndarray:
-    """Training mixtures: (k, n) sources scaled with gains drawn at random, as ``data.mixing`` says.
-
-    ``wsj0``: gains uniform in [-level_db, level_db] dB; ``peak``: linear gains
-    uniform in [peak_gain_min, peak_gain_max) (the original).
-    """
-    k = len(sources)
+def draw_gains(rng: np.random.Generator, k: int, cfg: DataConfig) -> np.ndarray:
+    """The gains of one training mixture of ``k`` sources, as ``data.mixing`` says: ``wsj0``: dB
+    uniform in [-level_db, level_db]; ``peak``: linear, uniform in [peak_gain_min, peak_gain_max)."""
     if cfg.mixing == "wsj0":
-        return wsj0_scale(sources, rng.uniform(-cfg.level_db, cfg.level_db, size=k))
-    return peak_scale(sources, rng.uniform(cfg.peak_gain_min, cfg.peak_gain_max, size=k))
+        return rng.uniform(-cfg.level_db, cfg.level_db, size=k)
+    return rng.uniform(cfg.peak_gain_min, cfg.peak_gain_max, size=k)
+
+
+def scale(sources: np.ndarray, gains: np.ndarray, cfg: DataConfig) -> np.ndarray:
+    """(..., k, n) sources scaled by their (..., k) gains the ``data.mixing`` way (zero rows stay zero)."""
+    return wsj0_scale(sources, gains) if cfg.mixing == "wsj0" else peak_scale(sources, gains)
+
+
+def draw_scaled(sources: np.ndarray, rng: np.random.Generator, cfg: DataConfig) -> np.ndarray:
+    """Training mixtures: (k, n) sources scaled with gains drawn at random (:func:`draw_gains`)."""
+    return scale(sources, draw_gains(rng, len(sources), cfg), cfg)
 
 
 def segment_span(available: int, length: int, rng: np.random.Generator) -> tuple[int, int]:

@@ -28,7 +28,8 @@ from . import data, model as model_lib, parallel, runlock
 from .config import Config, ConfigError, apply_overrides, load_config, parse_duration, read_config_file
 from .config import validate_distribution
 from .dataset import MixtureDataset
-from .losses import DeepClusteringLoss, MaskInferenceLoss
+from .device_features import TRAINING_ON_SOURCES, training_model
+from .losses import DeepClusteringLoss, MaskInferenceLoss, PackedDeepClusteringLoss
 from .paths import (CONFIG_FILENAME, HISTORY_FILENAME, MODEL_FILENAME, STATE_DIRNAME, TRAIN_LIST, VALID_LIST,
                     model_file)
 
@@ -59,9 +60,13 @@ def _optimizer(config: Config) -> keras.optimizers.Optimizer:
 
 def compile_model(net: keras.Model, config: Config) -> keras.Model:
     """Compile with the config's optimizer and loss: deep clustering alone, or with a mask
-    head (Chimera++) ``loss_alpha`` x deep clustering + (1 - loss_alpha) x mask inference."""
+    head (Chimera++) ``loss_alpha`` x deep clustering + (1 - loss_alpha) x mask inference,
+    or for the model that computes its own features (``features.on_device``) the packed loss."""
     t = config.train
-    if model_lib.has_mask_head(net):
+    if net.name == TRAINING_ON_SOURCES:
+        net.compile(optimizer=_optimizer(config), loss=PackedDeepClusteringLoss(config.model.embedding_dim),
+                    jit_compile=t.jit)
+    elif model_lib.has_mask_head(net):
         net.compile(optimizer=_optimizer(config), loss=[DeepClusteringLoss(), MaskInferenceLoss()],
                     loss_weights=[t.loss_alpha, 1.0 - t.loss_alpha], jit_compile=t.jit)
     else:
@@ -152,17 +157,21 @@ def _train(base: Path, out: Path, cfg: Config, verbose, dist, extra_callbacks: l
 def _train_held(base: Path, out: Path, cfg: Config, verbose, dist, extra_callbacks: list) -> TrainResult:
     configure_keras(cfg)
     train_mixer, valid_mixer = load_mixers(base, cfg, progress=verbose in (1, "auto"))
-    validation = data.validation_set(valid_mixer, cfg)
-    with dist.scope() if dist else contextlib.nullcontext():
-        net = compile_model(model_lib.build_model(cfg, *data.feature_statistics(train_mixer, cfg, cfg.train.seed)),
-                            cfg)
     # Worker i of n draws its own mixtures, batch_size / n of them per step.
     batch_size = dist.worker_batch_size(cfg.train.batch_size) if dist else cfg.train.batch_size
     dataset = MixtureDataset(train_mixer, cfg, batch_size=batch_size, shard=dist.shard if dist else (0, 1))
-    run = open_run_folder(out, cfg)
-    callbacks = RunCallbacks.build(cfg, out, run, dataset, extra_callbacks)
-    fit = net.fit if dist is None else (lambda d, **kw: dist.fit(net, d, **kw))
     try:
+        dataset.start_workers()  # they get ready while the validation set and the model are made
+        on_device = cfg.features.on_device
+        validation = (data.validation_sources if on_device else data.validation_set)(valid_mixer, cfg)
+        with dist.scope() if dist else contextlib.nullcontext():
+            # ``net`` is the network that is saved and separates; with features on the device ``fit``
+            # trains a model around it that computes the features from the sources first.
+            net = model_lib.build_model(cfg, *data.feature_statistics(train_mixer, cfg, cfg.train.seed))
+            trained = compile_model(training_model(net, cfg) if on_device else net, cfg)
+        run = open_run_folder(out, cfg)
+        callbacks = RunCallbacks.build(cfg, out, run, dataset, extra_callbacks, net)
+        fit = trained.fit if dist is None else (lambda d, **kw: dist.fit(trained, d, **kw))
         stopped = fit_phases(fit, dataset, validation, cfg, run, callbacks, verbose)
     finally:
         dataset.close()  # the worker processes
@@ -186,7 +195,7 @@ def load_mixers(base: Path, cfg: Config, progress: bool) -> tuple[data.Mixer, da
     for name in (TRAIN_LIST, VALID_LIST):
         corpus = data.load_corpus(base / name, cfg.audio.sample_rate, cfg.data.min_speakers, progress=progress)
         log.info("%s: %d speakers, %d utterances, %.1f min%s", name, len(corpus.speakers), corpus.num_utterances,
-                 corpus.seconds / cfg.audio.sample_rate / 60,
+                 corpus.seconds / 60,
                  f", {len(corpus.skipped)} skipped" if corpus.skipped else "")
         mixers.append(data.Mixer(corpus, cfg))
     return mixers[0], mixers[1]
@@ -221,7 +230,9 @@ class RunCallbacks:
     extra: list
 
     @classmethod
-    def build(cls, cfg: Config, out: Path, run: cb.RunState, dataset: MixtureDataset, extra: list):
+    def build(cls, cfg: Config, out: Path, run: cb.RunState, dataset: MixtureDataset, extra: list,
+              net: keras.Model | None = None):
+        """``net``: the model BestModel saves (default: the model fit trains)."""
         t, d = cfg.train, cfg.data
         varying = d.whole_utterances or d.long_chunk_frames  # frames per step vary: count what was served
         curriculum = None
@@ -230,7 +241,7 @@ class RunCallbacks:
                           if t.time_limit else
                           cb.ChunkCurriculum(run.clock, after_epoch=math.ceil(d.long_chunk_from * t.epochs)))
         return cls(
-            best=cb.BestModel(out / MODEL_FILENAME, run), sync=cb.EpochSync(dataset),
+            best=cb.BestModel(out / MODEL_FILENAME, run, save=net), sync=cb.EpochSync(dataset),
             throughput=cb.Throughput(dataset=dataset) if varying else cb.Throughput(t.batch_size * d.chunk_frames),
             stop_nan=cb.StopOnNaN(),
             time_limit=cb.TimeLimit(parse_duration(t.time_limit), run.clock) if t.time_limit else None,

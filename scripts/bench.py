@@ -128,6 +128,37 @@ def time_model_step(net, cfg, steps: int) -> float:
     return steps * b * t / (time.perf_counter() - start)
 
 
+def time_model_step_on_device(cfg, mixer, steps: int) -> float:
+    """Frames/s of train_on_batch with the features computed inside the step (features.on_device):
+    the model that fit trains then, on a fixed batch of scaled sources."""
+    from deepclust.device_features import training_model
+    from deepclust.model import build_model
+    from deepclust.train import compile_model
+
+    trained = compile_model(training_model(build_model(cfg), cfg), cfg)
+    x = mixer.source_batch(np.random.default_rng(0), cfg.train.batch_size)
+    y = np.zeros(len(x), np.float32)
+    for _ in range(2):
+        trained.train_on_batch(x, y)
+    start = time.perf_counter()
+    for _ in range(steps):
+        trained.train_on_batch(x, y)
+    return steps * cfg.train.batch_size * cfg.data.chunk_frames / (time.perf_counter() - start)
+
+
+def pipeline_cost(mixer, cfg, steps: int) -> tuple[float, float]:
+    """Core-seconds (process CPU time) per million training frames of drawing batches in one process:
+    with the features on the host (batch) and with them left to the device (source_batch)."""
+    frames = steps * cfg.train.batch_size * cfg.data.chunk_frames
+    costs = []
+    for draw in (mixer.batch, mixer.source_batch):
+        start = time.process_time()
+        for i in range(steps):
+            draw(np.random.default_rng(i), cfg.train.batch_size)
+        costs.append((time.process_time() - start) / frames * 1e6)
+    return costs[0], costs[1]
+
+
 def time_loss_share(cfg, step_seconds: float, repeats: int = 20) -> float | None:
     """Seconds of the loss and its gradient per batch / seconds of a whole step."""
     import keras
@@ -299,7 +330,16 @@ def main(argv=None) -> int:
         step_seconds = cfg.train.batch_size * cfg.data.chunk_frames / results["model_fps"]
         results["loss_share"] = time_loss_share(cfg, step_seconds)
         results["data_fps_1thread"], results["data_fps"] = time_data(mixer, cfg, max(4, args.steps // 2))
-        results["full_fps"] = time_full_fit(net, MixtureDataset(mixer, cfg), cfg, args.steps)
+        results["pipeline_core_s_per_mframe_host"], results["pipeline_core_s_per_mframe_device"] = \
+            pipeline_cost(mixer, cfg, max(4, args.steps // 2))
+        results["model_fps_on_device"] = time_model_step_on_device(cfg, mixer, args.steps)
+        results["on_device_step_cost"] = results["model_fps"] / results["model_fps_on_device"] - 1
+        fitted = net
+        if cfg.features.on_device:  # fit trains the model that computes the features from the sources
+            from deepclust.device_features import training_model
+
+            fitted = compile_model(training_model(build_model(cfg), cfg), cfg)
+        results["full_fps"] = time_full_fit(fitted, MixtureDataset(mixer, cfg), cfg, args.steps)
         results["train_fps"] = time_train(base, args.config, args.set, args.steps, tmp)
         results["full_over_model"] = results["full_fps"] / results["model_fps"]
         results["train_over_model"] = results["train_fps"] / results["model_fps"]
@@ -329,6 +369,10 @@ def print_table(r: dict) -> None:
         ("training: model step alone", f"{r['model_fps']:,.0f} frames/s"),
         ("training: data pipeline, in the training process", f"{r['data_fps_1thread']:,.0f} frames/s"),
         ("training: data pipeline, data.workers processes", f"{r['data_fps']:,.0f} frames/s"),
+        ("training: model step, features on the device", f"{r['model_fps_on_device']:,.0f} frames/s "
+         f"({100 * r['on_device_step_cost']:+.1f} % time per step)"),
+        ("input pipeline, features on the host", f"{r['pipeline_core_s_per_mframe_host']:.2f} core-s per million frames"),
+        ("input pipeline, features on the device", f"{r['pipeline_core_s_per_mframe_device']:.2f} core-s per million frames"),
         ("training: full fit (no callbacks)", f"{r['full_fps']:,.0f} frames/s"),
         ("training: deepclust train", f"{r['train_fps']:,.0f} frames/s"),
         ("full fit / model alone", f"{r['full_over_model']:.2f}"),

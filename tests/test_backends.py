@@ -298,3 +298,36 @@ def test_a_missing_backend_is_a_clear_error(tmp_path):
     assert done.returncode == 2
     assert "the Keras backend 'tensorflow' is not installed: pip install 'deepclust[tensorflow]'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+DEVICE_FEATURES = """
+import json
+import numpy as np
+import keras
+from deepclust.config import load_config
+from deepclust.device_features import SourceFeatures
+
+stack = np.load("stack.npy")
+cfg = load_config("tiny", {"features.weighting": "magnitude"})
+x, y = (keras.ops.convert_to_numpy(t) for t in SourceFeatures.for_config(cfg)(stack))
+np.savez("device.npz", x=x, y=y)
+print("DEEPCLUST-RESULT " + json.dumps({"backend": keras.backend.backend()}))
+"""
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_device_features_on_this_backend_equal_the_host_features(backend, tmp_path):
+    """The training features in keras.ops (features.on_device) on this backend: the numpy path's numbers."""
+    from deepclust.config import load_config
+    from test_device_features import host_examples, random_sources
+
+    require_backend(backend)
+    cfg = load_config("tiny", {"features.weighting": "magnitude"})
+    stack = random_sources(cfg, seed=4)
+    np.save(tmp_path / "stack.npy", stack)
+    assert run_child(backend, DEVICE_FEATURES, tmp_path)["backend"] == backend
+    device = np.load(tmp_path / "device.npz")
+    x_host, y_host = host_examples(stack, cfg)
+    for b in range(len(stack)):
+        np.testing.assert_allclose(np.exp(device["x"][b]), np.exp(x_host[b]), atol=2e-6 * np.exp(x_host[b]).max())
+    np.testing.assert_allclose(device["y"], y_host, atol=1e-4)

@@ -6,7 +6,6 @@ import logging
 import os
 
 import numpy as np
-import pytest
 import soundfile as sf
 
 from conftest import RATE, synth_voice, write_list_folder

@@ -275,3 +275,16 @@ def test_curriculum_and_whole_utterances_are_refused_together(tiny_config):
 
     with pytest.raises(ConfigError, match="long_chunk_frames=96, whole_utterances=true"):
         apply_overrides(tiny_config, {"data.long_chunk_frames": 96, "data.whole_utterances": True})
+
+
+def test_a_batch_draws_the_mixtures_draw_sources_draws(list_folder, tiny_config):
+    """Training batches are drawn mixture by mixture and scaled all at once: the same sources as
+    drawing each mixture alone with the same generator (so validation and training mix alike)."""
+    mixer = data.Mixer(data.load_corpus(list_folder / "train", 8000), tiny_config)
+    samples = mixer.chunk_samples
+    stack = mixer.scaled_stack(np.random.default_rng(5), 6, samples)
+    rng = np.random.default_rng(5)
+    for b in range(6):
+        alone = mixer.draw_sources(rng, samples)
+        np.testing.assert_allclose(stack[b, :len(alone)], alone, rtol=1e-5, atol=1e-7)
+        assert not stack[b, len(alone):].any()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from deepclust import data
-from deepclust.dataset import MixtureDataset, draw_batch
+from deepclust.data import draw_batch
+from deepclust.dataset import MixtureDataset
 
 
 def test_dataset_is_deterministic_per_epoch_and_index(list_folder, tiny_config):
@@ -47,3 +49,19 @@ def test_two_workers_shards_are_disjoint(list_folder, tiny_config):
     assert not any(np.array_equal(a, b) for a in batches[0] for b in batches[1])
     spec = shards[1].spec(0, 1)
     np.testing.assert_array_equal(draw_batch(mixer, spec)[0], batches[1][1])
+
+
+@pytest.mark.slow
+def test_deepclust_train_with_worker_processes(tmp_path):
+    """``python -m deepclust train`` with two worker processes: spawned workers import the package's
+    ``__main__`` as ``__mp_main__`` and must not start a second command line."""
+    import subprocess
+    import sys
+
+    from conftest import write_list_folder
+
+    base = write_list_folder(tmp_path / "base", {"low": 110.0, "mid": 180.0, "high": 260.0})
+    done = subprocess.run([sys.executable, "-m", "deepclust", "train", "--base", str(base), "--config", "tiny",
+                           "--workers", "2", "--quiet"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "(completed, 2 epochs" in done.stdout

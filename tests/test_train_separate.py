@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from conftest import synth_voice
-from deepclust import cli, data, separate
+from deepclust import cli, separate
 from deepclust.dataset import MixtureDataset
 from deepclust.config import ConfigError, read_config_file
 from deepclust.train import train
