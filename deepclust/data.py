@@ -23,6 +23,23 @@ from .corpus_index import CorpusIndex, DataError, load_corpus  # noqa: F401  (da
 log = logging.getLogger(__name__)
 
 
+# At most this many cores, batches are drawn in the training process: worker processes would take
+# cores from the training step (RESULTS.md, "Corpus scale").
+FEW_CORES = 4
+MAX_AUTO_WORKERS = 8
+
+
+def worker_processes(workers: int, cores: int | None = None) -> int:
+    """How many processes draw batches for ``data.workers``: itself, or for -1 none on FEW_CORES
+    cores or fewer, else half the cores (at most MAX_AUTO_WORKERS), the other half for the step."""
+    import os
+
+    if workers >= 0:
+        return workers
+    cores = cores or os.cpu_count() or 1
+    return 0 if cores <= FEW_CORES else min(cores // 2, MAX_AUTO_WORKERS)
+
+
 def map_targets(fn, targets):
     """``fn`` applied to the targets: one array, or each array of a tuple (a model with a mask head)."""
     return tuple(fn(t) for t in targets) if isinstance(targets, tuple) else fn(targets)

@@ -19,7 +19,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 import keras
 
 from .config import Config
-from .data import BatchSpec, Mixer, draw_batch, start_worker, worker_batch, worker_ready
+from .data import BatchSpec, Mixer, draw_batch, start_worker, worker_batch, worker_processes, worker_ready
 
 
 class MixtureDataset(keras.utils.PyDataset):
@@ -34,7 +34,7 @@ class MixtureDataset(keras.utils.PyDataset):
         self.steps = steps or config.train.steps_per_epoch
         self.seed = config.train.seed if seed is None else seed
         self.shard = shard  # (index, count): worker i of n draws its own stream of mixtures
-        self.processes = config.data.workers if processes is None else processes
+        self.processes = worker_processes(config.data.workers) if processes is None else processes
         self.sources = config.features.on_device
         self.epoch = 0  # written only by callbacks.EpochSync
         self.frames_served = self.batches_served = 0  # batch lengths vary with whole_utterances

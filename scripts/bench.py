@@ -194,7 +194,7 @@ def time_data(mixer, cfg, steps: int) -> tuple[float, float]:
 
     b, t = cfg.train.batch_size, cfg.data.chunk_frames
     rates = []
-    for processes in (0, max(1, cfg.data.workers)):
+    for processes in (0, max(1, cfg.data.workers, 2)):
         dataset = MixtureDataset(mixer, cfg, steps=steps + 1, processes=processes)
         dataset[0]  # workers started and warm
         start = time.perf_counter()

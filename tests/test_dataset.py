@@ -65,3 +65,11 @@ def test_deepclust_train_with_worker_processes(tmp_path):
                            "--workers", "2", "--quiet"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "(completed, 2 epochs" in done.stdout
+
+
+def test_worker_processes_by_the_cores():
+    from deepclust.data import worker_processes
+
+    assert worker_processes(3, cores=2) == 3  # asked for: as many as asked
+    assert worker_processes(-1, cores=2) == 0 and worker_processes(-1, cores=4) == 0  # the step needs them
+    assert worker_processes(-1, cores=16) == 8 and worker_processes(-1, cores=64) == 8
