@@ -269,6 +269,44 @@ class ChunkCurriculum(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+def scheduled_rate(progress: float, peak: float, kind: str, warmup: float, floor: float) -> float:
+    """The learning rate at ``progress`` (the share of the budget spent, 0 to 1): linear from 0 to ``peak``
+    over the first ``warmup`` share, then ``cosine`` or ``linear`` decay to ``floor * peak`` at 1, and
+    ``floor * peak`` after."""
+    progress = min(max(float(progress), 0.0), 1.0)
+    if warmup > 0 and progress < warmup:
+        return peak * progress / warmup
+    decayed = (progress - warmup) / max(1.0 - warmup, 1e-12)
+    share = 0.5 * (1.0 + math.cos(math.pi * decayed)) if kind == "cosine" else 1.0 - decayed
+    return peak * (floor + (1.0 - floor) * share)
+
+
+class LearningRateSchedule(keras.callbacks.Callback):
+    """Sets the learning rate before every step from the share of the budget spent: training time
+    (across resumes) over ``seconds``, else epochs and steps done over ``epochs``. So the rate
+    reaches its floor when the time limit stops training, and no minute runs at a dead rate."""
+
+    def __init__(self, peak: float, kind: str, warmup: float, floor: float, clock: Clock,
+                 seconds: float | None = None, epochs: int | None = None):
+        super().__init__()
+        self.peak, self.kind, self.warmup, self.floor = peak, kind, warmup, floor
+        self.clock, self.seconds, self.epochs = clock, seconds, epochs
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def progress(self, batch: int) -> float:
+        if self.seconds:
+            return self.clock.elapsed / self.seconds
+        steps = max(int(self.params.get("steps") or 1), 1) if self.params else 1
+        return (self._epoch + batch / steps) / max(self.epochs or 1, 1)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        rate = scheduled_rate(self.progress(batch), self.peak, self.kind, self.warmup, self.floor)
+        self.model.optimizer.learning_rate.assign(rate)
+
+
 class Throughput(keras.callbacks.Callback):
     """Training frames per second, measured over whole steps (validation excluded); logged per epoch
     with the training seconds and the learning rate."""

@@ -175,17 +175,18 @@ def _add_prepare(sub) -> None:
     p = sub.add_parser(
         "prepare", help="write train/valid/test lists for your own corpus",
         description="Scan AUDIO_DIR (LibriSpeech speaker/chapter/*.flac, VCTK wav48/pNNN/*.wav, WSJ0 si_tr_s/SPK/*.wav "
-                    "or any tree with one folder per speaker) and write speaker-disjoint lists DIR/train, DIR/valid, "
-                    "DIR/test with absolute paths. Unreadable files are skipped with a warning.",
+                    "or any tree with one folder per speaker), or read it as a Kaldi data directory (wav.scp and "
+                    "utt2spk), and write speaker-disjoint lists DIR/train, DIR/valid, DIR/test (none with "
+                    "--test-fraction 0) with absolute paths. Unreadable files are skipped with a warning.",
     )
-    p.add_argument("audio_dir", metavar="AUDIO_DIR", help="root of the corpus")
+    p.add_argument("audio_dir", metavar="AUDIO_DIR", help="root of the corpus, or a Kaldi data directory")
     p.add_argument("--base", required=True, help="folder to write the lists into")
     p.add_argument("--layout", default="auto", choices=("auto", "librispeech", "vctk", "wsj0"),
                    help="where the speaker ID sits in the tree (default: detected)")
     p.add_argument("--speaker-level", type=int, help="speaker = the N-th folder above each file (1 = its folder); "
                                                       "overrides --layout")
     p.add_argument("--valid-fraction", type=float, default=0.1, help="share of speakers for validation (default 0.1)")
-    p.add_argument("--test-fraction", type=float, default=0.1, help="share of speakers for testing (default 0.1)")
+    p.add_argument("--test-fraction", type=float, default=0.1, help="share of speakers for testing (default 0.1; 0: no test list)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the speaker split")
     p.add_argument("--force", action="store_true", help="replace existing lists in DIR")
     p.set_defaults(func=_run_prepare)

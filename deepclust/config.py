@@ -123,6 +123,11 @@ class TrainConfig:
     # Halve the learning rate after this many epochs without a better val_loss; 0 = off.
     lr_patience: int = field(default=0, metadata=_range(0))
     lr_factor: float = field(default=0.5, metadata=_range(0.0, 1.0, lo_open=True))
+    # "plateau": learning_rate, halved on plateaus if lr_patience > 0; "cosine"/"linear": warm-up over the lr_warmup
+    # share of the budget (time_limit, else epochs), then decay to lr_floor x learning_rate at its end.
+    lr_schedule: str = field(default="plateau", metadata=_range(choices=("plateau", "cosine", "linear")))
+    lr_warmup: float = field(default=0.02, metadata=_range(0.0, 0.5))
+    lr_floor: float = field(default=0.01, metadata=_range(0.0, 1.0))
     seed: int = field(default=0, metadata=_range(0))
     time_limit: str = field(default="")  # "" = none; e.g. "90s", "15m", "2h"
     mixed_precision: bool = False
@@ -285,29 +290,27 @@ def validate(config: Config, source: str = "config") -> Config:
             f"or data.whole_utterances to false. Received: long_chunk_frames={d.long_chunk_frames}, "
             f"whole_utterances=true"
         )
+    if config.train.lr_schedule != "plateau":
+        refuse_set(config, (("train", "lr_patience", "it halves the rate on plateaus: use one, lr_patience = 0 or "
+                                                     "lr_schedule = 'plateau'"),),
+                   f"{source}: train.lr_schedule", f"lr_schedule={config.train.lr_schedule!r}")
     if config.features.on_device:
-        for section, key, why in ON_DEVICE_UNSUPPORTED:
-            if getattr(getattr(config, section), key):
-                raise ConfigError(f"{source}: features.on_device cannot train with {section}.{key} set ({why}); "
-                                  f"set features.on_device = false or {section}.{key} off. "
-                                  f"Received: on_device=true, {key}={_toml_value(getattr(getattr(config, section), key))}")
+        refuse_set(config, ON_DEVICE_UNSUPPORTED, f"{source}: features.on_device", "on_device=true")
     if config.train.time_limit and parse_duration(config.train.time_limit, what=f"{source}: train.time_limit") <= 0:
         raise ConfigError(f"{source}: train.time_limit: expected a positive duration such as 90s, 15m or 2h, or \"\" "
                           f"for no limit. Received: time_limit={config.train.time_limit!r}")
     return config
 
 
-# What training with features on the device (features.on_device) does not do yet: its model takes
-# fixed-length chunks of sources and scores the deep clustering loss alone.
+# What training with features on the device does not do yet: its model scores fixed-length chunks of sources.
 ON_DEVICE_UNSUPPORTED = (
-    ("model", "mask_head", "the mask head's targets are computed on the host"),
-    ("data", "whole_utterances", "batches of varying length"),
-    ("data", "long_chunk_frames", "the chunk curriculum changes the chunk length"),
+    ("model", "mask_head", "the mask head's targets are computed on the host: set features.on_device = false"),
+    ("data", "whole_utterances", "batches of varying length: set features.on_device = false"),
+    ("data", "long_chunk_frames", "the chunk curriculum changes the chunk length: set features.on_device = false"),
 )
 
 
-# What the multi-worker training loop (deepclust/distribute.py) cannot run: its input pipeline fixes
-# one batch shape and it scores a single loss.
+# What the multi-worker loop (deepclust/distribute.py) cannot run: it fixes one batch shape and scores one loss.
 MULTIWORKER_UNSUPPORTED = (
     ("model", "mask_head", "the mask head's second loss (Chimera++) runs under fit: use one machine or "
                            "--distribute mirrored"),
@@ -317,14 +320,19 @@ MULTIWORKER_UNSUPPORTED = (
 )
 
 
+def refuse_set(config: Config, rules, what: str, received: str) -> None:
+    """A ConfigError for the first (section, key, why) of ``rules`` that ``config`` sets: ``what`` cannot train with it."""
+    for section, key, why in rules:
+        value = getattr(getattr(config, section), key)
+        if value:
+            raise ConfigError(f"{what} cannot train with {section}.{key} set ({why}). "
+                              f"Received: {received}, {key}={_toml_value(value)}")
+
+
 def validate_distribution(config: Config, distribute: str | None) -> Config:
     """Refuse the combinations a distribution strategy cannot run, naming the key and the way out."""
     if distribute == "multiworker":
-        for section, key, why in MULTIWORKER_UNSUPPORTED:
-            value = getattr(getattr(config, section), key)
-            if value:
-                raise ConfigError(f"--distribute multiworker cannot train with {section}.{key} set ({why}). "
-                                  f"Received: distribute='multiworker', {key}={_toml_value(value)}")
+        refuse_set(config, MULTIWORKER_UNSUPPORTED, "--distribute multiworker", "distribute='multiworker'")
     return config
 
 

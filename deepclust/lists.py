@@ -132,3 +132,57 @@ def write_mixture_list(list_file: str | Path, mixtures: Iterable[tuple[Iterable[
     body = "".join(" ".join(f"{Path(p).as_posix()} {g}" for p, g in zip(paths, gains)) + "\n"
                    for paths, gains in mixtures)
     return atomic.write_text(list_file, (f"# {header}\n" if header else "") + body)
+
+
+KALDI_RELATIVE_TO = ("the data folder", "its parent", "its parent's parent", "the working folder")
+
+
+def read_kaldi_dir(data_dir: str | Path) -> tuple[list[Entry], list[tuple[str, str]]]:
+    """The utterances of a Kaldi data directory (``wav.scp`` and ``utt2spk``, as Kaldi, ESPnet and k2
+    recipes write them) as entries, and ``(where, why)`` for each line that cannot be used.
+
+    A ``wav.scp`` entry is a file path; a piped command (``... |``) is reported, not run. Relative
+    paths resolve against the first of KALDI_RELATIVE_TO under which the listed files exist.
+    """
+    data_dir = Path(data_dir)
+    if (data_dir / "segments").is_file():
+        raise ListFormatError(f"{data_dir / 'segments'}: utterances cut from longer recordings are not supported; "
+                              f"expected one file per utterance in wav.scp. Cut the segments into files first "
+                              f"(e.g. Kaldi's extract-segments). Received: data_dir={str(data_dir)!r}")
+    speakers = {}
+    for number, content, raw in lines(data_dir / "utt2spk", "'utterance-id speaker-id'"):
+        parts = content.split()
+        if len(parts) != 2:
+            raise ListFormatError(f"{data_dir / 'utt2spk'}:{number}: expected 'utterance-id speaker-id'. "
+                                  f"Received: {raw.strip()!r}")
+        speakers[parts[0]] = parts[1]
+    rows, bad = [], []
+    for number, content, raw in lines(data_dir / "wav.scp", "'utterance-id path'"):
+        where = f"{data_dir / 'wav.scp'}:{number}"
+        parts = content.split(None, 1)
+        if len(parts) != 2:
+            raise ListFormatError(f"{where}: expected 'utterance-id path'. Received: {raw.strip()!r}")
+        utterance, path = parts
+        if path.rstrip().endswith("|"):
+            bad.append((where, f"a piped command ({path.strip()!r}); deepclust reads audio files, not commands: run "
+                               f"it once into a file (e.g. 'sph2pipe -f wav X.sph > X.wav') and list that file"))
+        elif utterance not in speakers:
+            bad.append((where, f"utterance {utterance!r} has no speaker in utt2spk"))
+        else:
+            rows.append((number, Path(path.strip()), speakers[utterance]))
+    root = _kaldi_root(data_dir, [p for _, p, _ in rows if not p.is_absolute()])
+    entries = [Entry(p if p.is_absolute() else root / p, spk, data_dir / "wav.scp", n) for n, p, spk in rows]
+    return entries, bad
+
+
+def _kaldi_root(data_dir: Path, relative: list[Path]) -> Path:
+    """Where relative wav.scp paths start: the first candidate under which a sample of them exists."""
+    candidates = [data_dir, data_dir.parent, data_dir.parent.parent, Path.cwd()]
+    sample = relative[:: max(1, len(relative) // 20)][:20]
+    for root in candidates:
+        if all((root / p).exists() for p in sample):
+            return root
+    raise ListFormatError(
+        f"{data_dir / 'wav.scp'}: relative paths such as {str(sample[0])!r} are found under none of "
+        f"{', '.join(KALDI_RELATIVE_TO)} ({', '.join(str(c) for c in candidates)}); run from the recipe's folder "
+        f"or make the paths absolute. Received: data_dir={str(data_dir)!r}")

@@ -95,8 +95,9 @@ class PrepareSummary:
 
     def describe(self) -> str:
         rows = [f"{split:5s}: {self.speakers[split]:4d} speakers, {self.files[split]:6d} files, "
-                f"{self.hours[split]:7.2f} h -> {self.lists[split]}" for split in SPLITS]
-        level = f"speaker = folder {self.speaker_level} level(s) above each file"
+                f"{self.hours[split]:7.2f} h -> {self.lists[split]}" for split in SPLITS if split in self.lists]
+        level = ("speakers from utt2spk" if self.layout == "kaldi"
+                 else f"speaker = folder {self.speaker_level} level(s) above each file")
         return "\n".join([f"layout {self.layout} ({level})", *rows, f"skipped {len(self.skipped)} unreadable file(s)"])
 
 
@@ -189,6 +190,26 @@ def _group_by_speaker(files: list[Path], audio_dir: Path,
     return by_speaker, skipped
 
 
+def _kaldi_by_speaker(data_dir: Path) -> tuple[dict[str, list[tuple[Path, float]]], list[tuple[Path, str]]]:
+    """As _group_by_speaker, for the utterances a Kaldi data directory lists (lists.read_kaldi_dir)."""
+    entries, bad = lists.read_kaldi_dir(data_dir)
+    by_speaker: dict[str, list[tuple[Path, float]]] = {}
+    skipped = [(Path(where), why) for where, why in bad]
+    for where, why in bad:
+        log.warning("%s: skipped: %s", where, why)
+    for entry in entries:
+        seconds, reason = _readable_seconds(entry.path)
+        reason = reason or _unlistable(entry.path.absolute())
+        if reason:
+            log.warning("%s: skipped: %s: %s", entry.where, entry.path, reason)
+            skipped.append((entry.path, reason))
+            continue
+        by_speaker.setdefault(entry.speaker, []).append((entry.path.absolute(), seconds))
+    if skipped:
+        log.warning("%s: skipped %d utterance(s) (see warnings above)", data_dir, len(skipped))
+    return by_speaker, skipped
+
+
 def _scan_checked(audio_dir: Path, extensions: tuple[str, ...]) -> list[Path]:
     """The audio files below ``audio_dir``, refusing a tree without any."""
     files = _scan(audio_dir, extensions)
@@ -216,18 +237,23 @@ def prepare(audio_dir: str | Path, base: str | Path, speaker_level: int | None =
         raise CorpusError(f"{audio_dir}: not a folder; expected the root of your audio files. "
                           f"Received: audio_dir={str(audio_dir)!r}")
     _refuse_existing_lists(base, overwrite)
-    files = _scan_checked(audio_dir, tuple(extensions))
-    layout, level = _resolve_level(layout, speaker_level, files, audio_dir)
-    by_speaker, skipped = _group_by_speaker(files, audio_dir, level)
-    if len(by_speaker) < len(SPLITS):
-        raise CorpusError(f"{audio_dir}: found {len(by_speaker)} speaker(s), but at least {len(SPLITS)} speakers are "
-                          f"needed for a 3-way train/valid/test split by speaker; check layout or speaker_level. "
+    if (audio_dir / "wav.scp").is_file():  # a Kaldi data directory: the speakers are utt2spk's
+        layout, level = "kaldi", 0
+        by_speaker, skipped = _kaldi_by_speaker(audio_dir)
+    else:
+        files = _scan_checked(audio_dir, tuple(extensions))
+        layout, level = _resolve_level(layout, speaker_level, files, audio_dir)
+        by_speaker, skipped = _group_by_speaker(files, audio_dir, level)
+    splits = [s for s in SPLITS if s != "test" or test_fraction > 0]
+    if len(by_speaker) < len(splits):
+        raise CorpusError(f"{audio_dir}: found {len(by_speaker)} speaker(s), but at least {len(splits)} speakers are "
+                          f"needed for a {len(splits)}-way split by speaker; check layout or speaker_level. "
                           f"Received: layout={layout!r}, speaker_level={level}, speakers={sorted(by_speaker)[:10]}")
-    sizes = _split_sizes(len(by_speaker), valid_fraction, test_fraction)
+    sizes = _split_sizes(len(by_speaker), valid_fraction, test_fraction, min_test=1 if test_fraction > 0 else 0)
     names = sorted(by_speaker)
     dealt = _deal([names[i] for i in np.random.default_rng(seed).permutation(len(names))], sizes)
     paths, files_per, hours = {}, {}, {}
-    for split in SPLITS:
+    for split in splits:
         entries = [(path, speaker, seconds) for speaker in sorted(dealt[split])
                    for path, seconds in by_speaker[speaker]]
         header = f"{split} split of {audio_dir.absolute()} (layout {layout}, speaker level {level}, seed {seed})"

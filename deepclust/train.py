@@ -223,6 +223,7 @@ class RunCallbacks:
     stop_nan: cb.StopOnNaN
     time_limit: cb.TimeLimit | None
     lr_plateau: keras.callbacks.ReduceLROnPlateau | None
+    lr_schedule: cb.LearningRateSchedule | None
     early: keras.callbacks.EarlyStopping | None
     curriculum: cb.ChunkCurriculum | None
     history: keras.callbacks.CSVLogger
@@ -247,6 +248,9 @@ class RunCallbacks:
             time_limit=cb.TimeLimit(parse_duration(t.time_limit), run.clock) if t.time_limit else None,
             lr_plateau=keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=t.lr_factor,
                                                          patience=t.lr_patience, verbose=1) if t.lr_patience else None,
+            lr_schedule=None if t.lr_schedule == "plateau" else cb.LearningRateSchedule(
+                t.learning_rate, t.lr_schedule, t.lr_warmup, t.lr_floor, run.clock,
+                seconds=parse_duration(t.time_limit) if t.time_limit else None, epochs=t.epochs),
             early=keras.callbacks.EarlyStopping(monitor="val_loss", patience=t.patience) if t.patience else None,
             curriculum=curriculum, history=keras.callbacks.CSVLogger(str(out / HISTORY_FILENAME), append=True),
             state=cb.TrainingState(run), extra=list(extra))
@@ -255,7 +259,7 @@ class RunCallbacks:
         """BestModel before TrainingState: the state saved at an epoch's end must already know whether
         that epoch was the best. TrainingState last, after the history row: a kill between the two
         leaves a row that the resumed run drops (trim_history) and redoes, rather than a missing row."""
-        named = [self.best, self.sync, self.throughput, self.stop_nan, self.time_limit, self.lr_plateau,
+        named = [self.best, self.sync, self.throughput, self.stop_nan, self.time_limit, self.lr_plateau, self.lr_schedule,
                  self.early, self.curriculum, self.history, self.state]
         return [c for c in named if c is not None] + self.extra
 

@@ -104,3 +104,14 @@ def test_retired_key_in_an_old_config_is_skipped_with_a_warning(tmp_path, caplog
 def test_time_limit_must_be_positive(limit):
     with pytest.raises(ConfigError, match=r"positive duration.*Received: time_limit="):
         load_config("tiny", {"train.time_limit": limit})
+
+
+@pytest.mark.parametrize("key", ["model.mask_head", "data.whole_utterances", "features.on_device"])
+def test_what_the_multiworker_loop_cannot_run_is_refused_by_name(key):
+    from deepclust.config import validate_distribution
+
+    cfg = load_config("tiny", {key: True})
+    assert validate_distribution(cfg, "mirrored") is cfg  # fit runs these under one machine's strategies
+    with pytest.raises(ConfigError, match=rf"--distribute multiworker cannot train with {key} set .*"
+                                          rf"Received: distribute='multiworker', {key.split('.')[1]}=true"):
+        validate_distribution(cfg, "multiworker")

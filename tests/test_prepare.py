@@ -144,3 +144,69 @@ def test_prepare_errors(tmp_path):
         pr.prepare(tmp_path / "missing", tmp_path / "other")
     with pytest.raises(pr.CorpusError, match=r"no audio files found.*Received: extensions=\('\.mp3',\)"):
         pr.prepare(tmp_path / "audio", tmp_path / "other", extensions=(".mp3",))
+
+
+# -- Kaldi data directories ------------------------------------------------------------
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "speechocean762"
+
+
+def _kaldi_dir(root: Path) -> Path:
+    """A recipe's layout: data/train/{wav.scp,utt2spk} with paths relative to the recipe folder (root)."""
+    import soundfile as sf
+
+    from conftest import synth_voice
+
+    (root / "wav").mkdir(parents=True)
+    scp, spk = [], []
+    for s in range(4):
+        for u in range(3):
+            name = f"s{s}u{u}"
+            sf.write(root / "wav" / f"{name}.wav", synth_voice(100 + 40 * s, 0.5, 10 * s + u), 8000)
+            scp.append(f"{name} wav/{name}.wav")
+            spk.append(f"{name} spk{s}")
+    scp += ["piped sph2pipe -f wav wav/x.sph |", "orphan wav/s0u0.wav"]
+    data = root / "data" / "train"
+    data.mkdir(parents=True)
+    (data / "wav.scp").write_text("\n".join(scp) + "\n")
+    (data / "utt2spk").write_text("\n".join(spk + ["piped spk0"]) + "\n")
+    return data
+
+
+def test_a_kaldi_data_directory_gives_speaker_disjoint_lists(tmp_path, caplog):
+    from deepclust.lists import parse_list
+    from deepclust.prepare import prepare
+
+    data = _kaldi_dir(tmp_path / "recipe")
+    summary = prepare(data, tmp_path / "base", valid_fraction=0.25, test_fraction=0.0)
+    assert summary.layout == "kaldi" and set(summary.lists) == {"train", "valid"}
+    assert not (tmp_path / "base" / "test").exists()
+    train, valid = (parse_list(tmp_path / "base" / s) for s in ("train", "valid"))
+    assert len(train) + len(valid) == 12 and {e.speaker for e in train}.isdisjoint(e.speaker for e in valid)
+    assert all(e.path.is_file() for e in train + valid)  # relative to the recipe folder, found there
+    assert "wav.scp:13: skipped: a piped command" in caplog.text and "sph2pipe" in caplog.text
+    assert "wav.scp:14: skipped: utterance 'orphan' has no speaker in utt2spk" in caplog.text
+    assert len(summary.skipped) == 2
+
+
+def test_kaldi_segments_and_unfindable_paths_are_explained(tmp_path):
+    from deepclust.lists import ListFormatError, read_kaldi_dir
+
+    data = _kaldi_dir(tmp_path / "recipe")
+    (tmp_path / "recipe" / "wav" / "s0u0.wav").rename(tmp_path / "moved.wav")
+    with pytest.raises(ListFormatError, match=r"relative paths such as 'wav/s0u0.wav' are found under none of"):
+        read_kaldi_dir(data)
+    (data / "segments").write_text("a rec 0.0 1.0\n")
+    with pytest.raises(ListFormatError, match="segments.*not supported"):
+        read_kaldi_dir(data)
+
+
+@pytest.mark.skipif(not (SHARED / "train" / "wav.scp").is_file(), reason="speechocean762 is not beside the checkout")
+def test_speechocean762_train_prepares_without_its_test_speakers(tmp_path):
+    from deepclust.lists import parse_list
+    from deepclust.prepare import prepare
+
+    summary = prepare(SHARED / "train", tmp_path / "so", valid_fraction=0.1, test_fraction=0.0)
+    listed = [e for s in ("train", "valid") for e in parse_list(tmp_path / "so" / s)]
+    assert len(listed) == 2500 and len({e.speaker for e in listed}) == 125 and not summary.skipped
+    test_speakers = {line.split()[1] for line in (SHARED / "test" / "utt2spk").read_text().splitlines() if line}
+    assert test_speakers.isdisjoint(e.speaker for e in listed)  # never a test speaker in a training list
