@@ -22,13 +22,17 @@ from .config import Config
 from .data import BatchSpec, Mixer, draw_batch, start_worker, worker_batch, worker_processes, worker_ready
 
 
+FEEDER_THREADS = 2
+
+
 class MixtureDataset(keras.utils.PyDataset):
     """Batches of fresh random mixtures, ``steps`` per epoch (see the module docstring)."""
 
     def __init__(self, mixer: Mixer, config: Config, batch_size: int | None = None, steps: int | None = None,
                  seed: int | None = None, shard: tuple[int, int] = (0, 1), processes: int | None = None):
-        # Keras feeds from one thread that asks for batches in order; the parallelism is ours, in processes.
-        super().__init__(workers=1, use_multiprocessing=False, max_queue_size=2)
+        # Keras's two feeder threads keep the next batches coming while a step runs (one thread alone
+        # would draw in the step's thread, in turn with it); further parallelism is ours, in processes.
+        super().__init__(workers=FEEDER_THREADS, use_multiprocessing=False, max_queue_size=2 * FEEDER_THREADS)
         self.mixer = mixer
         self.batch_size = batch_size or config.train.batch_size
         self.steps = steps or config.train.steps_per_epoch
@@ -46,7 +50,7 @@ class MixtureDataset(keras.utils.PyDataset):
             if self.long_frames else self.batch_size
         self._pool: ProcessPoolExecutor | None = None
         self._pending: dict[tuple[int, int], Future] = {}
-        self._lock = threading.Lock()
+        self._lock, self._count_lock = threading.Lock(), threading.Lock()
 
     def __len__(self) -> int:
         return self.steps
@@ -91,8 +95,9 @@ class MixtureDataset(keras.utils.PyDataset):
 
     def _served(self, batch):
         x = batch[0]
-        self.frames_served += x.shape[0] * (self.mixer.config.data.chunk_frames if self.sources else x.shape[1])
-        self.batches_served += 1
+        with self._count_lock:  # two feeder threads hand batches out
+            self.frames_served += x.shape[0] * (self.mixer.config.data.chunk_frames if self.sources else x.shape[1])
+            self.batches_served += 1
         return batch
 
     @property
@@ -112,9 +117,9 @@ class MixtureDataset(keras.utils.PyDataset):
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        state.update(_pool=None, _pending={}, _lock=None)
+        state.update(_pool=None, _pending={}, _lock=None, _count_lock=None)
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self._lock = threading.Lock()
+        self._lock, self._count_lock = threading.Lock(), threading.Lock()
