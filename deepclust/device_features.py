@@ -72,10 +72,10 @@ class SourceFeatures(keras.layers.Layer):
         sources = ops.cast(sources, "float32")
         re, im = self._spectra(sources * self._level_gain(sources))  # (B, C, T, F) each
         magnitude = ops.sqrt(ops.square(ops.sum(re, axis=1)) + ops.square(ops.sum(im, axis=1)))  # |X| (B, T, F)
-        weights = self._weights(magnitude)
-        winner = ops.argmax(ops.sqrt(ops.square(re) + ops.square(im)), axis=1)  # (B, T, F)
-        labels = ops.one_hot(winner, sources.shape[1], dtype="float32") * ops.sqrt(weights)[..., None]
         log_magnitude = ops.log(ops.maximum(magnitude, features.LOG_FLOOR))
+        weights = self._weights(magnitude, log_magnitude)
+        winner = ops.argmax(ops.square(re) + ops.square(im), axis=1)  # the loudest source (B, T, F)
+        labels = ops.one_hot(winner, sources.shape[1], dtype="float32") * ops.sqrt(weights)[..., None]
         return self._fit(log_magnitude), self._fit(labels)
 
     def _level_gain(self, sources):
@@ -93,10 +93,10 @@ class SourceFeatures(keras.layers.Layer):
         return ops.stft(padded, self.cfg.window_length, self.cfg.hop_length, self.cfg.window_length,
                         window=ops.convert_to_tensor(window), center=False)
 
-    def _weights(self, magnitude):
+    def _weights(self, magnitude, log_magnitude):
         """Loss weight per bin (features.bin_weights): active bins, by magnitude if configured."""
         floor_db = 20.0 * math.log10(features.LOG_FLOOR)
-        db = 20.0 * ops.log(ops.maximum(magnitude, features.LOG_FLOOR)) / math.log(10.0)
+        db = log_magnitude * (20.0 / math.log(10.0))
         loudest = ops.max(db, axis=(-2, -1), keepdims=True)
         active = ops.cast(ops.logical_and(db > loudest - self.cfg.silence_db, db > floor_db + 1.0), "float32")
         if self.cfg.weighting == "binary":
