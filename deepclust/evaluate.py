@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
-from . import audio, features, report
+from . import audio, backend, features, report
 from .config import AudioConfig, FeatureConfig
 from .metrics import score, stoi_available
 from .paths import find_model
@@ -42,8 +42,8 @@ ORACLE_METHODS = {"ibm": "ideal binary mask", "irm": "magnitude ratio |S_i| / su
 # Mixtures scored in parallel wait here at most this many per worker, so a
 # long test set does not pile up separated audio in memory.
 IN_FLIGHT_PER_JOB = 2
-# Runtimes that hold threads a fork would copy half-way: with one loaded, workers are spawned afresh.
-RUNTIMES = ("tensorflow", "jax", "torch")
+# The backends' runtimes hold threads a fork would copy half-way: with one loaded, workers are spawned afresh.
+RUNTIMES = tuple(backend.MODULES[name] for name in backend.PREFERENCE)
 
 Task = tuple[MixtureSpec, Callable | None, Any]  # (spec, job, its args), or (spec, None, a skip result)
 

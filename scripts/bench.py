@@ -194,7 +194,7 @@ def time_data(mixer, cfg, steps: int) -> tuple[float, float]:
 
     b, t = cfg.train.batch_size, cfg.data.chunk_frames
     rates = []
-    for processes in (0, max(1, cfg.data.workers, 2)):
+    for processes in (0, max(2, cfg.data.workers)):
         dataset = MixtureDataset(mixer, cfg, steps=steps + 1, processes=processes)
         dataset[0]  # workers started and warm
         start = time.perf_counter()
