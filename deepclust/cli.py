@@ -65,6 +65,7 @@ TRAIN_FLAGS = {
     "jit": "train.jit",
     "workers": "data.workers",
     "seed": "train.seed",
+    "init": "train.init",
 }
 
 
@@ -89,6 +90,8 @@ def _add_train(sub) -> None:
     p.add_argument("--jit", action="store_true", default=None, help="compile the training step with XLA (train.jit)")
     p.add_argument("--workers", type=int, help="worker processes drawing batches, 0 for none (data.workers)")
     p.add_argument("--seed", type=int, help="random seed (train.seed)")
+    p.add_argument("--init", metavar="MODEL", help="start from these weights: 'pretrained' (the shipped model), "
+                                                   "a training folder or a .keras file (train.init)")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                    help="override any config value, e.g. --set model.lstm_units=200 (repeatable)")
     p.add_argument("--quiet", action="store_true", help="no progress bar (one line per epoch)")
@@ -130,9 +133,13 @@ def _add_separate(sub) -> None:
 
 
 def _run_separate(args: argparse.Namespace) -> int:
+    from .pretrained import resolve, shipped_notice
     from .separate import separate_files
 
-    written, failed = separate_files(args.inputs, base=args.base, model=args.model, num_speakers=args.num_speakers,
+    model, shipped = resolve(args.base, args.model)
+    if shipped:
+        print(shipped_notice(model), flush=True)
+    written, failed = separate_files(args.inputs, model=model, num_speakers=args.num_speakers,
                                      out_dir=args.out_dir, mask=args.mask, force=args.force)
     for src, outs in written.items():
         print(f"{src}: " + " ".join(str(o) for o in outs))

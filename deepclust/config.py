@@ -1,7 +1,7 @@
 """Configuration: dataclasses, TOML loading, command-line overrides, validation.
 
-A config is five sections (``audio``, ``features``, ``data``, ``model``,
-``train``, ``separate``), each a dataclass whose fields carry their units in
+A config is seven sections (``audio``, ``features``, ``data``, ``augment``,
+``model``, ``train``, ``separate``), each a dataclass whose fields carry their units in
 the name or comment. Every value read from a file or a flag is checked: an
 unknown key, a wrong type or a value out of range raises :class:`ConfigError`
 naming the key, what was expected, and what was received.
@@ -96,6 +96,40 @@ class DataConfig:
     long_chunk_from: float = field(default=0.5, metadata=_range(0.0, 1.0))
 
 
+def _share():
+    return field(default=0.0, metadata=_range(0.0, 1.0))
+
+
+@dataclass
+class AugmentConfig:
+    """What :mod:`deepclust.augment` does to each training source before it is mixed; all off by default.
+    Each source of a mixture gets draws of its own, as if every voice were recorded on its own channel."""
+
+    # Speed perturbation (Ko et al. 2015, continuous): resampled by a factor uniform in [1 - speed, 1 + speed],
+    # which moves tempo, pitch and formants together.
+    speed: float = field(default=0.0, metadata=_range(0.0, 0.5))
+    # Vocal-tract-length perturbation (Jaitly & Hinton 2013): the spectrum's frequency axis warped by a
+    # factor uniform in [1 - vtlp, 1 + vtlp] (formants move, the pitch's harmonics move with them).
+    vtlp: float = field(default=0.0, metadata=_range(0.0, 0.3))
+    tilt_db: float = field(default=0.0, metadata=_range(0.0, 12.0))  # spectral tilt, uniform in +-tilt_db per octave
+    eq_db: float = field(default=0.0, metadata=_range(0.0, 24.0))  # one peaking band at a random frequency, +-eq_db
+    band_limit: float = _share()  # share of sources band-limited like a telephone line (300-3400 Hz or so)
+    codec: float = _share()  # share of sources through G.711 mu-law (8-bit companding, as telephone lines)
+    # Share of sources in a room: an exponentially decaying noise impulse response with RT60 uniform in
+    # [rt60_min, rt60_max] s and a direct path; the label's target is the reverberant source.
+    reverb: float = _share()
+    rt60_min: float = field(default=0.2, metadata=_range(0.05, 3.0))
+    rt60_max: float = field(default=0.7, metadata=_range(0.05, 3.0))
+    noise: float = _share()  # share of sources with a noise floor of their own (white to pink)
+    snr_min_db: float = field(default=15.0, metadata=_range(-20.0, 100.0))
+    snr_max_db: float = field(default=40.0, metadata=_range(-20.0, 100.0))
+
+    @property
+    def active(self) -> bool:
+        return any((self.speed, self.vtlp, self.tilt_db, self.eq_db, self.band_limit, self.codec,
+                    self.reverb, self.noise))
+
+
 @dataclass
 class ModelConfig:
     lstm_layers: int = field(default=2, metadata=_range(1, 16))
@@ -129,6 +163,9 @@ class TrainConfig:
     lr_warmup: float = field(default=0.02, metadata=_range(0.0, 0.5))
     lr_floor: float = field(default=0.01, metadata=_range(0.0, 1.0))
     seed: int = field(default=0, metadata=_range(0))
+    # Start from these weights instead of random ones: "pretrained" (the model shipped in the package,
+    # deepclust/pretrained.py), a training folder or a .keras file; "" = random. A resumed run ignores it.
+    init: str = ""
     time_limit: str = field(default="")  # "" = none; e.g. "90s", "15m", "2h"
     mixed_precision: bool = False
     jit: bool = False
@@ -164,6 +201,7 @@ class Config:
     audio: AudioConfig = field(default_factory=AudioConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     separate: SeparateConfig = field(default_factory=SeparateConfig)
@@ -199,6 +237,7 @@ _SECTION_CLASSES = {
     "audio": AudioConfig,
     "features": FeatureConfig,
     "data": DataConfig,
+    "augment": AugmentConfig,
     "model": ModelConfig,
     "train": TrainConfig,
     "separate": SeparateConfig,
@@ -267,72 +306,10 @@ def _apply(config: Config, data: dict[str, Any], source: str) -> None:
 
 
 def validate(config: Config, source: str = "config") -> Config:
-    """Check the relations between values that no single field can check."""
-    d, f = config.data, config.features
-    if d.min_speakers > d.max_speakers:
-        raise ConfigError(
-            f"{source}: data.min_speakers must not exceed data.max_speakers. "
-            f"Received: min_speakers={d.min_speakers}, max_speakers={d.max_speakers}"
-        )
-    if f.hop_length > f.window_length:
-        raise ConfigError(
-            f"{source}: features.hop_length must not exceed features.window_length. "
-            f"Received: hop_length={f.hop_length}, window_length={f.window_length}"
-        )
-    if d.peak_gain_min > d.peak_gain_max:
-        raise ConfigError(
-            f"{source}: data.peak_gain_min must not exceed data.peak_gain_max. "
-            f"Received: peak_gain_min={d.peak_gain_min}, peak_gain_max={d.peak_gain_max}"
-        )
-    if d.long_chunk_frames and d.whole_utterances:
-        raise ConfigError(
-            f"{source}: data.long_chunk_frames (a chunk-length curriculum) needs chunked training; set it to 0 "
-            f"or data.whole_utterances to false. Received: long_chunk_frames={d.long_chunk_frames}, "
-            f"whole_utterances=true"
-        )
-    if config.train.lr_schedule != "plateau":
-        refuse_set(config, (("train", "lr_patience", "it halves the rate on plateaus: use one, lr_patience = 0 or "
-                                                     "lr_schedule = 'plateau'"),),
-                   f"{source}: train.lr_schedule", f"lr_schedule={config.train.lr_schedule!r}")
-    if config.features.on_device:
-        refuse_set(config, ON_DEVICE_UNSUPPORTED, f"{source}: features.on_device", "on_device=true")
-    if config.train.time_limit and parse_duration(config.train.time_limit, what=f"{source}: train.time_limit") <= 0:
-        raise ConfigError(f"{source}: train.time_limit: expected a positive duration such as 90s, 15m or 2h, or \"\" "
-                          f"for no limit. Received: time_limit={config.train.time_limit!r}")
-    return config
+    """Check the relations between values that no single field can check (:mod:`deepclust.config_rules`)."""
+    from .config_rules import check_relations  # it imports this module
 
-
-# What training with features on the device does not do yet: its model scores fixed-length chunks of sources.
-ON_DEVICE_UNSUPPORTED = (
-    ("model", "mask_head", "the mask head's targets are computed on the host: set features.on_device = false"),
-    ("data", "whole_utterances", "batches of varying length: set features.on_device = false"),
-    ("data", "long_chunk_frames", "the chunk curriculum changes the chunk length: set features.on_device = false"),
-)
-
-
-# What the multi-worker loop (deepclust/distribute.py) cannot run: it fixes one batch shape and scores one loss.
-MULTIWORKER_UNSUPPORTED = (
-    ("model", "mask_head", "the mask head's second loss (Chimera++) runs under fit: use one machine or "
-                           "--distribute mirrored"),
-    ("data", "whole_utterances", "batches of varying length: train on chunks (data.whole_utterances = false)"),
-    ("data", "long_chunk_frames", "a chunk-length curriculum changes the batch shape: set data.long_chunk_frames = 0"),
-    ("features", "on_device", "its input pipeline computes features on the host: set features.on_device = false"),
-)
-
-
-def refuse_set(config: Config, rules, what: str, received: str) -> None:
-    """A ConfigError for the first (section, key, why) of ``rules`` that ``config`` sets: ``what`` cannot train with it."""
-    for section, key, why in rules:
-        value = getattr(getattr(config, section), key)
-        if value:
-            raise ConfigError(f"{what} cannot train with {section}.{key} set ({why}). "
-                              f"Received: {received}, {key}={_toml_value(value)}")
-
-
-def validate_distribution(config: Config, distribute: str | None) -> Config:
-    """Refuse the combinations a distribution strategy cannot run, naming the key and the way out."""
-    if distribute == "multiworker":
-        refuse_set(config, MULTIWORKER_UNSUPPORTED, "--distribute multiworker", "distribute='multiworker'")
+    check_relations(config, source)
     return config
 
 

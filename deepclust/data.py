@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import features, mixing
+from .augment import Augmenter
 from .config import Config
 from .corpus_index import CorpusIndex, DataError, load_corpus  # noqa: F401  (data.load_corpus, data.DataError)
 
@@ -90,6 +91,7 @@ class Mixer:
                 "add speakers or lower data.min_speakers."
             )
         self.chunk_samples = features.samples_for_frames(config.data.chunk_frames, config.features)
+        self.augmenter = Augmenter(config.augment, config.audio.sample_rate)
 
     def num_speakers(self, rng: np.random.Generator) -> int:
         d = self.config.data
@@ -108,14 +110,21 @@ class Mixer:
     def length(self, uid: int) -> int:
         return int(self.corpus.lengths[uid])
 
-    def segment(self, uid: int, length: int, rng: np.random.Generator) -> np.ndarray:
-        """A random ``length``-sample stretch of utterance ``uid``, read from the cache (zero-padded if short)."""
+    def segment(self, uid: int, length: int, rng: np.random.Generator, augment: bool = False) -> np.ndarray:
+        """A random ``length``-sample stretch of utterance ``uid``, read from the cache (zero-padded if
+        short); with ``augment``, as :mod:`deepclust.augment` changes it (training draws; validation none)."""
+        if augment and self.augmenter.active:
+            return self.augmenter.source(lambda n: self.stretch(uid, n, rng), length, rng)
+        return self.stretch(uid, length, rng)
+
+    def stretch(self, uid: int, length: int, rng: np.random.Generator) -> np.ndarray:
         start, offset = mixing.segment_span(self.length(uid), length, rng)
         return mixing.place(self.corpus.read(uid, start, start + length), length, offset)
 
-    def scaled(self, utts: list[int], length: int, rng: np.random.Generator) -> np.ndarray:
+    def scaled(self, utts: list[int], length: int, rng: np.random.Generator, augment: bool = False) -> np.ndarray:
         """(k, length) sources of utterances ``utts`` as they sit in a training mixture."""
-        return mixing.draw_scaled(np.stack([self.segment(u, length, rng) for u in utts]), rng, self.config.data)
+        return mixing.draw_scaled(np.stack([self.segment(u, length, rng, augment) for u in utts]), rng,
+                                  self.config.data)
 
     def draw_sources(self, rng: np.random.Generator, length: int | None, k: int | None = None) -> np.ndarray:
         """(k, length) scaled sources; ``length=None`` uses whole utterances cut to the shortest."""
@@ -164,7 +173,8 @@ class Mixer:
             picks.append(self.pick(rng))
         frames = min(d.max_frames, (bucket + 1) * width) if width else max(frames_of(u) for u in picks)
         frames = max(frames, max(frames_of(u) for u in picks))
-        sources = [self.scaled(utts, min(min(self.length(u) for u in utts), longest), rng) for utts in picks]
+        sources = [self.scaled(utts, min(min(self.length(u) for u in utts), longest), rng, augment=True)
+                   for utts in picks]
         return self._examples(sources, features.samples_for_frames(frames, fcfg), frames)
 
     def source_batch(self, rng: np.random.Generator, size: int) -> np.ndarray:
@@ -182,7 +192,7 @@ class Mixer:
         for b in range(size):
             utts = self.pick(rng)
             for c, uid in enumerate(utts):
-                stack[b, c] = self.segment(uid, samples, rng)
+                stack[b, c] = self.segment(uid, samples, rng, augment=True)
             gains[b, :len(utts)] = mixing.draw_gains(rng, len(utts), self.config.data)
         return mixing.scale(stack, gains, self.config.data)
 

@@ -24,9 +24,9 @@ from typing import Any
 import keras
 
 from . import allocator, atomic, callbacks as cb
-from . import data, model as model_lib, parallel, runlock
+from . import data, model as model_lib, parallel, pretrained, runlock
 from .config import Config, ConfigError, apply_overrides, load_config, parse_duration, read_config_file
-from .config import validate_distribution
+from .config_rules import validate_distribution
 from .dataset import MixtureDataset
 from .device_features import TRAINING_ON_SOURCES, training_model
 from .losses import DeepClusteringLoss, MaskInferenceLoss, PackedDeepClusteringLoss
@@ -156,6 +156,8 @@ def _train(base: Path, out: Path, cfg: Config, verbose, dist, extra_callbacks: l
 
 def _train_held(base: Path, out: Path, cfg: Config, verbose, dist, extra_callbacks: list) -> TrainResult:
     configure_keras(cfg)
+    if cfg.train.init:
+        pretrained.init_model_path(cfg.train.init)  # a wrong name is reported before the corpus is read
     train_mixer, valid_mixer = load_mixers(base, cfg, progress=verbose in (1, "auto"))
     # Worker i of n draws its own mixtures, batch_size / n of them per step.
     batch_size = dist.worker_batch_size(cfg.train.batch_size) if dist else cfg.train.batch_size
@@ -170,6 +172,8 @@ def _train_held(base: Path, out: Path, cfg: Config, verbose, dist, extra_callbac
             net = model_lib.build_model(cfg, *data.feature_statistics(train_mixer, cfg, cfg.train.seed))
             trained = compile_model(training_model(net, cfg) if on_device else net, cfg)
         run = open_run_folder(out, cfg)
+        if cfg.train.init and run.weights is None:  # a resumed run restores its own weights
+            pretrained.load_initial_weights(net, cfg.train.init)
         callbacks = RunCallbacks.build(cfg, out, run, dataset, extra_callbacks, net)
         fit = trained.fit if dist is None else (lambda d, **kw: dist.fit(trained, d, **kw))
         stopped = fit_phases(fit, dataset, validation, cfg, run, callbacks, verbose)

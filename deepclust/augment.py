@@ -1,0 +1,163 @@
+"""Augmentation: what happens to one training source between the corpus and the mixer's levels.
+
+:class:`Augmenter` turns a stretch of one utterance into the source as a
+different voice on a different channel might have given it: speed
+perturbation, vocal-tract-length warping, spectral tilt and a peaking EQ band,
+telephone band-limiting, G.711 mu-law, a room, a noise floor, each as
+``[augment]`` asks (:class:`deepclust.config.AugmentConfig`), in that order.
+Levels are left to :mod:`deepclust.mixing`, which brings every source to its
+level afterwards. Every draw comes from the generator it is given and only for
+what is switched on, so a config without augmentation draws the mixtures it
+drew before, and a batch is the same arrays in whichever process draws it.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Callable
+
+import numpy as np
+import scipy.signal
+
+from .config import AugmentConfig
+
+TELEPHONE_LOW_HZ = (200.0, 400.0)  # high-pass corner, uniform in this band
+TELEPHONE_HIGH_HZ = (3000.0, 3600.0)  # low-pass corner (at most 0.9 x Nyquist)
+MU = 255.0  # G.711 mu-law
+TILT_PIVOT_HZ = 1000.0
+EQ_Q = (0.7, 2.0)
+DIRECT_TO_REVERB_DB = (0.0, 10.0)
+VTLP_BOUNDARY = 0.8  # of Nyquist: the warp is linear below it, then meets Nyquist (Jaitly & Hinton 2013)
+SPEED_DENOMINATOR = 40  # speed factors are rationals p/q with q <= this (resample_poly needs integers)
+WINDOW = 256  # samples of the STFT that applies tilt, EQ and VTLP (32 ms at 8 kHz)
+
+
+class Augmenter:
+    """Draws and applies the ``[augment]`` changes to one source at a time, at ``sample_rate``."""
+
+    def __init__(self, cfg: AugmentConfig, sample_rate: int):
+        self.cfg = cfg
+        self.rate = sample_rate
+        self.active = cfg.active
+
+    def source(self, read: Callable[[int], np.ndarray], length: int, rng: np.random.Generator) -> np.ndarray:
+        """A ``length``-sample source: ``read(n)`` gives ``n`` samples of the utterance (the mixer's random
+        stretch, zero-padded where short); speed perturbation reads more or fewer and resamples."""
+        c = self.cfg
+        if c.speed:
+            factor = Fraction(float(rng.uniform(1 - c.speed, 1 + c.speed))).limit_denominator(SPEED_DENOMINATOR)
+            x = speed(read(int(np.ceil(length * factor))), factor, length)
+        else:
+            x = read(length)
+        x = np.asarray(x, np.float64)
+        if c.vtlp or c.tilt_db or c.eq_db:
+            x = self.spectral(x, rng)
+        if c.band_limit and rng.random() < c.band_limit:
+            x = band_limit(x, self.rate, rng.uniform(*TELEPHONE_LOW_HZ),
+                           min(rng.uniform(*TELEPHONE_HIGH_HZ), 0.45 * self.rate))
+        if c.codec and rng.random() < c.codec:
+            x = mu_law(x)
+        if c.reverb and rng.random() < c.reverb:
+            x = reverberate(x, room_response(rng, self.rate, rng.uniform(c.rt60_min, c.rt60_max)))
+        if c.noise and rng.random() < c.noise:
+            x = add_noise(x, rng, rng.uniform(c.snr_min_db, c.snr_max_db))
+        return x.astype(np.float32)
+
+    def spectral(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """VTLP, tilt and EQ in one STFT: the magnitude warped and shaped, the phase of each bin kept."""
+        c = self.cfg
+        freqs = np.fft.rfftfreq(WINDOW, 1.0 / self.rate)
+        alpha = rng.uniform(1 - c.vtlp, 1 + c.vtlp) if c.vtlp else 1.0
+        gain_db = np.zeros_like(freqs)
+        if c.tilt_db:
+            gain_db += rng.uniform(-c.tilt_db, c.tilt_db) * np.log2(np.maximum(freqs, 50.0) / TILT_PIVOT_HZ)
+        if c.eq_db:
+            centre = np.exp(rng.uniform(np.log(200.0), np.log(0.4 * self.rate)))
+            gain_db += peaking_db(freqs, centre, rng.uniform(-c.eq_db, c.eq_db), rng.uniform(*EQ_Q))
+        return shape_spectrum(x, self.rate, vtlp_source_bins(freqs, alpha, self.rate), 10.0 ** (gain_db / 20))
+
+
+def speed(x: np.ndarray, factor: Fraction, length: int) -> np.ndarray:
+    """``x`` played ``factor`` times as fast (resampled by 1/factor), cut or padded to ``length``."""
+    y = scipy.signal.resample_poly(np.asarray(x, np.float64), factor.denominator, factor.numerator)
+    return np.pad(y[:length], (0, max(0, length - len(y))))
+
+
+def vtlp_source_bins(freqs: np.ndarray, alpha: float, rate: float) -> np.ndarray:
+    """For each output frequency, the input frequency VTLP's piecewise-linear warp f -> alpha f brings
+    there (in bins of ``freqs``): linear up to a boundary, then a line to Nyquist, so Nyquist stays."""
+    nyquist = rate / 2
+    boundary = VTLP_BOUNDARY * nyquist * min(alpha, 1.0)  # output frequency where the slope changes
+    below = freqs <= boundary
+    source = np.where(below, freqs / alpha,
+                      nyquist - (nyquist - freqs) * (nyquist - boundary / alpha) / (nyquist - boundary))
+    return source / (freqs[1] - freqs[0])
+
+
+def shape_spectrum(x: np.ndarray, rate: float, source_bins: np.ndarray, gain: np.ndarray) -> np.ndarray:
+    """``x`` with each STFT bin's magnitude read at ``source_bins`` (interpolated) times ``gain``."""
+    if len(x) < WINDOW:
+        return x
+    window = scipy.signal.windows.hann(WINDOW, sym=False)
+    _, _, spec = scipy.signal.stft(x, rate, window=window, nperseg=WINDOW, noverlap=3 * WINDOW // 4)
+    magnitude = np.abs(spec)
+    position = np.clip(source_bins, 0, magnitude.shape[0] - 1)
+    low = np.minimum(position.astype(int), magnitude.shape[0] - 2)
+    weight = (position - low)[:, None]
+    warped = magnitude[low] * (1 - weight) + magnitude[low + 1] * weight  # linear interpolation across bins
+    shaped = warped * gain[:, None] * np.exp(1j * np.angle(spec))
+    _, y = scipy.signal.istft(shaped, rate, window=window, nperseg=WINDOW, noverlap=3 * WINDOW // 4)
+    return np.pad(y[:len(x)], (0, max(0, len(x) - len(y))))
+
+
+def peaking_db(freqs: np.ndarray, centre: float, gain_db: float, q: float) -> np.ndarray:
+    """A peaking EQ band's gain in dB over ``freqs``: ``gain_db`` at ``centre``, falling off in octaves by ``q``."""
+    octaves = np.log2(np.maximum(freqs, 1.0) / centre)
+    return gain_db / (1.0 + (octaves * q * 2) ** 2)
+
+
+def band_limit(x: np.ndarray, rate: float, low_hz: float, high_hz: float) -> np.ndarray:
+    """``x`` through a 4th-order Butterworth band-pass from ``low_hz`` to ``high_hz`` (a telephone channel)."""
+    sos = scipy.signal.butter(4, [low_hz, high_hz], btype="bandpass", fs=rate, output="sos")
+    return scipy.signal.sosfilt(sos, x)
+
+
+def mu_law(x: np.ndarray) -> np.ndarray:
+    """``x`` encoded and decoded by G.711 mu-law: companded to 8 bits at the signal's own peak."""
+    peak = np.max(np.abs(x), initial=0.0)
+    if peak == 0:
+        return x
+    companded = np.sign(x) * np.log1p(MU * np.abs(x) / peak) / np.log1p(MU)
+    quantised = np.round(companded * 127.5 - 0.5) + 0.5
+    y = quantised / 127.5
+    return np.sign(y) * np.expm1(np.abs(y) * np.log1p(MU)) / MU * peak
+
+
+def room_response(rng: np.random.Generator, rate: float, rt60: float) -> np.ndarray:
+    """A synthetic room impulse response: a direct path, then Gaussian noise decaying by 60 dB in ``rt60``
+    seconds, the tail's energy below the direct path's by a direct-to-reverberant ratio drawn in dB."""
+    n = max(2, int(rt60 * rate))
+    tail = rng.standard_normal(n) * np.exp(-6.908 * np.arange(n) / (rt60 * rate))  # ln(1000): 60 dB
+    tail[0] = 0.0
+    drr_db = rng.uniform(*DIRECT_TO_REVERB_DB)
+    tail *= np.sqrt(10.0 ** (-drr_db / 10) / max(np.sum(tail**2), 1e-12))
+    tail[0] = 1.0
+    return tail
+
+
+def reverberate(x: np.ndarray, response: np.ndarray) -> np.ndarray:
+    """``x`` convolved with ``response``, as long as ``x`` (the reverberant image is the source)."""
+    return scipy.signal.fftconvolve(x, response)[:len(x)]
+
+
+def add_noise(x: np.ndarray, rng: np.random.Generator, snr_db: float) -> np.ndarray:
+    """``x`` plus noise at ``snr_db`` below its RMS, coloured between white and pink (1/f) at random."""
+    rms = np.sqrt(np.mean(x**2)) if len(x) else 0.0
+    if rms == 0:
+        return x
+    spectrum = np.fft.rfft(rng.standard_normal(len(x)))
+    slope = rng.uniform(0.0, 1.0)  # 0: white, 1: pink
+    spectrum *= np.maximum(np.arange(len(spectrum)), 1.0) ** (-slope / 2)
+    noise = np.fft.irfft(spectrum, n=len(x))
+    noise *= rms * 10.0 ** (-snr_db / 20) / max(np.sqrt(np.mean(noise**2)), 1e-12)
+    return x + noise

@@ -1,0 +1,87 @@
+"""Build the pretrained model deepclust ships (deepclust/pretrained/), from a fresh clone and the public corpora.
+
+    python scripts/pretrained.py build --work DIR [--time-limit 60m] [--backend jax]
+    python scripts/pretrained.py export RUN      # a finished run folder -> deepclust/pretrained/
+
+``build`` runs the recipe step by step, each a command a user could type:
+1. ``deepclust make-corpus DIR/espeak --speakers 600`` (espeak-ng voices, 420 of them for training);
+2. ``deepclust prepare ../shared/data/speechocean762/train --base DIR/so762 --test-fraction 0``
+   (113 + 12 real speakers; speechocean762's test/ speakers are never listed);
+3. both corpora's train and valid lists joined into DIR/run, speaker IDs prefixed by corpus;
+4. ``deepclust train --base DIR/run --config configs/pretrained.toml`` (augmentation, cosine schedule);
+5. :func:`deepclust.pretrained.export` into deepclust/pretrained/ (network only, with its config);
+6. ``scripts/real_voices.py`` make and score: the figures of the model card and RESULTS.md.
+A step whose output is there is not run again, so a killed build resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SO762 = ROOT.parent / "shared" / "data" / "speechocean762"
+ESPEAK_SPEAKERS = 600
+
+
+def deepclust(*args: str, env: dict | None = None) -> None:
+    print("+ deepclust " + " ".join(args), flush=True)
+    subprocess.run([sys.executable, "-m", "deepclust", *args], check=True, env=env)
+
+
+def join_lists(parts: dict[str, Path], run: Path) -> None:
+    """``run/train`` and ``run/valid``: each corpus's list, its speaker IDs prefixed by the corpus's name."""
+    from deepclust import lists
+
+    run.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "valid"):
+        entries = [(e.path, f"{name}-{e.speaker}") for name, folder in parts.items()
+                   for e in lists.parse_list(folder / split)]
+        lists.write_list(run / split, entries, f"{split}: " + " + ".join(f"{n} ({f / split})" for n, f in parts.items()))
+
+
+def build(args) -> None:
+    work = Path(args.work)
+    env = dict(os.environ, **({"KERAS_BACKEND": args.backend} if args.backend else {}))
+    if not (work / "espeak" / "train").is_file():
+        deepclust("make-corpus", str(work / "espeak"), "--speakers", str(ESPEAK_SPEAKERS), "--seed", "0")
+    if not (work / "so762" / "train").is_file():
+        deepclust("prepare", str(SO762 / "train"), "--base", str(work / "so762"), "--test-fraction", "0")
+    run = work / "run"
+    if not (run / "train").is_file():
+        join_lists({"espeak": work / "espeak", "so762": work / "so762"}, run)
+    deepclust("train", "--base", str(run), "--config", str(ROOT / "configs" / "pretrained.toml"), "--quiet",
+              *(["--time-limit", args.time_limit] if args.time_limit else []), env=env)
+    export(argparse.Namespace(run=str(run)))
+    real = [sys.executable, str(ROOT / "scripts" / "real_voices.py")]
+    subprocess.run(real + ["make", "--out", str(work / "real")], check=True)
+    subprocess.run(real + ["score", "--out", str(work / "real"), "--base", str(run), "--corpus",
+                           str(work / "espeak")], check=True)
+
+
+def export(args) -> None:
+    from deepclust import pretrained
+
+    path = pretrained.export(args.run)
+    print(f"{path}: {path.stat().st_size / 1e6:.1f} MB (no optimizer state); update "
+          f"{path.parent / pretrained.CARD_FILENAME} with the run's figures")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("build", help="the whole recipe")
+    p.add_argument("--work", required=True, help="folder for the corpora, the run and the test sets")
+    p.add_argument("--time-limit", help="training budget (default: configs/pretrained.toml's 60m)")
+    p.add_argument("--backend", choices=("tensorflow", "jax", "torch"), help="Keras backend (a GPU's: jax or torch)")
+    p = sub.add_parser("export", help="a run folder's model into deepclust/pretrained/")
+    p.add_argument("run")
+    args = parser.parse_args(argv)
+    build(args) if args.command == "build" else export(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""Real-voice test sets, and one table of a model's scores on them with the ideal binary mask beside.
+
+    python scripts/real_voices.py make --out DIR [--mixtures 60]
+    python scripts/real_voices.py score --out DIR --base RUN [--corpus DEMO_DIR] [--jobs 2]
+
+``make`` writes wsj0-2mix mixture lists (gains uniform in [0, 2.5] dB, the
+first source up, the others down; cut to the shortest) of 2 and 3 speakers of
+- FSDD (``../shared/data/fsdd``, 6 men): each "utterance" 5 random digits of one
+  speaker joined by 0.1-0.3 s pauses (a check, never training data);
+- speechocean762 ``test/`` (125 speakers no training list holds).
+``score`` runs ``deepclust evaluate`` on each list with the model and with
+``--oracle ibm``, and prints SDRi and SI-SDRi with the model's share of the
+IBM's SDRi; with ``--corpus`` the built-in corpus's held-out lists join in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data"
+GAIN_DB = 2.5
+DIGITS_PER_UTTERANCE = 5
+UTTERANCES_PER_SPEAKER = 30
+
+
+def fsdd_utterances(fsdd: Path, out: Path, rng: np.random.Generator) -> list[tuple[Path, str]]:
+    """Digit strings of each FSDD speaker written to ``out`` as 8 kHz WAV files: (path, speaker)."""
+    by_speaker: dict[str, list[Path]] = {}
+    for path in sorted((fsdd / "recordings").glob("*.wav")):
+        by_speaker.setdefault(path.stem.split("_")[1], []).append(path)
+    out.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for speaker, files in sorted(by_speaker.items()):
+        for u in range(UTTERANCES_PER_SPEAKER):
+            pieces = []
+            for f in rng.choice(len(files), DIGITS_PER_UTTERANCE, replace=False):
+                signal, rate = sf.read(files[f], dtype="float32")
+                pieces += [signal, np.zeros(int(rng.uniform(0.1, 0.3) * rate), np.float32)]
+            path = out / f"{speaker}_{u:02d}.wav"
+            sf.write(path, np.concatenate(pieces), rate)
+            entries.append((path, speaker))
+    return entries
+
+
+def so762_utterances(data_dir: Path) -> list[tuple[Path, str]]:
+    from deepclust import lists
+
+    entries, problems = lists.read_kaldi_dir(data_dir)
+    if problems:
+        print(f"{data_dir}: {len(problems)} unusable line(s) skipped", file=sys.stderr)
+    return [(e.path, e.speaker) for e in entries]
+
+
+def write_mixtures(entries, path: Path, k: int, count: int, seed: int) -> Path:
+    from deepclust import lists
+
+    by_speaker: dict[str, list[Path]] = {}
+    for p, s in entries:
+        by_speaker.setdefault(s, []).append(Path(p).resolve())
+    speakers = sorted(by_speaker)
+    rng = np.random.default_rng([seed, k])
+    mixtures = []
+    for _ in range(count):
+        chosen = rng.choice(len(speakers), size=k, replace=False)
+        gain = round(float(rng.uniform(0, GAIN_DB)), 4)
+        paths = [by_speaker[speakers[c]][int(rng.integers(len(by_speaker[speakers[c]])))] for c in chosen]
+        mixtures.append((paths, [gain] + [-gain] * (k - 1)))
+    return lists.write_mixture_list(path, mixtures, f"{count} {k}-speaker mixtures of {len(speakers)} speakers, "
+                                                    f"seed {seed}")
+
+
+def make(args) -> None:
+    out = Path(args.out)
+    sets = {"fsdd": fsdd_utterances(DATA / "fsdd", out / "fsdd", np.random.default_rng(args.seed)),
+            "so762_test": so762_utterances(DATA / "speechocean762" / "test")}
+    for name, entries in sets.items():
+        for k in (2, 3):
+            print(write_mixtures(entries, out / f"{name}_{k}spk.txt", k, args.mixtures, args.seed))
+
+
+def lists_to_score(args) -> dict[str, Path]:
+    out = Path(args.out)
+    found = {p.stem: p for p in sorted(out.glob("*_[23]spk.txt"))}
+    if args.corpus:
+        found.update({f"espeak_test_{k}spk": Path(args.corpus) / f"test_mix_{k}spk.txt" for k in (2, 3)})
+    return found
+
+
+def evaluate(listing: Path, k: int, report: Path, args, oracle: bool) -> dict:
+    if not (report / "summary.json").is_file():
+        command = [sys.executable, "-m", "deepclust", "evaluate", str(listing), "--base", args.base,
+                   "--num-speakers", str(k), "--out", str(report), "--jobs", str(args.jobs)]
+        subprocess.run(command + (["--oracle", "ibm"] if oracle else []), check=True, stdout=subprocess.DEVNULL)
+    return json.loads((report / "summary.json").read_text())["overall"]
+
+
+def score(args) -> None:
+    rows = []
+    tag = Path(args.base).resolve().name
+    for name, listing in lists_to_score(args).items():
+        k = int(name[-4])
+        model = evaluate(listing, k, Path(args.out) / "reports" / f"{name}_{tag}", args, oracle=False)
+        ibm = evaluate(listing, k, Path(args.out) / "reports" / f"{name}_ibm", args, oracle=True)
+        rows.append((name[:-5], k, model["sdri"]["count"], model["sdri"]["mean"], model["si_sdri"]["mean"],
+                     ibm["sdri"]["mean"], ibm["si_sdri"]["mean"]))
+    print(f"model: {args.base}")
+    print("| test set | speakers | mixtures | SDRi | SI-SDRi | IBM SDRi | IBM SI-SDRi | share of the IBM (SDRi) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for name, k, n, sdri, si, ibm_sdri, ibm_si in rows:
+        print(f"| {name} | {k} | {n} | {sdri:.2f} | {si:.2f} | {ibm_sdri:.2f} | {ibm_si:.2f} | {sdri / ibm_sdri:.2f} |")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("make", help="write the mixture lists")
+    p.add_argument("--out", required=True)
+    p.add_argument("--mixtures", type=int, default=60, help="mixtures per set and speaker count")
+    p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser("score", help="score a model and the IBM on every list in --out")
+    p.add_argument("--out", required=True)
+    p.add_argument("--base", required=True, help="training folder (or the shipped model's folder)")
+    p.add_argument("--corpus", help="the built-in corpus's folder: its held-out test lists too")
+    p.add_argument("--jobs", type=int, default=2)
+    args = parser.parse_args(argv)
+    make(args) if args.command == "make" else score(args)
+
+
+if __name__ == "__main__":
+    main()

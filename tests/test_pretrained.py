@@ -1,0 +1,77 @@
+"""The shipped pretrained model: it loads and separates, separate falls back to it, export and --init work."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from deepclust import cli, model as model_lib, paths, pretrained
+from deepclust.config import ConfigError, load_config, read_config_file
+from deepclust.separate import Separator
+from deepclust.train import train
+
+from test_train_separate import trained, trained_once, write_mixture  # noqa: F401  (fixtures)
+
+
+def test_the_packaged_model_loads_without_optimizer_and_separates():
+    path = pretrained.shipped_model()
+    assert path.is_file(), "the package ships deepclust/pretrained/model.keras (scripts/pretrained.py export)"
+    assert (path.parent / pretrained.CARD_FILENAME).is_file()
+    cfg = read_config_file(path.parent / paths.CONFIG_FILENAME)
+    net = model_lib.load(path)
+    assert net.optimizer is None
+    assert model_lib.feature_spec(net).feature_config().window_length == cfg.features.window_length
+    sep = Separator.from_path(path.parent)
+    rng = np.random.default_rng(0)
+    mix = (rng.standard_normal(8000) * 0.05).astype(np.float32)
+    out = sep.separate(mix, 2)
+    assert out.sources.shape == (2, 8000) and np.all(np.isfinite(out.sources))
+
+
+def test_export_drops_the_optimizer_and_keeps_the_network(trained, tmp_path):  # noqa: F811
+    base, _ = trained
+    shipped = pretrained.export(base, tmp_path / "pre")
+    assert shipped.stat().st_size < (base / "model.keras").stat().st_size  # the run's file holds Adam's state
+    assert read_config_file(tmp_path / "pre" / paths.CONFIG_FILENAME) == read_config_file(base / "config.toml")
+    x = np.random.default_rng(1).standard_normal((1, 30, 65)).astype(np.float32)
+    np.testing.assert_allclose(model_lib.load(shipped).predict(x, verbose=0),
+                               model_lib.load(base / "model.keras").predict(x, verbose=0), rtol=1e-6)
+
+
+def test_separate_names_the_shipped_model_first_when_none_is_given(trained, tmp_path, monkeypatch, capsys):  # noqa: F811
+    base, _ = trained
+    pretrained.export(base, tmp_path / "pre")
+    monkeypatch.setattr(pretrained, "SHIPPED_DIR", tmp_path / "pre")
+    monkeypatch.delenv("DEEPC_BASE", raising=False)
+    write_mixture(tmp_path / "m.wav")
+    assert cli.main(["separate", str(tmp_path / "m.wav")]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert "pretrained model shipped in deepclust" in first and str(tmp_path / "pre") in first
+    assert (tmp_path / "out_2.wav").is_file()
+    monkeypatch.setenv("DEEPC_BASE", str(base))  # a named model wins, and nothing is said
+    assert pretrained.resolve() == (base / "model.keras", False)
+
+
+def test_init_starts_from_the_given_weights(trained, tmp_path):  # noqa: F811
+    base, _ = trained
+    shutil.copy(base / "train", tmp_path / "train")
+    shutil.copytree(base / "wav", tmp_path / "wav")
+    shutil.copy(base / "valid", tmp_path / "valid")
+    # A learning rate too small to move anything: the new run's model is the one it started from.
+    train(tmp_path, "tiny", {"train.init": str(base), "train.learning_rate": 1e-12, "train.epochs": 1}, verbose=0)
+    for ours, theirs in zip(model_lib.load(tmp_path / "model.keras").get_weights(),
+                            model_lib.load(base / "model.keras").get_weights()):
+        np.testing.assert_allclose(ours, theirs, atol=1e-6)
+    assert read_config_file(tmp_path / "config.toml").train.init == str(base)  # the recipe says where it began
+
+
+def test_init_refuses_a_missing_or_different_network(trained, tmp_path):  # noqa: F811
+    base, _ = trained
+    with pytest.raises(ConfigError, match=r"no model at .*nowhere.*Received: init="):
+        pretrained.init_model_path(str(tmp_path / "nowhere"))
+    wider = model_lib.build_model(load_config("tiny", {"model.lstm_units": 12}))
+    with pytest.raises(ConfigError, match=r"different network .*is \(.*\) there and \(.*\) here"):
+        pretrained.load_initial_weights(wider, str(base))
+    other_features = model_lib.build_model(load_config("tiny", {"features.silence_db": 30.0}))
+    with pytest.raises(ConfigError, match="reads other features"):
+        pretrained.load_initial_weights(other_features, str(base))
