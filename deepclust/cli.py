@@ -49,6 +49,16 @@ def num_speakers_arg(text: str) -> int | str:
     return value
 
 
+def _model_or_shipped(args: argparse.Namespace):
+    """The model --model/--base/$DEEPC_BASE name, else the shipped one, said on the first line of output."""
+    from .pretrained import resolve, shipped_notice
+
+    model, shipped = resolve(args.base, args.model)
+    if shipped:
+        print(shipped_notice(model), flush=True)
+    return model
+
+
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--base", help="training folder holding model.keras (default: $DEEPC_BASE)")
     p.add_argument("--model", help="a model file (overrides --base)")
@@ -133,13 +143,9 @@ def _add_separate(sub) -> None:
 
 
 def _run_separate(args: argparse.Namespace) -> int:
-    from .pretrained import resolve, shipped_notice
     from .separate import separate_files
 
-    model, shipped = resolve(args.base, args.model)
-    if shipped:
-        print(shipped_notice(model), flush=True)
-    written, failed = separate_files(args.inputs, model=model, num_speakers=args.num_speakers,
+    written, failed = separate_files(args.inputs, model=_model_or_shipped(args), num_speakers=args.num_speakers,
                                      out_dir=args.out_dir, mask=args.mask, force=args.force)
     for src, outs in written.items():
         print(f"{src}: " + " ".join(str(o) for o in outs))
@@ -272,7 +278,7 @@ def _run_visualize(args: argparse.Namespace) -> int:
         return 0
     if not args.mixture:
         raise visualize.VisualizeError("give a MIXTURE to plot, or --history DIR for the training history")
-    print(visualize.plot_separation(args.mixture, base=args.base, model=args.model, sources=args.sources,
+    print(visualize.plot_separation(args.mixture, model=_model_or_shipped(args), sources=args.sources,
                                     num_speakers=args.num_speakers, out=args.out, dims=args.dims, show=args.show))
     return 0
 

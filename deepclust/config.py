@@ -190,6 +190,10 @@ class SeparateConfig:
     mask: str = field(default="soft", metadata=_range(choices=("binary", "soft", "network")))
     # Soft k-means sharpness (distance units); 0.2 beat 0.05-0.4 on validation voices.
     soft_temperature: float = field(default=0.2, metadata=_range(0.0, None, lo_open=True))
+    # "training": features normalised by the training data's per-bin mean (as trained); "utterance": each
+    # segment's own per-bin mean of its active frames replaced by the training mean first (a fixed channel
+    # colouring cancels out; RESULTS.md, "Real voices").
+    input_mean: str = field(default="training", metadata=_range(choices=("training", "utterance")))
     kmeans_init: int = field(default=4, metadata=_range(1, 1000))  # k-means restarts
     kmeans_max_bins: int = field(default=60000, metadata=_range(100))  # active bins sampled for fitting
     segment_seconds: float = field(default=8.0, metadata=_range(1.0, None))  # network pass length

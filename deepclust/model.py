@@ -63,6 +63,9 @@ class FeatureSpec(keras.layers.Layer):
                              silence_db=self.silence_db, input_level_db=self.input_level_db)
 
 
+NORMALIZATION_LAYER = "feature_normalization"  # holds the training data's per-bin feature statistics
+
+
 def build_model(config: Config, mean: np.ndarray | None = None, variance: np.ndarray | None = None) -> keras.Model:
     """The embedding network for ``config``; ``mean``/``variance`` are per-bin feature statistics."""
     bins = config.num_bins
@@ -77,7 +80,7 @@ def build_model(config: Config, mean: np.ndarray | None = None, variance: np.nda
         hop_length=config.features.hop_length, silence_db=config.features.silence_db,
         input_level_db=config.features.input_level_db, max_speakers=config.data.max_speakers, name=SPEC_LAYER,
     )(inputs)
-    x = keras.layers.Normalization(axis=-1, mean=mean, variance=variance, name="feature_normalization")(x)
+    x = keras.layers.Normalization(axis=-1, mean=mean, variance=variance, name=NORMALIZATION_LAYER)(x)
     for i in range(m.lstm_layers):
         # Default activations, no recurrent dropout, unroll=False: the
         # conditions under which TensorFlow uses the fused cuDNN kernel.

@@ -1,6 +1,6 @@
 """The pretrained model shipped in the package: where it lives, how a run becomes it, and what uses it.
 
-``deepclust/pretrained/`` holds ``model.keras`` (the network alone, no
+``deepclust/pretrained_model/`` holds ``model.keras`` (the network alone, no
 optimizer state), the ``config.toml`` of the run that trained it and
 ``MODEL_CARD.md`` (data, licences, recipe, figures). ``deepclust separate``
 falls back to it when no model is named (:func:`resolve`); ``train.init =
@@ -20,7 +20,7 @@ from .config import ConfigError
 
 log = logging.getLogger(__name__)
 
-SHIPPED_DIR = Path(__file__).parent / "pretrained"
+SHIPPED_DIR = Path(__file__).parent / "pretrained_model"
 CARD_FILENAME = "MODEL_CARD.md"
 PRETRAINED = "pretrained"  # the name train.init and --init give the shipped model
 
@@ -59,9 +59,21 @@ def init_model_path(init: str, directory: Path | None = None) -> Path:
     return path
 
 
+def feature_statistics(init: str, directory: Path | None = None):
+    """The per-bin feature mean and variance inside the model ``init`` names: a run started from it
+    builds its network with them (they are constants of the Normalization layer, not weights), so the
+    network reads features as it learnt to, on every resume too."""
+    import numpy as np
+
+    from . import model as model_lib
+
+    layer = model_lib.load(init_model_path(init, directory)).get_layer(model_lib.NORMALIZATION_LAYER)
+    return (np.asarray(layer.mean, np.float32).reshape(-1), np.asarray(layer.variance, np.float32).reshape(-1))
+
+
 def load_initial_weights(net, init: str, directory: Path | None = None) -> Path:
-    """Copy the weights of the model ``init`` names into ``net`` (the feature statistics too, so the
-    network reads features as it learnt to); refused, naming both shapes, when the networks differ."""
+    """Copy the weights of the model ``init`` names into ``net`` (built with :func:`feature_statistics`);
+    refused, naming both shapes, when the networks differ."""
     from . import model as model_lib
 
     path = init_model_path(init, directory)

@@ -169,7 +169,7 @@ def _train_held(base: Path, out: Path, cfg: Config, verbose, dist, extra_callbac
         with dist.scope() if dist else contextlib.nullcontext():
             # ``net`` is the network that is saved and separates; with features on the device ``fit``
             # trains a model around it that computes the features from the sources first.
-            net = model_lib.build_model(cfg, *data.feature_statistics(train_mixer, cfg, cfg.train.seed))
+            net = model_lib.build_model(cfg, *initial_statistics(train_mixer, cfg))
             trained = compile_model(training_model(net, cfg) if on_device else net, cfg)
         run = open_run_folder(out, cfg)
         if cfg.train.init and run.weights is None:  # a resumed run restores its own weights
@@ -180,6 +180,14 @@ def _train_held(base: Path, out: Path, cfg: Config, verbose, dist, extra_callbac
     finally:
         dataset.close()  # the worker processes
     return finish(net, base, out, run, callbacks, stopped)
+
+
+def initial_statistics(mixer: data.Mixer, cfg: Config):
+    """The feature mean and variance the network is built with: the training data's, or with
+    ``train.init`` the ones the model it starts from learnt with (every resume too)."""
+    if cfg.train.init:
+        return pretrained.feature_statistics(cfg.train.init)
+    return data.feature_statistics(mixer, cfg, cfg.train.seed)
 
 
 def configure_keras(cfg: Config) -> None:

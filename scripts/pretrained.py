@@ -1,7 +1,7 @@
-"""Build the pretrained model deepclust ships (deepclust/pretrained/), from a fresh clone and the public corpora.
+"""Build the pretrained model deepclust ships (deepclust/pretrained_model/), from a fresh clone and the public corpora.
 
     python scripts/pretrained.py build --work DIR [--time-limit 60m] [--backend jax]
-    python scripts/pretrained.py export RUN      # a finished run folder -> deepclust/pretrained/
+    python scripts/pretrained.py export RUN      # a finished run folder -> deepclust/pretrained_model/
 
 ``build`` runs the recipe step by step, each a command a user could type:
 1. ``deepclust make-corpus DIR/espeak --speakers 600`` (espeak-ng voices, 420 of them for training);
@@ -9,7 +9,7 @@
    (113 + 12 real speakers; speechocean762's test/ speakers are never listed);
 3. both corpora's train and valid lists joined into DIR/run, speaker IDs prefixed by corpus;
 4. ``deepclust train --base DIR/run --config configs/pretrained.toml`` (augmentation, cosine schedule);
-5. :func:`deepclust.pretrained.export` into deepclust/pretrained/ (network only, with its config);
+5. :func:`deepclust.pretrained.export` into deepclust/pretrained_model/ (network only, with its config);
 6. ``scripts/real_voices.py`` make and score: the figures of the model card and RESULTS.md.
 A step whose output is there is not run again, so a killed build resumes where it stopped.
 """
@@ -77,7 +77,7 @@ def main(argv=None) -> None:
     p.add_argument("--work", required=True, help="folder for the corpora, the run and the test sets")
     p.add_argument("--time-limit", help="training budget (default: configs/pretrained.toml's 60m)")
     p.add_argument("--backend", choices=("tensorflow", "jax", "torch"), help="Keras backend (a GPU's: jax or torch)")
-    p = sub.add_parser("export", help="a run folder's model into deepclust/pretrained/")
+    p = sub.add_parser("export", help="a run folder's model into deepclust/pretrained_model/")
     p.add_argument("run")
     args = parser.parse_args(argv)
     build(args) if args.command == "build" else export(args)

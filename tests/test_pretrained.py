@@ -15,7 +15,7 @@ from test_train_separate import trained, trained_once, write_mixture  # noqa: F4
 
 def test_the_packaged_model_loads_without_optimizer_and_separates():
     path = pretrained.shipped_model()
-    assert path.is_file(), "the package ships deepclust/pretrained/model.keras (scripts/pretrained.py export)"
+    assert path.is_file(), "the package ships deepclust/pretrained_model/model.keras (scripts/pretrained.py export)"
     assert (path.parent / pretrained.CARD_FILENAME).is_file()
     cfg = read_config_file(path.parent / paths.CONFIG_FILENAME)
     net = model_lib.load(path)
@@ -58,10 +58,14 @@ def test_init_starts_from_the_given_weights(trained, tmp_path):  # noqa: F811
     shutil.copytree(base / "wav", tmp_path / "wav")
     shutil.copy(base / "valid", tmp_path / "valid")
     # A learning rate too small to move anything: the new run's model is the one it started from.
-    train(tmp_path, "tiny", {"train.init": str(base), "train.learning_rate": 1e-12, "train.epochs": 1}, verbose=0)
-    for ours, theirs in zip(model_lib.load(tmp_path / "model.keras").get_weights(),
-                            model_lib.load(base / "model.keras").get_weights()):
+    train(tmp_path, "tiny", {"train.init": str(base), "train.learning_rate": 1e-12, "train.epochs": 1,
+                           "train.seed": 1}, verbose=0)
+    started, source = model_lib.load(tmp_path / "model.keras"), model_lib.load(base / "model.keras")
+    for ours, theirs in zip(started.get_weights(), source.get_weights()):
         np.testing.assert_allclose(ours, theirs, atol=1e-6)
+    for stat in ("mean", "variance"):  # the features are read as the source model learnt to read them
+        np.testing.assert_array_equal(*(np.asarray(getattr(m.get_layer(model_lib.NORMALIZATION_LAYER), stat))
+                                        for m in (started, source)))
     assert read_config_file(tmp_path / "config.toml").train.init == str(base)  # the recipe says where it began
 
 
