@@ -46,10 +46,18 @@ def replacing(path: str | Path, *, suffix: str = "", overwrite: bool = True) -> 
     tmp = Path(name)
     try:
         yield tmp
+        if tmp.exists():  # mkstemp makes it 0600; the file gets the permissions any new file would
+            os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_text(path: str | Path, text: str, *, overwrite: bool = True) -> Path:
