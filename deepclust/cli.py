@@ -87,7 +87,7 @@ def _add_train(sub) -> None:
                     "command again resumes an interrupted run.",
     )
     p.add_argument("--base", required=True, help="folder holding the train and valid lists; outputs are written here")
-    p.add_argument("--config", help="a TOML config file, or a shipped config name (seed, default, demo, tiny); "
+    p.add_argument("--config", help="a TOML config file, or a shipped config name (seed, default, demo, pretrained, tiny); "
                                     "default: the config saved in DIR by an earlier run, else 'default'")
     p.add_argument("--epochs", type=int, help="number of epochs (train.epochs)")
     p.add_argument("--batch-size", type=int, help="chunks per batch (train.batch_size)")
