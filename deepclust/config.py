@@ -113,7 +113,7 @@ class AugmentConfig:
     vtlp: float = field(default=0.0, metadata=_range(0.0, 0.3))
     tilt_db: float = field(default=0.0, metadata=_range(0.0, 12.0))  # spectral tilt, uniform in +-tilt_db per octave
     eq_db: float = field(default=0.0, metadata=_range(0.0, 24.0))  # one peaking band at a random frequency, +-eq_db
-    band_limit: float = _share()  # share of sources band-limited like a telephone line (300-3400 Hz or so)
+    band_limit: float = _share()  # share of sources band-passed like a telephone line (augment.TELEPHONE_*_HZ)
     codec: float = _share()  # share of sources through G.711 mu-law (8-bit companding, as telephone lines)
     # Share of sources in a room: an exponentially decaying noise impulse response with RT60 uniform in
     # [rt60_min, rt60_max] s and a direct path; the label's target is the reverberant source.

@@ -95,6 +95,22 @@ def mixture_list_path(directory: str | Path, num_speakers: int) -> Path:
     return Path(directory) / f"test_mix_{num_speakers}spk.txt"
 
 
+def draw_test_mixtures(by_speaker: dict[str, list], num_speakers: int, count: int,
+                       rng: np.random.Generator) -> list[tuple[list, list[float]]]:
+    """``count`` test mixtures of ``num_speakers`` distinct speakers of ``by_speaker`` (name -> paths),
+    one random file each, gains uniform in [0, TEST_MIXTURE_GAIN_DB] dB, the first up and the others
+    down: ``(paths, gains_db)`` for :func:`deepclust.lists.write_mixture_list`."""
+    speakers = sorted(by_speaker)
+    mixtures = []
+    for _ in range(count):
+        chosen = rng.choice(len(speakers), size=num_speakers, replace=False)
+        gain = round(float(rng.uniform(0, TEST_MIXTURE_GAIN_DB)), 4)
+        gains = [gain] + [-gain] * (num_speakers - 1)
+        paths = [by_speaker[speakers[c]][int(rng.integers(len(by_speaker[speakers[c]])))] for c in chosen]
+        mixtures.append((paths, gains))
+    return mixtures
+
+
 def write_mixture_list(directory: str | Path, num_speakers: int, count: int = TEST_MIXTURES, seed: int = 0,
                        split: str = "test", path: str | Path | None = None) -> Path:
     """A wsj0-2mix-style list of ``count`` mixtures of ``num_speakers`` distinct speakers of ``split``.
@@ -118,14 +134,7 @@ def write_mixture_list(directory: str | Path, num_speakers: int, count: int = TE
     if len(speakers) < num_speakers:
         raise CorpusError(f"{directory / split}: {len(speakers)} speakers cannot make {num_speakers}-speaker "
                           f"mixtures. Received: num_speakers={num_speakers}")
-    rng = np.random.default_rng([seed, 5, num_speakers])
-    mixtures = []
-    for _ in range(count):
-        chosen = rng.choice(len(speakers), size=num_speakers, replace=False)
-        gain = round(float(rng.uniform(0, TEST_MIXTURE_GAIN_DB)), 4)
-        gains = [gain] + [-gain] * (num_speakers - 1)
-        paths = [by_speaker[speakers[c]][int(rng.integers(len(by_speaker[speakers[c]])))] for c in chosen]
-        mixtures.append((paths, gains))
+    mixtures = draw_test_mixtures(by_speaker, num_speakers, count, np.random.default_rng([seed, 5, num_speakers]))
     header = f"deepclust demo corpus, {count} {num_speakers}-speaker mixtures of the {split} split, seed {seed}"
     return lists.write_mixture_list(path, mixtures, header)
 

@@ -59,25 +59,32 @@ def init_model_path(init: str, directory: Path | None = None) -> Path:
     return path
 
 
-def feature_statistics(init: str, directory: Path | None = None):
-    """The per-bin feature mean and variance inside the model ``init`` names: a run started from it
-    builds its network with them (they are constants of the Normalization layer, not weights), so the
-    network reads features as it learnt to, on every resume too."""
+def init_model(init: str, directory: Path | None = None):
+    """The model ``train.init`` names, loaded once for both :func:`feature_statistics` and
+    :func:`load_initial_weights`."""
+    from . import model as model_lib
+
+    return model_lib.load(init_model_path(init, directory))
+
+
+def feature_statistics(source):
+    """The per-bin feature mean and variance inside ``source``: a run started from it builds its
+    network with them (they are constants of the Normalization layer, not weights), so the network
+    reads features as it learnt to, on every resume too."""
     import numpy as np
 
     from . import model as model_lib
 
-    layer = model_lib.load(init_model_path(init, directory)).get_layer(model_lib.NORMALIZATION_LAYER)
+    layer = source.get_layer(model_lib.NORMALIZATION_LAYER)
     return (np.asarray(layer.mean, np.float32).reshape(-1), np.asarray(layer.variance, np.float32).reshape(-1))
 
 
-def load_initial_weights(net, init: str, directory: Path | None = None) -> Path:
-    """Copy the weights of the model ``init`` names into ``net`` (built with :func:`feature_statistics`);
-    refused, naming both shapes, when the networks differ."""
+def load_initial_weights(net, source, init: str, directory: Path | None = None) -> Path:
+    """Copy the weights of ``source`` (the model ``init`` names, :func:`init_model`) into ``net`` (built
+    with :func:`feature_statistics`); refused, naming both shapes, when the networks differ."""
     from . import model as model_lib
 
     path = init_model_path(init, directory)
-    source = model_lib.load(path)
     theirs, ours = source.get_weights(), net.get_weights()
     mismatch = [(i, a.shape, b.shape) for i, (a, b) in enumerate(zip(theirs, ours)) if a.shape != b.shape]
     if len(theirs) != len(ours) or mismatch or len(source.outputs) != len(net.outputs):

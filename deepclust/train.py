@@ -156,8 +156,8 @@ def _train(base: Path, out: Path, cfg: Config, verbose, dist, extra_callbacks: l
 
 def _train_held(base: Path, out: Path, cfg: Config, verbose, dist, extra_callbacks: list) -> TrainResult:
     configure_keras(cfg)
-    if cfg.train.init:
-        pretrained.init_model_path(cfg.train.init)  # a wrong name is reported before the corpus is read
+    # Loaded before the corpus is read, so a wrong name is reported at once.
+    init = pretrained.init_model(cfg.train.init) if cfg.train.init else None
     train_mixer, valid_mixer = load_mixers(base, cfg, progress=verbose in (1, "auto"))
     # Worker i of n draws its own mixtures, batch_size / n of them per step.
     batch_size = dist.worker_batch_size(cfg.train.batch_size) if dist else cfg.train.batch_size
@@ -169,11 +169,11 @@ def _train_held(base: Path, out: Path, cfg: Config, verbose, dist, extra_callbac
         with dist.scope() if dist else contextlib.nullcontext():
             # ``net`` is the network that is saved and separates; with features on the device ``fit``
             # trains a model around it that computes the features from the sources first.
-            net = model_lib.build_model(cfg, *initial_statistics(train_mixer, cfg))
+            net = model_lib.build_model(cfg, *initial_statistics(train_mixer, cfg, init))
             trained = compile_model(training_model(net, cfg) if on_device else net, cfg)
         run = open_run_folder(out, cfg)
-        if cfg.train.init and run.weights is None:  # a resumed run restores its own weights
-            pretrained.load_initial_weights(net, cfg.train.init)
+        if init is not None and run.weights is None:  # a resumed run restores its own weights
+            pretrained.load_initial_weights(net, init, cfg.train.init)
         callbacks = RunCallbacks.build(cfg, out, run, dataset, extra_callbacks, net)
         fit = trained.fit if dist is None else (lambda d, **kw: dist.fit(trained, d, **kw))
         stopped = fit_phases(fit, dataset, validation, cfg, run, callbacks, verbose)
@@ -182,11 +182,11 @@ def _train_held(base: Path, out: Path, cfg: Config, verbose, dist, extra_callbac
     return finish(net, base, out, run, callbacks, stopped)
 
 
-def initial_statistics(mixer: data.Mixer, cfg: Config):
+def initial_statistics(mixer: data.Mixer, cfg: Config, init=None):
     """The feature mean and variance the network is built with: the training data's, or with
-    ``train.init`` the ones the model it starts from learnt with (every resume too)."""
-    if cfg.train.init:
-        return pretrained.feature_statistics(cfg.train.init)
+    ``train.init`` the ones its model ``init`` learnt with (every resume too)."""
+    if init is not None:
+        return pretrained.feature_statistics(init)
     return data.feature_statistics(mixer, cfg, cfg.train.seed)
 
 

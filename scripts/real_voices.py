@@ -26,7 +26,6 @@ import soundfile as sf
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"
-GAIN_DB = 2.5
 DIGITS_PER_UTTERANCE = 5
 UTTERANCES_PER_SPEAKER = 30
 
@@ -61,19 +60,13 @@ def so762_utterances(data_dir: Path) -> list[tuple[Path, str]]:
 
 def write_mixtures(entries, path: Path, k: int, count: int, seed: int) -> Path:
     from deepclust import lists
+    from deepclust.democorpus import draw_test_mixtures
 
     by_speaker: dict[str, list[Path]] = {}
     for p, s in entries:
         by_speaker.setdefault(s, []).append(Path(p).resolve())
-    speakers = sorted(by_speaker)
-    rng = np.random.default_rng([seed, k])
-    mixtures = []
-    for _ in range(count):
-        chosen = rng.choice(len(speakers), size=k, replace=False)
-        gain = round(float(rng.uniform(0, GAIN_DB)), 4)
-        paths = [by_speaker[speakers[c]][int(rng.integers(len(by_speaker[speakers[c]])))] for c in chosen]
-        mixtures.append((paths, [gain] + [-gain] * (k - 1)))
-    return lists.write_mixture_list(path, mixtures, f"{count} {k}-speaker mixtures of {len(speakers)} speakers, "
+    mixtures = draw_test_mixtures(by_speaker, k, count, np.random.default_rng([seed, k]))
+    return lists.write_mixture_list(path, mixtures, f"{count} {k}-speaker mixtures of {len(by_speaker)} speakers, "
                                                     f"seed {seed}")
 
 

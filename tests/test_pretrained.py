@@ -75,7 +75,7 @@ def test_init_refuses_a_missing_or_different_network(trained, tmp_path):  # noqa
         pretrained.init_model_path(str(tmp_path / "nowhere"))
     wider = model_lib.build_model(load_config("tiny", {"model.lstm_units": 12}))
     with pytest.raises(ConfigError, match=r"different network .*is \(.*\) there and \(.*\) here"):
-        pretrained.load_initial_weights(wider, str(base))
+        pretrained.load_initial_weights(wider, pretrained.init_model(str(base)), str(base))
     other_features = model_lib.build_model(load_config("tiny", {"features.silence_db": 30.0}))
     with pytest.raises(ConfigError, match="reads other features"):
-        pretrained.load_initial_weights(other_features, str(base))
+        pretrained.load_initial_weights(other_features, pretrained.init_model(str(base)), str(base))
