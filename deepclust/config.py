@@ -94,6 +94,9 @@ class DataConfig:
     # Validation keeps chunk_frames chunks, so val_loss stays comparable. 0 = off.
     long_chunk_frames: int = field(default=0, metadata=_range(0, 100000))
     long_chunk_from: float = field(default=0.5, metadata=_range(0.0, 1.0))
+    # Several corpora in one list: speaker-ID prefix -> share of mixtures, e.g. { so762 = 0.7, espeak = 0.3 };
+    # each mixture's speakers come from one corpus (data.corpus_groups). Empty: the whole list alike.
+    corpus_weights: dict = field(default_factory=dict, metadata=_range(0.0))
 
 
 def _share():
@@ -233,6 +236,8 @@ def _toml_value(value: Any) -> str:
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, float):
         return repr(value)
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_toml_value(str(k))} = {_toml_value(v)}" for k, v in value.items()) + " }"
     return str(value)
 
 
@@ -250,7 +255,8 @@ _SECTION_CLASSES = {
 
 def _check_value(where: str, f: dataclasses.Field, value: Any) -> Any:
     """Return ``value`` converted to the field's type, or raise ConfigError."""
-    expected = f.type if isinstance(f.type, type) else {"int": int, "float": float, "str": str, "bool": bool}[f.type]
+    expected = f.type if isinstance(f.type, type) else {"int": int, "float": float, "str": str, "bool": bool,
+                                                         "dict": dict}[f.type]
     if expected is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{where}: expected true or false. Received: {f.name}={value!r}")
@@ -264,6 +270,8 @@ def _check_value(where: str, f: dataclasses.Field, value: Any) -> Any:
     elif expected is str:
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a string. Received: {f.name}={value!r}")
+    elif expected is dict:
+        return _check_weights(where, f, value)
     meta = f.metadata
     if meta.get("choices") and value not in meta["choices"]:
         raise ConfigError(
@@ -276,6 +284,18 @@ def _check_value(where: str, f: dataclasses.Field, value: Any) -> Any:
     if hi is not None and value > hi:
         raise ConfigError(f"{where}: expected a value at most {hi}. Received: {f.name}={value!r}")
     return value
+
+
+def _check_weights(where: str, f: dataclasses.Field, value: Any) -> dict[str, float]:
+    """A table of names to non-negative numbers with a positive sum (or an empty one), as floats."""
+    if not isinstance(value, dict) or not all(isinstance(k, str) and k and isinstance(v, (int, float))
+                                              and not isinstance(v, bool) and v >= f.metadata["lo"]
+                                              for k, v in value.items()):
+        raise ConfigError(f"{where}: expected a table of names to weights of at least {f.metadata['lo']}, "
+                          f"such as {{ so762 = 0.7, espeak = 0.3 }}. Received: {f.name}={value!r}")
+    if value and not sum(value.values()) > 0:
+        raise ConfigError(f"{where}: expected weights with a positive sum. Received: {f.name}={value!r}")
+    return {k: float(v) for k, v in value.items()}
 
 
 # Keys earlier versions wrote into config.toml that no longer mean anything:

@@ -72,6 +72,41 @@ def examples_from_sources(scaled_sources: np.ndarray, config: Config):
     return features.log_magnitude(spec), (labels, features.mask_targets(source_specs, spec, config.data.max_speakers))
 
 
+def corpus_groups(names: list[str], weights: dict[str, float], list_file, min_speakers: int
+                  ) -> list[tuple[float, np.ndarray]]:
+    """``data.corpus_weights`` applied to a list's speakers: (weight, speaker indices into ``names``) of each
+    corpus with a positive weight and speakers in the list; empty without weights. A speaker belongs to
+    the longest prefix of its ID that is a corpus name; one that has none is refused, and so is a corpus
+    with fewer speakers than ``min_speakers``. A corpus no speaker of this list belongs to is left out
+    (a validation list may hold one corpus only)."""
+    if not weights:
+        return []
+    members: dict[str, list[int]] = {name: [] for name in weights}
+    for index, speaker in enumerate(names):
+        owners = [name for name in weights if speaker.startswith(name)]
+        if not owners:
+            raise DataError(f"{list_file}: speaker {speaker!r} belongs to no corpus of data.corpus_weights; "
+                            f"expected speaker IDs that start with one of {sorted(weights)} (prefix each "
+                            f"corpus's IDs, add its prefix to data.corpus_weights, or set data.corpus_weights = {{}} "
+                            f"to draw from the whole list alike). Received: speaker={speaker!r}")
+        members[max(owners, key=len)].append(index)
+    groups = []
+    for name, indices in members.items():
+        if not indices or not weights[name]:
+            log.info("%s: corpus %r of data.corpus_weights %s; no mixtures drawn from it", list_file, name,
+                     "has no speakers here" if not indices else "has weight 0")
+            continue
+        if len(indices) < min_speakers:
+            raise DataError(f"{list_file}: corpus {name!r} of data.corpus_weights has {len(indices)} speaker(s) but "
+                            f"mixtures need {min_speakers}; add speakers, give it weight 0 or lower "
+                            f"data.min_speakers. Received: {name}={len(indices)} speaker(s)")
+        groups.append((weights[name], np.array(indices)))
+    if not groups:
+        raise DataError(f"{list_file}: no speaker belongs to a corpus of data.corpus_weights with a positive weight. "
+                        f"Received: corpus_weights={weights}")
+    return groups
+
+
 # A bucketed batch draws at most this many candidate mixtures per place before
 # it takes mixtures from other buckets (and pads to the longest of them).
 MAX_BUCKET_DRAWS = 50
@@ -92,19 +127,38 @@ class Mixer:
             )
         self.chunk_samples = features.samples_for_frames(config.data.chunk_frames, config.features)
         self.augmenter = Augmenter(config.augment, config.audio.sample_rate)
+        self.corpora = corpus_groups(self.names, config.data.corpus_weights, corpus.list_file,
+                                     config.data.min_speakers)
 
-    def num_speakers(self, rng: np.random.Generator) -> int:
+    def num_speakers(self, rng: np.random.Generator, available: int | None = None) -> int:
+        """How many speakers the next mixture holds, of ``available`` (default: all of the list)."""
         d = self.config.data
         # Drawn only when asked for, so configs without single voices draw the same mixtures as before.
         if d.single_speaker_fraction and rng.random() < d.single_speaker_fraction:
             return 1
-        hi = min(d.max_speakers, len(self.names))
+        hi = min(d.max_speakers, len(self.names) if available is None else available)
         return int(rng.integers(d.min_speakers, hi + 1))
 
+    def speaker_pool(self, rng: np.random.Generator, k: int | None = None) -> np.ndarray:
+        """Where the next mixture's speakers come from (indices into ``names``): the whole list, or with
+        ``data.corpus_weights`` one corpus drawn by its weight among those with at least ``k`` speakers.
+        Without corpus weights nothing is drawn, so such configs draw the mixtures they drew before."""
+        if not self.corpora:
+            return np.arange(len(self.names))
+        fit = [(w, pool) for w, pool in self.corpora if len(pool) >= (k or 1)]
+        if not fit:
+            raise DataError(f"{self.corpus.list_file}: no corpus of data.corpus_weights has {k} speakers for a "
+                            f"{k}-speaker mixture. Received: corpus sizes "
+                            f"{[len(pool) for _, pool in self.corpora]}")
+        weights = np.array([w for w, _ in fit])
+        return fit[int(rng.choice(len(fit), p=weights / weights.sum()))][1]
+
     def pick(self, rng: np.random.Generator, k: int | None = None) -> list[int]:
-        """The utterance ids of one mixture: ``k`` (default: drawn) distinct speakers, one utterance each."""
-        k = self.num_speakers(rng) if k is None else k
-        chosen = rng.choice(len(self.names), size=k, replace=False)
+        """The utterance ids of one mixture: ``k`` (default: drawn) distinct speakers of one
+        :meth:`speaker_pool`, one utterance each."""
+        pool = self.speaker_pool(rng, k)
+        k = self.num_speakers(rng, len(pool)) if k is None else k
+        chosen = pool[rng.choice(len(pool), size=k, replace=False)]
         return [self.utterances[s][int(rng.integers(len(self.utterances[s])))] for s in chosen]
 
     def length(self, uid: int) -> int:

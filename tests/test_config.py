@@ -115,3 +115,17 @@ def test_what_the_multiworker_loop_cannot_run_is_refused_by_name(key):
     with pytest.raises(ConfigError, match=rf"--distribute multiworker cannot train with {key} set .*"
                                           rf"Received: distribute='multiworker', {key.split('.')[1]}=true"):
         validate_distribution(cfg, "multiworker")
+
+
+def test_corpus_weights_a_table_of_shares_kept_in_the_saved_config():
+    """data.corpus_weights is a TOML table: checked, written into config.toml and read back the same."""
+    import tomllib
+
+    from deepclust.config import config_from_dict, parse_override
+
+    cfg = load_config("tiny", dict([parse_override("data.corpus_weights={ so762 = 0.7, espeak = 3 }")]))
+    assert cfg.data.corpus_weights == {"so762": 0.7, "espeak": 3.0}
+    assert config_from_dict(tomllib.loads(cfg.to_toml())).data.corpus_weights == {"so762": 0.7, "espeak": 3.0}
+    for bad in ({"a": -1}, {"a": 0}, "so762", {"a": True}, {"": 1.0}):
+        with pytest.raises(ConfigError, match=r"data.corpus_weights: expected .*Received: corpus_weights="):
+            load_config("tiny", {"data.corpus_weights": bad})

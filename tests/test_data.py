@@ -66,6 +66,82 @@ def test_mixer_distinct_speakers_counts_and_levels(list_folder, tiny_config):
         assert len({speaker_of[u] for u in picked}) == 3
 
 
+def two_corpora(tmp_path):
+    """A list of two corpora: 'real-' speakers (3) and 'synth-' speakers (4)."""
+    from conftest import write_list_folder
+
+    return write_list_folder(tmp_path / "two", {"real-a": 110.0, "real-b": 150.0, "real-c": 200.0,
+                                                "synth-a": 120.0, "synth-b": 170.0, "synth-c": 230.0,
+                                                "synth-d": 280.0}, utterances=1, seconds=0.5)
+
+
+def test_corpus_weights_draw_each_mixture_from_one_corpus_at_its_share(tmp_path, tiny_config):
+    """data.corpus_weights: every mixture's speakers share one corpus, and the corpora come up at their
+    weights' shares, whatever their sizes (without weights the larger corpus would be drawn more)."""
+    corpus = data.load_corpus(two_corpora(tmp_path) / "train", 8000)
+    tiny_config.data.corpus_weights = {"real": 3.0, "synth": 1.0}
+    mixer = data.Mixer(corpus, tiny_config)
+    speaker_of = {uid: name for name, uids in zip(mixer.names, mixer.utterances) for uid in uids}
+    rng = np.random.default_rng(0)
+    corpora = []
+    for _ in range(2000):
+        names = {speaker_of[u] for u in mixer.pick(rng)}
+        assert len({n.split("-")[0] for n in names}) == 1
+        corpora.append(next(iter(names)).split("-")[0])
+    assert abs(corpora.count("real") / len(corpora) - 0.75) < 0.03
+
+
+def test_corpus_weights_off_draw_what_was_drawn_before(tmp_path, tiny_config):
+    corpus = data.load_corpus(two_corpora(tmp_path) / "train", 8000)
+    mixer = data.Mixer(corpus, tiny_config)
+    before = [mixer.pick(np.random.default_rng(i)) for i in range(50)]
+    speaker_of = {uid: name for name, uids in zip(mixer.names, mixer.utterances) for uid in uids}
+    assert {speaker_of[u].split("-")[0] for uids in before for u in uids} == {"real", "synth"}
+    rngs = [np.random.default_rng(i) for i in range(50)]
+    expected = []
+    for rng in rngs:  # the draw as it was before corpora: speakers of the whole list
+        k = mixer.num_speakers(rng)
+        chosen = rng.choice(len(mixer.names), size=k, replace=False)
+        expected.append([mixer.utterances[s][int(rng.integers(len(mixer.utterances[s])))] for s in chosen])
+    assert before == expected
+
+
+def test_corpus_weights_longest_prefix_and_zero_weight(tmp_path, tiny_config):
+    """A speaker belongs to the longest corpus name its ID starts with; a corpus of weight 0 is never drawn."""
+    corpus = data.load_corpus(two_corpora(tmp_path) / "train", 8000)
+    tiny_config.data.corpus_weights = {"real": 0.0, "synth": 1.0, "synth-d": 0.0}
+    mixer = data.Mixer(corpus, tiny_config)
+    rng = np.random.default_rng(1)
+    speaker_of = {uid: name for name, uids in zip(mixer.names, mixer.utterances) for uid in uids}
+    drawn = {speaker_of[u] for _ in range(300) for u in mixer.pick(rng)}
+    assert drawn == {"synth-a", "synth-b", "synth-c"}
+
+
+def test_corpus_weights_refuse_a_speaker_of_no_corpus_and_a_corpus_too_small(tmp_path, tiny_config):
+    corpus = data.load_corpus(two_corpora(tmp_path) / "train", 8000)
+    tiny_config.data.corpus_weights = {"real": 1.0}
+    with pytest.raises(data.DataError, match=r"train: speaker 'synth-a' belongs to no corpus.*Received: speaker="):
+        data.Mixer(corpus, tiny_config)
+    tiny_config.data.corpus_weights = {"real": 1.0, "synth": 1.0, "synth-d": 1.0}
+    tiny_config.data.min_speakers = 2
+    with pytest.raises(data.DataError, match=r"corpus 'synth-d' .* has 1 speaker\(s\) but mixtures need 2"):
+        data.Mixer(corpus, tiny_config)
+
+
+def test_corpus_weights_leave_out_a_corpus_the_list_lacks(tmp_path, tiny_config):
+    """A validation list of one corpus draws from it alone; a k no corpus can fill is refused by name."""
+    folder = two_corpora(tmp_path)
+    lines = [line for line in (folder / "valid").read_text().splitlines() if line.endswith(("real-a", "real-b",
+                                                                                            "real-c"))]
+    (folder / "valid").write_text("\n".join(lines) + "\n")
+    tiny_config.data.corpus_weights = {"real": 1.0, "synth": 9.0}
+    mixer = data.Mixer(data.load_corpus(folder / "valid", 8000), tiny_config)
+    rng = np.random.default_rng(0)
+    assert all(len(mixer.pick(rng)) in (2, 3) for _ in range(50))
+    with pytest.raises(data.DataError, match="no corpus of data.corpus_weights has 4 speakers"):
+        mixer.pick(rng, k=4)
+
+
 def test_single_speaker_fraction(list_folder, tiny_config):
     """data.single_speaker_fraction: that share of mixtures holds one voice, labelled as one cluster;
     the rest keep min_speakers..max_speakers; 0 draws exactly the mixtures it drew before."""

@@ -79,3 +79,33 @@ def test_init_refuses_a_missing_or_different_network(trained, tmp_path):  # noqa
     other_features = model_lib.build_model(load_config("tiny", {"features.silence_db": 30.0}))
     with pytest.raises(ConfigError, match="reads other features"):
         pretrained.load_initial_weights(other_features, pretrained.init_model(str(base)), str(base))
+
+
+def test_recipe_joins_corpora_its_config_can_weigh(tmp_path, monkeypatch):
+    """scripts/pretrained.py's lists: every corpus's train speakers prefixed by its name (so the recipe's
+    data.corpus_weights finds each), absolute paths from any folder, validation of the real corpus alone."""
+    import importlib.util
+    from pathlib import Path
+
+    from conftest import write_list_folder
+
+    from deepclust import data, lists
+
+    spec = importlib.util.spec_from_file_location("recipe", Path(__file__).parents[1] / "scripts" / "pretrained.py")
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+    write_list_folder(tmp_path / "espeak", {"spk000f": 220.0, "spk001m": 110.0, "spk002f": 250.0})
+    write_list_folder(tmp_path / "so762", {"0001": 130.0, "0002": 200.0})
+    monkeypatch.chdir(tmp_path)
+    recipe.join_lists({"espeak": Path("espeak"), "so762": Path("so762")}, Path("run"), recipe.VALID_FROM)
+    train_entries = lists.parse_list(tmp_path / "run" / "train")
+    assert all(Path(line.split()[0]).is_absolute() for line in (tmp_path / "run" / "train").read_text().splitlines()
+               if not line.startswith("#"))
+    assert {e.speaker for e in train_entries} == {"espeak-spk000f", "espeak-spk001m", "espeak-spk002f",
+                                                  "so762-0001", "so762-0002"}
+    assert all(e.path.is_file() for e in train_entries)
+    assert {e.speaker for e in lists.parse_list(tmp_path / "run" / "valid")} == {"so762-0001", "so762-0002"}
+    cfg = load_config("pretrained")
+    for split in ("train", "valid"):
+        mixer = data.Mixer(data.load_corpus(tmp_path / "run" / split, 8000), cfg)
+        assert sorted(w for w, _ in mixer.corpora) == ([0.3, 0.7] if split == "train" else [0.7])
