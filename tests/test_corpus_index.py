@@ -20,6 +20,7 @@ class InMemory:
 
     def __init__(self, list_file, rate):
         entries = parse_list(list_file)
+        self.list_file = list_file  # named in the mixer's messages, as a CorpusIndex's
         self.signals = [audio.read(e.path, rate)[0] for e in entries]
         self.lengths = np.array([len(s) for s in self.signals])
         self.speakers = {}
