@@ -48,6 +48,11 @@ def test_load_corpus_too_few_speakers(list_folder):
         data.load_corpus(lst, 8000, min_speakers=2)
 
 
+def speakers_by_utterance(mixer: data.Mixer) -> dict[int, str]:
+    """The speaker of each utterance id a mixer picks."""
+    return {uid: name for name, uids in zip(mixer.names, mixer.utterances) for uid in uids}
+
+
 def test_mixer_distinct_speakers_counts_and_levels(list_folder, tiny_config):
     cfg = tiny_config
     corpus = data.load_corpus(list_folder / "train", 8000)
@@ -60,7 +65,7 @@ def test_mixer_distinct_speakers_counts_and_levels(list_folder, tiny_config):
         assert cfg.data.min_speakers <= k <= cfg.data.max_speakers
     assert counts == {2, 3}
     # Every mixture's utterances come from distinct speakers.
-    speaker_of = {uid: name for name, uids in zip(mixer.names, mixer.utterances) for uid in uids}
+    speaker_of = speakers_by_utterance(mixer)
     for _ in range(100):
         picked = mixer.pick(rng, k=3)
         assert len({speaker_of[u] for u in picked}) == 3
@@ -81,7 +86,7 @@ def test_corpus_weights_draw_each_mixture_from_one_corpus_at_its_share(tmp_path,
     corpus = data.load_corpus(two_corpora(tmp_path) / "train", 8000)
     tiny_config.data.corpus_weights = {"real": 3.0, "synth": 1.0}
     mixer = data.Mixer(corpus, tiny_config)
-    speaker_of = {uid: name for name, uids in zip(mixer.names, mixer.utterances) for uid in uids}
+    speaker_of = speakers_by_utterance(mixer)
     rng = np.random.default_rng(0)
     corpora = []
     for _ in range(2000):
@@ -95,7 +100,7 @@ def test_corpus_weights_off_draw_what_was_drawn_before(tmp_path, tiny_config):
     corpus = data.load_corpus(two_corpora(tmp_path) / "train", 8000)
     mixer = data.Mixer(corpus, tiny_config)
     before = [mixer.pick(np.random.default_rng(i)) for i in range(50)]
-    speaker_of = {uid: name for name, uids in zip(mixer.names, mixer.utterances) for uid in uids}
+    speaker_of = speakers_by_utterance(mixer)
     assert {speaker_of[u].split("-")[0] for uids in before for u in uids} == {"real", "synth"}
     rngs = [np.random.default_rng(i) for i in range(50)]
     expected = []
@@ -112,7 +117,7 @@ def test_corpus_weights_longest_prefix_and_zero_weight(tmp_path, tiny_config):
     tiny_config.data.corpus_weights = {"real": 0.0, "synth": 1.0, "synth-d": 0.0}
     mixer = data.Mixer(corpus, tiny_config)
     rng = np.random.default_rng(1)
-    speaker_of = {uid: name for name, uids in zip(mixer.names, mixer.utterances) for uid in uids}
+    speaker_of = speakers_by_utterance(mixer)
     drawn = {speaker_of[u] for _ in range(300) for u in mixer.pick(rng)}
     assert drawn == {"synth-a", "synth-b", "synth-c"}
 
