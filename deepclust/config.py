@@ -146,6 +146,8 @@ class ModelConfig:
     # softmax mask per speaker slot (data.max_speakers), trained jointly with a permutation-
     # invariant phase-sensitive loss; separate.mask = "network" then uses its masks.
     mask_head: bool = False
+    # Each input's per-bin mean over active frames taken out in the network (model.py), training and separation alike.
+    utterance_mean: bool = False
 
 
 @dataclass

@@ -64,6 +64,39 @@ class FeatureSpec(keras.layers.Layer):
 
 
 NORMALIZATION_LAYER = "feature_normalization"  # holds the training data's per-bin feature statistics
+UTTERANCE_MEAN_LAYER = "utterance_mean"
+
+
+@keras.saving.register_keras_serializable(package="deepclust")
+class UtteranceMeanNormalization(keras.layers.Layer):
+    """Normalised features (batch, T, F) less their per-bin mean over the input's active frames.
+
+    Inputs ``[log_magnitude, normalised]``, both (batch, T, F). The mean of a
+    log spectrum over time holds a channel's fixed colouring (microphone, line,
+    room EQ) as well as the voice's average spectrum; taking it out of every
+    input, in training and at separation alike, is cepstral mean normalisation.
+    A frame counts when one of its bins is within ``silence_db`` of the input's
+    loudest bin (the rule of ``features.active_bins``), so silence and padding
+    do not pull the mean.
+    """
+
+    def __init__(self, silence_db=40.0, **kwargs):
+        super().__init__(**kwargs)
+        self.silence_db = float(silence_db)
+
+    def call(self, inputs):
+        log_magnitude, normalised = inputs
+        ops = keras.ops
+        floor = ops.max(log_magnitude, axis=(1, 2), keepdims=True) - self.silence_db * float(np.log(10.0)) / 20.0
+        active = ops.cast(ops.max(log_magnitude, axis=2, keepdims=True) > floor, normalised.dtype)  # (batch, T, 1)
+        count = ops.maximum(ops.sum(active, axis=1, keepdims=True), ops.cast(1.0, normalised.dtype))
+        return normalised - ops.sum(normalised * active, axis=1, keepdims=True) / count
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[1]
+
+    def get_config(self):
+        return {**super().get_config(), "silence_db": self.silence_db}
 
 
 def build_model(config: Config, mean: np.ndarray | None = None, variance: np.ndarray | None = None) -> keras.Model:
@@ -80,7 +113,10 @@ def build_model(config: Config, mean: np.ndarray | None = None, variance: np.nda
         hop_length=config.features.hop_length, silence_db=config.features.silence_db,
         input_level_db=config.features.input_level_db, max_speakers=config.data.max_speakers, name=SPEC_LAYER,
     )(inputs)
+    spectrum = x
     x = keras.layers.Normalization(axis=-1, mean=mean, variance=variance, name=NORMALIZATION_LAYER)(x)
+    if m.utterance_mean:
+        x = UtteranceMeanNormalization(config.features.silence_db, name=UTTERANCE_MEAN_LAYER)([spectrum, x])
     for i in range(m.lstm_layers):
         # Default activations, no recurrent dropout, unroll=False: the
         # conditions under which TensorFlow uses the fused cuDNN kernel.

@@ -67,3 +67,37 @@ def test_mask_head_outputs_masks_that_sum_to_one_and_reloads(tiny_config, tmp_pa
     again = model_lib.load(tmp_path / "chimera.keras", compile=True)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(again(x)[1]), masks, atol=1e-6)
     assert any(isinstance(loss, MaskInferenceLoss) for loss in keras.tree.flatten(again.loss))
+
+
+def _speech_like(rng, frames, bins, silent_tail=0):
+    """(1, T, F) log magnitudes: loud random frames, then ``silent_tail`` frames at the STFT's log floor."""
+    loud = rng.normal(0.0, 1.0, (1, frames, bins)).astype(np.float32)
+    return np.concatenate([loud, np.full((1, silent_tail, bins), np.log(1e-8), np.float32)], axis=1)
+
+
+def test_utterance_mean_cancels_a_fixed_channel_colouring(tiny_config, tmp_path):
+    from deepclust.config import load_config
+
+    cfg = load_config("tiny", {"model.utterance_mean": True})
+    rng = np.random.default_rng(2)
+    colour = rng.normal(0.0, 1.0, cfg.num_bins).astype(np.float32)  # a microphone's EQ, in log units
+    x = _speech_like(rng, 17, cfg.num_bins)
+    net = model_lib.build_model(cfg, rng.normal(size=cfg.num_bins), np.full(cfg.num_bins, 2.0))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(net(x + colour)), keras.ops.convert_to_numpy(net(x)),
+                               atol=1e-4)
+    plain = model_lib.build_model(tiny_config)  # without the layer the colouring shows
+    assert np.abs(keras.ops.convert_to_numpy(plain(x + colour)) - keras.ops.convert_to_numpy(plain(x))).max() > 1e-2
+    net.save(tmp_path / "cmn.keras")
+    again = model_lib.load(tmp_path / "cmn.keras")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(again(x)), keras.ops.convert_to_numpy(net(x)), atol=1e-6)
+
+
+def test_utterance_mean_leaves_silent_frames_out_of_the_mean():
+    layer = model_lib.UtteranceMeanNormalization(silence_db=40.0)
+    rng = np.random.default_rng(3)
+    speech = _speech_like(rng, 12, 5)
+    padded = _speech_like(np.random.default_rng(3), 12, 5, silent_tail=30)
+    out = keras.ops.convert_to_numpy(layer([speech, speech]))
+    np.testing.assert_allclose(out.mean(axis=1), 0.0, atol=1e-5)
+    out_padded = keras.ops.convert_to_numpy(layer([padded, padded]))
+    np.testing.assert_allclose(out_padded[:, :12], out, atol=1e-5)  # the 30 silent frames moved nothing
