@@ -67,6 +67,17 @@ NORMALIZATION_LAYER = "feature_normalization"  # holds the training data's per-b
 UTTERANCE_MEAN_LAYER = "utterance_mean"
 
 
+def utterance_mean_removed(log_magnitude, values, silence_db: float):
+    """``values`` (batch, T, F) less their per-bin mean over the active frames of ``log_magnitude``
+    (batch, T, F): frames with a bin within ``silence_db`` of the item's loudest (``features.active_bins``'
+    rule). The one home of that mean: the network's layer below, and ``separate.input_mean = "utterance"``."""
+    ops = keras.ops
+    floor = ops.max(log_magnitude, axis=(1, 2), keepdims=True) - silence_db * float(np.log(10.0)) / 20.0
+    active = ops.cast(ops.max(log_magnitude, axis=2, keepdims=True) > floor, values.dtype)  # (batch, T, 1)
+    count = ops.maximum(ops.sum(active, axis=1, keepdims=True), ops.cast(1.0, values.dtype))
+    return values - ops.sum(values * active, axis=1, keepdims=True) / count
+
+
 @keras.saving.register_keras_serializable(package="deepclust")
 class UtteranceMeanNormalization(keras.layers.Layer):
     """Normalised features (batch, T, F) less their per-bin mean over the input's active frames.
@@ -85,12 +96,7 @@ class UtteranceMeanNormalization(keras.layers.Layer):
         self.silence_db = float(silence_db)
 
     def call(self, inputs):
-        log_magnitude, normalised = inputs
-        ops = keras.ops
-        floor = ops.max(log_magnitude, axis=(1, 2), keepdims=True) - self.silence_db * float(np.log(10.0)) / 20.0
-        active = ops.cast(ops.max(log_magnitude, axis=2, keepdims=True) > floor, normalised.dtype)  # (batch, T, 1)
-        count = ops.maximum(ops.sum(active, axis=1, keepdims=True), ops.cast(1.0, normalised.dtype))
-        return normalised - ops.sum(normalised * active, axis=1, keepdims=True) / count
+        return utterance_mean_removed(*inputs, self.silence_db)
 
     def compute_output_shape(self, input_shape):
         return input_shape[1]

@@ -172,17 +172,15 @@ class Separator:
             spec = features.stft(seg.signal * gain, self.features)
             feats, active = features.log_magnitude(spec), features.active_bins(spec, self.features)
             if self.config.input_mean == "utterance":
-                feats = self._utterance_mean_removed(feats, active)
+                feats = self._utterance_mean_removed(feats)
             return spec, feats, active
 
-    def _utterance_mean_removed(self, feats: np.ndarray, active: np.ndarray) -> np.ndarray:
-        """(T, F) log magnitudes whose per-bin mean over the frames holding any active bin is moved to the
-        training mean (the network's Normalization layer), so a channel's fixed colouring cancels out."""
-        frames = active.any(axis=1)
-        if not frames.any():
-            return feats
+    def _utterance_mean_removed(self, feats: np.ndarray) -> np.ndarray:
+        """(T, F) log magnitudes whose per-bin mean over their active frames is moved to the training mean
+        (the network's Normalization layer), so a channel's fixed colouring cancels out."""
         trained = np.asarray(self.model.get_layer(model_lib.NORMALIZATION_LAYER).mean).reshape(-1)
-        return feats - feats[frames].mean(axis=0) + trained
+        removed = model_lib.utterance_mean_removed(feats[None], feats[None], self.features.silence_db)
+        return keras.ops.convert_to_numpy(removed)[0] + trained
 
     def _embed_segments(self, segs: list[Segment], gain: float):
         """Yield ``(index, spec, active, embeddings, head masks or None)`` per segment, running
