@@ -33,6 +33,14 @@ def padding(samples: int, cfg: FeatureConfig) -> tuple[int, int]:
     return -start, max(stop - int(samples), 0)
 
 
+def active_bins(log_magnitude, silence_db: float):
+    """:func:`deepclust.features.active_bins` in ``keras.ops``, from natural-log magnitudes (..., T, F):
+    boolean, bins within ``silence_db`` of each item's loudest and above the log floor."""
+    db = log_magnitude * (20.0 / math.log(10.0))
+    loudest = ops.max(db, axis=(-2, -1), keepdims=True)
+    return ops.logical_and(db > loudest - silence_db, db > 20.0 * math.log10(features.LOG_FLOOR) + 1.0)
+
+
 @keras.saving.register_keras_serializable(package="deepclust")
 class SourceFeatures(keras.layers.Layer):
     """(B, C, samples) scaled sources -> (log magnitude (B, frames, F), labels (B, frames, F, C)).
@@ -95,10 +103,7 @@ class SourceFeatures(keras.layers.Layer):
 
     def _weights(self, magnitude, log_magnitude):
         """Loss weight per bin (features.bin_weights): active bins, by magnitude if configured."""
-        floor_db = 20.0 * math.log10(features.LOG_FLOOR)
-        db = log_magnitude * (20.0 / math.log(10.0))
-        loudest = ops.max(db, axis=(-2, -1), keepdims=True)
-        active = ops.cast(ops.logical_and(db > loudest - self.cfg.silence_db, db > floor_db + 1.0), "float32")
+        active = ops.cast(active_bins(log_magnitude, self.cfg.silence_db), "float32")
         if self.cfg.weighting == "binary":
             return active
         weighted = magnitude * active

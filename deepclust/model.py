@@ -15,6 +15,7 @@ import keras
 import numpy as np
 
 from .config import Config, FeatureConfig
+from . import device_features
 from . import losses  # noqa: F401  (registers the loss for load_model)
 
 SPEC_LAYER = "feature_spec"
@@ -69,11 +70,11 @@ UTTERANCE_MEAN_LAYER = "utterance_mean"
 
 def utterance_mean_removed(log_magnitude, values, silence_db: float):
     """``values`` (batch, T, F) less their per-bin mean over the active frames of ``log_magnitude``
-    (batch, T, F): frames with a bin within ``silence_db`` of the item's loudest (``features.active_bins``'
-    rule). The one home of that mean: the network's layer below, and ``separate.input_mean = "utterance"``."""
+    (batch, T, F): frames holding an active bin (``features.active_bins``). The one home of that mean:
+    the network's layer below, and ``separate.input_mean = "utterance"``."""
     ops = keras.ops
-    floor = ops.max(log_magnitude, axis=(1, 2), keepdims=True) - silence_db * float(np.log(10.0)) / 20.0
-    active = ops.cast(ops.max(log_magnitude, axis=2, keepdims=True) > floor, values.dtype)  # (batch, T, 1)
+    bins = ops.cast(device_features.active_bins(log_magnitude, silence_db), values.dtype)
+    active = ops.max(bins, axis=2, keepdims=True)  # (batch, T, 1)
     count = ops.maximum(ops.sum(active, axis=1, keepdims=True), ops.cast(1.0, values.dtype))
     return values - ops.sum(values * active, axis=1, keepdims=True) / count
 

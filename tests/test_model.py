@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from deepclust import model as model_lib
+from deepclust import features, model as model_lib
 from deepclust.losses import DeepClusteringLoss
 
 
@@ -72,7 +72,7 @@ def test_mask_head_outputs_masks_that_sum_to_one_and_reloads(tiny_config, tmp_pa
 def _speech_like(rng, frames, bins, silent_tail=0):
     """(1, T, F) log magnitudes: loud random frames, then ``silent_tail`` frames at the STFT's log floor."""
     loud = rng.normal(0.0, 1.0, (1, frames, bins)).astype(np.float32)
-    return np.concatenate([loud, np.full((1, silent_tail, bins), np.log(1e-8), np.float32)], axis=1)
+    return np.concatenate([loud, np.full((1, silent_tail, bins), np.log(features.LOG_FLOOR), np.float32)], axis=1)
 
 
 def test_utterance_mean_cancels_a_fixed_channel_colouring(tiny_config, tmp_path):
