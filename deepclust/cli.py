@@ -171,6 +171,9 @@ def _add_make_corpus(sub) -> None:
     p.add_argument("--utterances", type=int, default=6, help="utterances per speaker (default 6)")
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same corpus")
     p.add_argument("--sample-rate", type=int, default=8000, help="sample rate in Hz (default 8000)")
+    p.add_argument("--neural-share", type=float, default=0.0, metavar="FRACTION",
+                   help="share of training and validation speakers given neural voices, blends of Kokoro-82M's "
+                        "(pip install 'deepclust[neural]'); test speakers stay espeak-ng voices (default 0)")
     p.add_argument("--force", action="store_true", help="replace existing lists in DIR")
     p.set_defaults(func=_run_make_corpus)
 
@@ -179,7 +182,7 @@ def _run_make_corpus(args: argparse.Namespace) -> int:
     from .democorpus import make_corpus
 
     summary = make_corpus(args.directory, speakers=args.speakers, utterances=args.utterances, seed=args.seed,
-                          sample_rate=args.sample_rate, overwrite=args.force)
+                          sample_rate=args.sample_rate, overwrite=args.force, neural_share=args.neural_share)
     print(summary.describe())
     return 0
 

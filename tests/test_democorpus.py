@@ -11,7 +11,7 @@ from deepclust import lists, mixing
 from deepclust import voices as vc
 from deepclust.prepare import SPLITS, CorpusError
 
-from conftest import RATE, assert_utterance_level, needs_espeak, rms
+from conftest import RATE, assert_utterance_level, needs_espeak, needs_kokoro, rms
 
 
 # --------------------------------------------------------------- sentences --
@@ -136,4 +136,33 @@ def test_make_corpus_refuses_overwrite_and_bad_sizes(demo, tmp_path):
         dc.make_corpus(tmp_path / "c", speakers=6, utterances=0, progress=False)
     with pytest.raises(CorpusError, match="test_fraction"):
         dc.make_corpus(tmp_path / "c", speakers=6, utterances=1, test_fraction=1.5, progress=False)
+    with pytest.raises(CorpusError, match=r"Received: neural_share=1\.5"):
+        dc.make_corpus(tmp_path / "c", speakers=6, utterances=1, neural_share=1.5, progress=False)
     assert not (tmp_path / "c").exists()  # refused before anything was written
+
+
+def test_voice_groups_give_neural_voices_to_training_and_validation_speakers_only():
+    split_of = dc._assign_splits({"train": 14, "valid": 3, "test": 3}, seed=0)
+    assert set(dc._voice_groups(split_of, 0, 0.0).values()) == {"train", "test"}
+    groups = dc._voice_groups(split_of, 0, 0.5)
+    assert {k for k, g in groups.items() if g == "test"} == {k for k, s in split_of.items() if s == "test"}
+    assert sum(g == "neural" for g in groups.values()) == round(0.5 * 17)
+    assert groups == dc._voice_groups(split_of, 0, 0.5) != dc._voice_groups(split_of, 1, 0.5)
+    assert set(dc._voice_groups(split_of, 0, 1.0).values()) == {"neural", "test"}
+
+
+def test_make_corpus_with_neural_voices(demo, tmp_path):
+    needs_kokoro()
+    root, summary = demo
+    mixed = dc.make_corpus(tmp_path / "n", speakers=6, utterances=1, seed=3, progress=False, neural_share=0.5)
+    neural = {name for name, voice in mixed.voices.items() if isinstance(voice, vc.NeuralVoiceSpec)}
+    assert neural and all(name.startswith("neu") for name in neural)
+    assert len(neural) == round(0.5 * (mixed.speakers["train"] + mixed.speakers["valid"]))
+    assert f"{len(neural)} of the training and validation speakers" in mixed.describe()
+    assert "neural voices" not in summary.describe()
+    test_speakers = {entry.speaker for entry in lists.parse_list(tmp_path / "n" / "test")}
+    assert not test_speakers & neural
+    for name in test_speakers:  # the held-out espeak-ng voices are the ones the corpus has without neural voices
+        assert mixed.voices[name] == summary.voices[name]
+    for entry in lists.parse_list(tmp_path / "n" / "train"):
+        assert_utterance_level(sf.read(tmp_path / "n" / entry.path, dtype="float32")[0])

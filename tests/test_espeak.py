@@ -62,3 +62,17 @@ def test_unknown_voice_and_missing_espeak(monkeypatch):
         espeak.speak(TEXT, "en-us")
     with pytest.raises(CorpusError, match=r"pip install 'deepclust\[demo\]'"):
         espeak.require()
+
+
+def test_phonemes_ipa_in_the_accent_asked_for():
+    needs_espeak()
+    us = espeak.phonemes("Hello there. The dog ran home!", "en-us")
+    assert "oʊ" in us and "ð" in us and "ˈ" in us  # IPA with stress marks
+    assert not any(c in us for c in ".!,")  # clauses joined, punctuation gone
+    assert len(us.split()) == 6
+    assert "əʊ" in espeak.phonemes("Hello", "en-gb-x-rp")  # the accent changes the vowels
+    assert us == espeak.phonemes("Hello there. The dog ran home!", "en-us")
+    with pytest.raises(CorpusError, match=r"no voice .*Received: voice='xx-nowhere'"):
+        espeak.phonemes("Hello", "xx-nowhere")
+    with pytest.raises(CorpusError, match=r"non-empty text\. Received: text=''"):
+        espeak.phonemes("", "en-us")

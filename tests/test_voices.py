@@ -11,7 +11,7 @@ from deepclust import voices as vc
 from deepclust.espeak import ESPEAK_RATE, PITCH_CENTRE, PITCH_UNITS_PER_OCTAVE
 from deepclust.prepare import CorpusError
 
-from conftest import RATE, assert_utterance_level, needs_espeak, rms
+from conftest import RATE, assert_utterance_level, needs_espeak, needs_kokoro, rms
 
 TEXT = "The quick brown fox jumps over the lazy dog near the river bank."
 
@@ -154,3 +154,42 @@ def test_warp_moves_formants():
     assert centroid(high) > 1.1 * centroid(low)
     assert centroid(low) < centroid(base) < centroid(high)
     assert len(high) < len(base) < len(low)  # the warp speeds speech up too; make_voices compensates the rate
+
+
+# ------------------------------------------------------------ neural voices --
+
+def test_neural_voices_are_distinct_seeded_blends():
+    needs_kokoro()
+    drawn = vc.make_neural_voices(8, seed=0)
+    assert drawn == vc.make_neural_voices(8, seed=0) != vc.make_neural_voices(8, seed=1)
+    assert vc.make_neural_voices(4, seed=0) == drawn[:4]  # a prefix: more voices never change the first ones
+    names = list(vc.kokoro.anchor_styles())
+    male = np.array([n.startswith("jm") for n in names])
+    assert len({v.mix for v in drawn}) == len(drawn)
+    for v in drawn:
+        mix = np.array(v.mix)
+        assert np.all(mix >= 0) and abs(mix.sum() - 1) < 1e-9
+        lo, hi = vc.NEURAL_MALE_WEIGHT[v.name[-1]]
+        assert lo <= mix[male].sum() <= hi
+        assert v.accent in vc.ACCENTS and v.accent not in vc.TEST_ACCENTS
+        assert vc.WARP[0] - 0.01 <= v.warp <= vc.WARP[1] + 0.01
+        assert vc.NEURAL_SPEED[0] - 1e-9 <= v.speed * v.warp <= vc.NEURAL_SPEED[1] + 1e-9  # tempo after the warp
+    assert [v.name[-1] for v in drawn] == list("fmfmfmfm")
+    jittered = drawn[0].jittered(np.random.default_rng(0))
+    assert jittered.mix == drawn[0].mix and jittered.speed != drawn[0].speed
+    with pytest.raises(CorpusError, match=r"Received: mix=\(1\.0,\)"):
+        vc.NeuralVoiceSpec("x", mix=(1.0,)).style()
+
+
+def test_synthesize_neural_voice():
+    needs_kokoro()
+    names = list(vc.kokoro.anchor_styles())
+    low = vc.NeuralVoiceSpec("low", mix=tuple(float(n == "jm_kumo") for n in names), warp=0.9)
+    high = vc.NeuralVoiceSpec("high", mix=tuple(float(n == "jf_alpha") for n in names), accent="en-gb-x-rp",
+                              warp=1.1)
+    a, b = vc.synthesize(TEXT, low, RATE), vc.synthesize(TEXT, high, RATE)
+    for x in (a, b):
+        assert x.dtype == np.float32 and x.ndim == 1 and 1.0 < len(x) / RATE < 10
+        assert_utterance_level(x)
+    assert np.array_equal(a, vc.synthesize(TEXT, low, RATE))
+    assert dominant_pitch(b) > 1.5 * dominant_pitch(a)
