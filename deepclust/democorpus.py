@@ -213,7 +213,7 @@ def _draw_voices(split_of: dict[int, str], seed: int,
     count = {group: sum(g == group for g in group_of.values()) for group in ("train", "test", "neural")}
     drawn = {"train": iter(make_voices(count["train"], seed, "train")),
              "test": iter(make_voices(count["test"], seed, "test")),
-             "neural": iter(make_neural_voices(count["neural"], seed) if count["neural"] else [])}
+             "neural": iter(make_neural_voices(count["neural"], seed) if count["neural"] else [])}  # no Kokoro needed
     voices = []
     for k in range(len(split_of)):
         spec = next(drawn[group_of[k]])

@@ -32,7 +32,7 @@ ESPEAK_INITIALIZE_DONT_EXIT = 0x8000
 # espeak_POSITION_TYPE and espeak_Synth flags.
 POS_CHARACTER = 1
 ESPEAK_CHARS_UTF8 = 1
-# espeak_TextToPhonemes: text mode (UTF-8) and phoneme mode (IPA).
+# espeak_TextToPhonemes' phoneme mode: IPA symbols.
 ESPEAK_PHONEMES_IPA = 0x02
 # espeak_PARAMETER ids.
 ESPEAK_RATE_PARAM, ESPEAK_VOLUME, ESPEAK_PITCH, ESPEAK_RANGE = 1, 2, 3, 4
@@ -120,6 +120,8 @@ def _open_espeak() -> tuple[ctypes.CDLL, int]:
                                  ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
     lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
     lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+    lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
+    lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.c_int, ctypes.c_int]
     data = loader.get_data_path()
     rate = lib.espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, data.encode(), ESPEAK_INITIALIZE_DONT_EXIT)
     if rate <= 0:
@@ -147,11 +149,15 @@ def _check_parameters(text: str, pitch: int, pitch_range: int, rate: int, volume
         raise CorpusError(f"volume is espeak's 0-{ESPEAK_VOLUME_MAX} scale (100 = default). Received: volume={volume}")
 
 
+def _set_voice(lib: ctypes.CDLL, voice: str) -> None:
+    if lib.espeak_SetVoiceByName(voice.encode()) != 0:
+        raise CorpusError(f"espeak-ng has no voice {voice!r}; expected 'language' or 'language+variant' such as "
+                          f"'en-us' or 'en-us+f3'. Received: voice={voice!r}")
+
+
 def _synthesise(lib: ctypes.CDLL, text: str, voice: str, parameters: tuple[tuple[int, int], ...]) -> None:
     """One utterance through an opened library; samples go to the callback already set."""
-    if lib.espeak_SetVoiceByName(voice.encode()) != 0:
-        raise CorpusError(f"espeak-ng has no voice {voice!r}; expected 'language+variant' such as "
-                          f"'en-us+f3'. Received: voice={voice!r}")
+    _set_voice(lib, voice)
     for param, value in parameters:
         lib.espeak_SetParameter(param, int(value), 0)
     lib.espeak_ng_SetRandSeed(ctypes.c_long(ESPEAK_NOISE_SEED))
@@ -207,11 +213,7 @@ def phonemes(text: str, voice: str = "en-us") -> str:
     with _LOCK:
         lib, _ = _open_espeak()
         try:
-            if lib.espeak_SetVoiceByName(voice.encode()) != 0:
-                raise CorpusError(f"espeak-ng has no voice {voice!r}; expected a language such as 'en-us'. "
-                                  f"Received: voice={voice!r}")
-            lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
-            lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.c_int, ctypes.c_int]
+            _set_voice(lib, voice)
             remaining = ctypes.c_char_p(text.encode("utf-8"))
             while remaining.value:
                 clause = lib.espeak_TextToPhonemes(ctypes.byref(remaining), ESPEAK_CHARS_UTF8, ESPEAK_PHONEMES_IPA)
