@@ -90,7 +90,8 @@ class RunState:
     ``epoch`` is the number of epochs done (the next epoch to train), ``best``
     the best validation loss so far, ``clock`` the training time across
     resumes, ``weights`` the saved state to restore (None for a new run) and
-    ``saved_seconds`` the training time recorded with it.
+    ``saved_seconds`` the training time recorded with it, ``step_seconds`` the time spent in
+    training steps alone (validation excluded) across resumes, what history.csv's train_seconds shows.
     """
 
     directory: Path
@@ -99,6 +100,7 @@ class RunState:
     clock: Clock = field(default_factory=Clock)
     weights: Path | None = None
     saved_seconds: float = 0.0
+    step_seconds: float = 0.0
 
     @classmethod
     def load(cls, directory: str | Path) -> "RunState":
@@ -107,6 +109,7 @@ class RunState:
         if state is not None:
             run.epoch, run.weights, meta = state
             run.saved_seconds = float(meta.get("elapsed_seconds", 0.0))
+            run.step_seconds = float(meta.get("step_seconds", 0.0))
             run.best = float(meta["best"]) if meta.get("best") is not None else math.inf
             run.clock.restore(run.saved_seconds)
         return run
@@ -162,7 +165,7 @@ class TrainingState(keras.callbacks.Callback):
         with atomic.replacing(run.directory / f"{name}.weights.h5", suffix=".weights.h5") as tmp:
             self.model.save_weights(tmp, overwrite=True)
         run.epoch, run.weights, run.saved_seconds = epochs_done, run.directory / f"{name}.weights.h5", run.clock.elapsed
-        meta = {"epoch": epochs_done, "elapsed_seconds": run.saved_seconds,
+        meta = {"epoch": epochs_done, "elapsed_seconds": run.saved_seconds, "step_seconds": run.step_seconds,
                 "best": run.best if math.isfinite(run.best) else None}
         atomic.write_text(run.directory / f"{name}.json", json.dumps(meta))
         self._prune(epochs_done)
@@ -309,12 +312,15 @@ class LearningRateSchedule(keras.callbacks.Callback):
 
 class Throughput(keras.callbacks.Callback):
     """Training frames per second, measured over whole steps (validation excluded); logged per epoch
-    with the training seconds and the learning rate."""
+    with the training seconds and the learning rate. With a ``run``, the training seconds go on from
+    those of the run's earlier sessions (``RunState.step_seconds``) and are kept in it for the state."""
 
-    def __init__(self, frames_per_step: int | None = None, dataset=None):
+    def __init__(self, frames_per_step: int | None = None, dataset=None, run: RunState | None = None):
         super().__init__()
         self._frames_per_step = frames_per_step
         self.dataset = dataset  # batches of varying length: frames per step as the dataset handed them out
+        self.run = run
+        self._before = 0.0  # step seconds of the run's earlier sessions
         self.steps = 0
         self.seconds = 0.0
         self._t = None
@@ -322,6 +328,7 @@ class Throughput(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._warm = False
+        self._before = self.run.step_seconds if self.run is not None else 0.0
 
     def on_train_batch_begin(self, batch, logs=None):
         self._t = time.perf_counter()
@@ -334,8 +341,10 @@ class Throughput(keras.callbacks.Callback):
         self._warm = True
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.run is not None:
+            self.run.step_seconds = self._before + self.seconds
         if logs is not None:
-            logs["train_seconds"] = self.seconds
+            logs["train_seconds"] = self._before + self.seconds
             logs["frames_per_second"] = self.rate
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 

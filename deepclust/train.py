@@ -255,7 +255,7 @@ class RunCallbacks:
                           cb.ChunkCurriculum(run.clock, after_epoch=math.ceil(d.long_chunk_from * t.epochs)))
         return cls(
             best=cb.BestModel(out / MODEL_FILENAME, run, save=net), sync=cb.EpochSync(dataset),
-            throughput=cb.Throughput(dataset=dataset) if varying else cb.Throughput(t.batch_size * d.chunk_frames),
+            throughput=cb.Throughput(None if varying else t.batch_size * d.chunk_frames, dataset=dataset, run=run),
             stop_nan=cb.StopOnNaN(),
             time_limit=cb.TimeLimit(parse_duration(t.time_limit), run.clock) if t.time_limit else None,
             lr_plateau=keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=t.lr_factor,

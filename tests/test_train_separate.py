@@ -55,6 +55,9 @@ def test_rerun_resumes_instead_of_starting_over(trained, monkeypatch):
     assert result.epochs_done == 3
     rows = list(csv.DictReader(open(base / "history.csv")))
     assert [int(r["epoch"]) for r in rows] == [0, 1, 2]  # one new epoch, not three
+    # Training seconds go on from the first session's, not from zero.
+    seconds = [float(r["train_seconds"]) for r in rows]
+    assert seconds[2] > seconds[1] > seconds[0] > 0
     # The resumed epoch draws its own mixtures, not those of the epochs already trained.
     assert drawn and min(epoch for epoch, _ in drawn) == 2
 
