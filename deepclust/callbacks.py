@@ -341,10 +341,11 @@ class Throughput(keras.callbacks.Callback):
         self._warm = True
 
     def on_epoch_end(self, epoch, logs=None):
+        total = self._before + self.seconds
         if self.run is not None:
-            self.run.step_seconds = self._before + self.seconds
+            self.run.step_seconds = total
         if logs is not None:
-            logs["train_seconds"] = self._before + self.seconds
+            logs["train_seconds"] = total
             logs["frames_per_second"] = self.rate
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 

@@ -11,6 +11,7 @@ Errors are :class:`~deepclust.prepare.CorpusError`, the demo corpus's.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ctypes
 import ctypes.util
 import functools
@@ -108,8 +109,8 @@ def _seed_libc_rand(seed: int) -> None:
         libc.srand(ctypes.c_uint(seed))
 
 
-def _open_espeak() -> tuple[ctypes.CDLL, int]:
-    """Load a fresh libespeak-ng and initialise it for synchronous synthesis; returns (lib, rate)."""
+def _open_espeak() -> ctypes.CDLL:
+    """Load a fresh libespeak-ng and initialise it for synchronous synthesis."""
     loader = _loader()
     try:
         lib = ctypes.CDLL(_private_library(loader))
@@ -128,7 +129,19 @@ def _open_espeak() -> tuple[ctypes.CDLL, int]:
         _unload(lib)
         raise CorpusError(f"{data}: espeak-ng failed to initialise (returned {rate}); "
                           "expected espeakng-loader's data folder. Reinstall with pip install 'deepclust[demo]'.")
-    return lib, rate
+    return lib
+
+
+@contextlib.contextmanager
+def _espeak_session():
+    """A freshly loaded library for one call (speech or phonemes), one call at a time, unloaded after."""
+    with _LOCK:
+        lib = _open_espeak()
+        try:
+            yield lib
+        finally:
+            lib.espeak_Terminate()
+            _unload(lib)
 
 
 def _check_text(text: str) -> None:
@@ -191,14 +204,9 @@ def speak(text: str, voice: str, pitch: int = PITCH_CENTRE, pitch_range: int = P
     callback = _CALLBACK(collect)
     parameters = ((ESPEAK_RATE_PARAM, rate), (ESPEAK_PITCH, pitch), (ESPEAK_RANGE, pitch_range),
                   (ESPEAK_VOLUME, volume))
-    with _LOCK:
-        lib, _ = _open_espeak()
-        try:
-            lib.espeak_SetSynthCallback(callback)
-            _synthesise(lib, text, voice, parameters)
-        finally:
-            lib.espeak_Terminate()
-            _unload(lib)
+    with _espeak_session() as lib:
+        lib.espeak_SetSynthCallback(callback)
+        _synthesise(lib, text, voice, parameters)
     return np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
 
 
@@ -210,15 +218,10 @@ def phonemes(text: str, voice: str = "en-us") -> str:
     """
     _check_text(text)
     clauses: list[str] = []
-    with _LOCK:
-        lib, _ = _open_espeak()
-        try:
-            _set_voice(lib, voice)
-            remaining = ctypes.c_char_p(text.encode("utf-8"))
-            while remaining.value:
-                clause = lib.espeak_TextToPhonemes(ctypes.byref(remaining), ESPEAK_CHARS_UTF8, ESPEAK_PHONEMES_IPA)
-                clauses.append((clause or b"").decode("utf-8").strip())
-        finally:
-            lib.espeak_Terminate()
-            _unload(lib)
+    with _espeak_session() as lib:
+        _set_voice(lib, voice)
+        remaining = ctypes.c_char_p(text.encode("utf-8"))
+        while remaining.value:
+            clause = lib.espeak_TextToPhonemes(ctypes.byref(remaining), ESPEAK_CHARS_UTF8, ESPEAK_PHONEMES_IPA)
+            clauses.append((clause or b"").decode("utf-8").strip())
     return " ".join(c for c in clauses if c)
