@@ -11,11 +11,14 @@ first source up, the others down; cut to the shortest) of 2 and 3 speakers of
 ``score`` runs ``deepclust evaluate`` on each list with the model and with
 ``--oracle ibm``, and prints SDRi and SI-SDRi with the model's share of the
 IBM's SDRi; with ``--corpus`` the built-in corpus's held-out lists join in.
+Each report is kept under ``DIR/reports`` and reused: the model's under its
+folder's name and its file's place and time, the IBM's under its STFT.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import subprocess
 import sys
@@ -95,13 +98,37 @@ def evaluate(listing: Path, k: int, report: Path, args, oracle: bool) -> dict:
     return json.loads((report / "summary.json").read_text())["overall"]
 
 
+def ibm_tag(base: str) -> str:
+    """The IBM's report name for the STFT the model at ``base`` uses: an IBM is only comparable with its own STFT."""
+    from deepclust.config import read_config_file
+    from deepclust.paths import model_file, saved_config
+
+    saved = saved_config(model_file(base))
+    if not saved.is_file():
+        return "ibm"
+    cfg = read_config_file(saved)
+    default = (8000, 256, 64)  # reports of this STFT were made before the name carried it: they keep "ibm"
+    stft = (cfg.audio.sample_rate, cfg.features.window_length, cfg.features.hop_length)
+    return "ibm" if stft == default else "ibm_{}hz_w{}_h{}".format(*stft)
+
+
+def model_tag(base: str) -> str:
+    """The model's report name: its folder's name and a hash of its file's place and time, so that a
+    retrained model or another run of the same folder name is scored afresh, never read from a cache."""
+    from deepclust.paths import model_file
+
+    path = model_file(base).resolve()
+    stamp = f"{path}:{path.stat().st_mtime_ns}" if path.is_file() else str(path)
+    return f"{Path(base).resolve().name}-{hashlib.sha1(stamp.encode()).hexdigest()[:8]}"
+
+
 def score(args) -> None:
     rows = []
-    tag = Path(args.base).resolve().name
+    tag, oracle_tag = model_tag(args.base), ibm_tag(args.base)
     for name, listing in lists_to_score(args).items():
         k = int(name[-4])
         model = evaluate(listing, k, Path(args.out) / "reports" / f"{name}_{tag}", args, oracle=False)
-        ibm = evaluate(listing, k, Path(args.out) / "reports" / f"{name}_ibm", args, oracle=True)
+        ibm = evaluate(listing, k, Path(args.out) / "reports" / f"{name}_{oracle_tag}", args, oracle=True)
         rows.append((name[:-5], k, model["sdri"]["count"], model["sdri"]["mean"], model["si_sdri"]["mean"],
                      ibm["sdri"]["mean"], ibm["si_sdri"]["mean"]))
     print(f"model: {args.base}")

@@ -1,5 +1,6 @@
 """The shipped pretrained model: it loads and separates, separate falls back to it, export and --init work."""
 
+import os
 import shutil
 
 import numpy as np
@@ -109,3 +110,24 @@ def test_recipe_joins_corpora_its_config_can_weigh(tmp_path, monkeypatch):
     for split in ("train", "valid"):
         mixer = data.Mixer(data.load_corpus(tmp_path / "run" / split, 8000), cfg)
         assert sorted(w for w, _ in mixer.corpora) == ([0.3, 0.7] if split == "train" else [0.7])
+
+
+def test_real_voice_scores_keep_one_ibm_per_stft(tmp_path):
+    """scripts/real_voices.py reuses its reports: another STFT gets an IBM of its own, a new model new scores."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "scripts" / "real_voices.py"
+    spec = importlib.util.spec_from_file_location("real_voices", script)
+    real_voices = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(real_voices)
+    shipped = pretrained.shipped_model().parent
+    assert real_voices.ibm_tag(str(shipped)) == "ibm"
+    text = (shipped / paths.CONFIG_FILENAME).read_text()
+    assert "hop_length = 64" in text
+    (tmp_path / paths.CONFIG_FILENAME).write_text(text.replace("hop_length = 64", "hop_length = 128"))
+    assert real_voices.ibm_tag(str(tmp_path)) == "ibm_8000hz_w256_h128"
+    (tmp_path / paths.MODEL_FILENAME).write_bytes(b"weights")  # a model retrained in place is scored afresh
+    before = real_voices.model_tag(str(tmp_path))
+    os.utime(tmp_path / paths.MODEL_FILENAME, ns=(1, 10**18))
+    assert real_voices.model_tag(str(tmp_path)) != before and before.startswith(tmp_path.name + "-")
