@@ -1,7 +1,9 @@
 """The shipped pretrained model: it loads and separates, separate falls back to it, export and --init work."""
 
+import importlib.util
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +14,14 @@ from deepclust.separate import Separator
 from deepclust.train import train
 
 from test_train_separate import trained, trained_once, write_mixture  # noqa: F401  (fixtures)
+
+
+def load_script(name: str):
+    """scripts/NAME.py as a module (the scripts are not a package)."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "scripts" / f"{name}.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
 
 
 def test_the_packaged_model_loads_without_optimizer_and_separates():
@@ -85,16 +95,11 @@ def test_init_refuses_a_missing_or_different_network(trained, tmp_path):  # noqa
 def test_recipe_joins_corpora_its_config_can_weigh(tmp_path, monkeypatch):
     """scripts/pretrained.py's lists: every corpus's train speakers prefixed by its name (so the recipe's
     data.corpus_weights finds each), absolute paths from any folder, validation of the real corpus alone."""
-    import importlib.util
-    from pathlib import Path
-
     from conftest import write_list_folder
 
     from deepclust import data, lists
 
-    spec = importlib.util.spec_from_file_location("recipe", Path(__file__).parents[1] / "scripts" / "pretrained.py")
-    recipe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(recipe)
+    recipe = load_script("pretrained")
     write_list_folder(tmp_path / "espeak", {"spk000f": 220.0, "spk001m": 110.0, "spk002f": 250.0})
     write_list_folder(tmp_path / "so762", {"0001": 130.0, "0002": 200.0})
     monkeypatch.chdir(tmp_path)
@@ -114,13 +119,7 @@ def test_recipe_joins_corpora_its_config_can_weigh(tmp_path, monkeypatch):
 
 def test_real_voice_scores_keep_one_ibm_per_stft(tmp_path):
     """scripts/real_voices.py reuses its reports: another STFT gets an IBM of its own, a new model new scores."""
-    import importlib.util
-    from pathlib import Path
-
-    script = Path(__file__).parents[1] / "scripts" / "real_voices.py"
-    spec = importlib.util.spec_from_file_location("real_voices", script)
-    real_voices = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(real_voices)
+    real_voices = load_script("real_voices")
     shipped = pretrained.shipped_model().parent
     assert real_voices.ibm_tag(str(shipped)) == "ibm"
     text = (shipped / paths.CONFIG_FILENAME).read_text()
