@@ -174,6 +174,9 @@ def _add_make_corpus(sub) -> None:
     p.add_argument("--neural-share", type=float, default=0.0, metavar="FRACTION",
                    help="share of training and validation speakers given neural voices, blends of Kokoro-82M's "
                         "(pip install 'deepclust[neural]'); test speakers stay espeak-ng voices (default 0)")
+    p.add_argument("--flite-share", type=float, default=0.0, metavar="FRACTION",
+                   help="share of training and validation speakers given Flite's voices of real people "
+                        "(apt install flite); test speakers stay espeak-ng voices (default 0)")
     p.add_argument("--force", action="store_true", help="replace existing lists in DIR")
     p.set_defaults(func=_run_make_corpus)
 
@@ -182,7 +185,8 @@ def _run_make_corpus(args: argparse.Namespace) -> int:
     from .democorpus import make_corpus
 
     summary = make_corpus(args.directory, speakers=args.speakers, utterances=args.utterances, seed=args.seed,
-                          sample_rate=args.sample_rate, overwrite=args.force, neural_share=args.neural_share)
+                          sample_rate=args.sample_rate, overwrite=args.force, neural_share=args.neural_share,
+                          flite_share=args.flite_share)
     print(summary.describe())
     return 0
 

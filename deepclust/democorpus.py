@@ -2,7 +2,7 @@
 
 ``make_corpus`` speaks ``deepclust/texts/sentences.txt`` with many distinct
 voices (:func:`voices.make_voices`, and where asked neural ones,
-:func:`voices.make_neural_voices`) and writes a speaker-disjoint corpus (split
+:func:`voices.make_neural_voices`, and Flite's, :func:`voices.make_flite_voices`) and writes a speaker-disjoint corpus (split
 as ``prepare`` splits), a demo mixture and held-out test mixture lists, so the
 whole pipeline can be tried without downloading a corpus. Test voices are
 unlike every training voice, so a held-out score measures generalisation.
@@ -17,10 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import audio, espeak, kokoro, lists, mixing
+from . import audio, espeak, flite, kokoro, lists, mixing
 from .prepare import SPLITS, CorpusError, _deal, _refuse_existing_lists, _split_sizes
 from .progress import Progress
-from .voices import NeuralVoiceSpec, VoiceSpec, make_neural_voices, make_voices, synthesize
+from .voices import (AnyVoice, FliteVoiceSpec, NeuralVoiceSpec, make_flite_voices, make_neural_voices, make_voices,
+                     synthesize)
 
 # Sentences: test voices speak sentences no training voice speaks.
 TEST_SENTENCE_FRACTION = 0.2       # this share of the sentences is spoken by test voices only
@@ -154,7 +155,7 @@ class CorpusSummary:
     lists: dict[str, Path]
     mixture: Path
     references: tuple[Path, Path]
-    voices: dict[str, VoiceSpec | NeuralVoiceSpec] = field(default_factory=dict)
+    voices: dict[str, AnyVoice] = field(default_factory=dict)
     elapsed: float = 0.0
 
     def describe(self) -> str:
@@ -164,6 +165,9 @@ class CorpusSummary:
         if neural:
             rows.append(f"neural voices (Kokoro-82M blends, names neu...): {neural} of the training and "
                         "validation speakers")
+        flites = sum(isinstance(v, FliteVoiceSpec) for v in self.voices.values())
+        if flites:
+            rows.append(f"Flite voices (names fli...): {flites} of the training and validation speakers")
         return "\n".join([f"demo corpus in {self.directory} ({self.sample_rate} Hz, {self.elapsed:.1f} s)", *rows,
                           f"mixture: {self.mixture} (references {self.references[0].name}, {self.references[1].name})",
                           "held-out test mixtures: " + ", ".join(
@@ -187,33 +191,50 @@ def _check_counts(speakers: int, utterances: int) -> None:
         raise CorpusError(f"utterances is per speaker and must be at least 1. Received: utterances={utterances}")
 
 
+def _check_shares(neural_share: float, flite_share: float) -> None:
+    for name, share in (("neural_share", neural_share), ("flite_share", flite_share)):
+        if not 0.0 <= share <= 1.0:
+            raise CorpusError(f"{name} is a share of the training and validation speakers, from 0 to 1. "
+                              f"Received: {name}={share}")
+    if neural_share + flite_share > 1.0:
+        raise CorpusError(f"neural_share and flite_share together are a share of the training and validation "
+                          f"speakers, at most 1. Received: neural_share={neural_share}, flite_share={flite_share}")
+
+
 def _assign_splits(sizes: dict[str, int], seed: int) -> dict[int, str]:
     """Speaker number -> split, the numbers shuffled over the splits (a name says nothing of its split)."""
     order = np.random.default_rng([seed, 2]).permutation(sum(sizes.values()))
     return {int(k): split for split, numbers in _deal(order, sizes).items() for k in numbers}
 
 
-def _voice_groups(split_of: dict[int, str], seed: int, neural_share: float) -> dict[int, str]:
-    """Speaker number -> kind of voice: "test" for test speakers; of the others, ``neural_share`` (a seeded
-    pick) "neural" and the rest "train"."""
+def _voice_groups(split_of: dict[int, str], seed: int, neural_share: float,
+                  flite_share: float = 0.0) -> dict[int, str]:
+    """Speaker number -> kind of voice: "test" for test speakers; of the others, ``neural_share`` "neural",
+    the next ``flite_share`` "flite" (one seeded order, so the neural picks do not depend on
+    ``flite_share``) and the rest "train"."""
     group_of = {k: "test" if split == "test" else "train" for k, split in split_of.items()}
     others = np.random.default_rng([seed, 5]).permutation([k for k, g in sorted(group_of.items()) if g == "train"])
-    for k in others[:int(round(neural_share * len(others)))]:
+    neural = int(round(neural_share * len(others)))
+    flites = min(int(round(flite_share * len(others))), len(others) - neural)
+    for k in others[:neural]:
         group_of[int(k)] = "neural"
+    for k in others[neural:neural + flites]:
+        group_of[int(k)] = "flite"
     return group_of
 
 
-def _draw_voices(split_of: dict[int, str], seed: int,
-                 neural_share: float = 0.0) -> list[VoiceSpec | NeuralVoiceSpec]:
-    """One voice per speaker number: held-out kind for test speakers, training or neural kind for the others.
+def _draw_voices(split_of: dict[int, str], seed: int, neural_share: float = 0.0,
+                 flite_share: float = 0.0) -> list[AnyVoice]:
+    """One voice per speaker number: held-out kind for test speakers, training, neural or Flite kind for the others.
 
-    Names are ``spk<k>`` (espeak-ng) or ``neu<k>`` (Kokoro) plus the gender.
+    Names are ``spk<k>`` (espeak-ng), ``neu<k>`` (Kokoro) or ``fli<k>`` (Flite) plus the gender.
     """
-    group_of = _voice_groups(split_of, seed, neural_share)
-    count = {group: sum(g == group for g in group_of.values()) for group in ("train", "test", "neural")}
+    group_of = _voice_groups(split_of, seed, neural_share, flite_share)
+    count = {group: sum(g == group for g in group_of.values()) for group in ("train", "test", "neural", "flite")}
     drawn = {"train": iter(make_voices(count["train"], seed, "train")),
              "test": iter(make_voices(count["test"], seed, "test")),
-             "neural": iter(make_neural_voices(count["neural"], seed) if count["neural"] else [])}  # no Kokoro needed
+             "neural": iter(make_neural_voices(count["neural"], seed) if count["neural"] else []),  # no Kokoro needed
+             "flite": iter(make_flite_voices(count["flite"], seed))}
     voices = []
     for k in range(len(split_of)):
         spec = next(drawn[group_of[k]])
@@ -221,7 +242,7 @@ def _draw_voices(split_of: dict[int, str], seed: int,
     return voices
 
 
-def _speak_all(directory: Path, voices: list[VoiceSpec | NeuralVoiceSpec], split_of: dict[int, str],
+def _speak_all(directory: Path, voices: list[AnyVoice], split_of: dict[int, str],
                utterances: int, seed: int, sample_rate: int, progress: bool) -> _Spoken:
     """Write ``data/<split>/<speaker>/<n>.wav`` for every voice; test voices speak the held-out sentences."""
     sentences = split_sentences(load_sentences(), seed)
@@ -243,7 +264,7 @@ def _speak_all(directory: Path, voices: list[VoiceSpec | NeuralVoiceSpec], split
     return spoken
 
 
-def _demo_pair(voices: list[VoiceSpec | NeuralVoiceSpec], split_of: dict[int, str]) -> tuple[int, int]:
+def _demo_pair(voices: list[AnyVoice], split_of: dict[int, str]) -> tuple[int, int]:
     """Two test speakers for the demo mixture, of different genders where there are both."""
     test_speakers = sorted(k for k, split in split_of.items() if split == "test")
     first = test_speakers[0]
@@ -264,7 +285,8 @@ def _write_lists(directory: Path, spoken: _Spoken, seed: int) -> dict[str, Path]
 
 def make_corpus(directory: str | Path, speakers: int = 200, utterances: int = 6, seed: int = 0,
                 sample_rate: int = 8000, valid_fraction: float = 0.15, test_fraction: float = 0.15,
-                progress: bool = True, overwrite: bool = False, neural_share: float = 0.0) -> CorpusSummary:
+                progress: bool = True, overwrite: bool = False, neural_share: float = 0.0,
+                flite_share: float = 0.0) -> CorpusSummary:
     """Synthesise a speaker-disjoint demo corpus with espeak-ng into ``directory``.
 
     Writes ``data/<split>/<speaker>/<n>.wav`` (16-bit PCM), the lists
@@ -277,8 +299,9 @@ def make_corpus(directory: str | Path, speakers: int = 200, utterances: int = 6,
     see ``make_voices``) and speak sentences no training voice speaks
     (``split_sentences``). ``neural_share`` of the training and validation
     speakers get neural voices (``make_neural_voices``, Kokoro-82M) instead
-    of espeak-ng's; test speakers stay espeak-ng voices, so the held-out
-    figure means the same whatever the share. The same seed gives the same
+    of espeak-ng's, and ``flite_share`` Flite's voices of real people
+    (``make_flite_voices``); test speakers stay espeak-ng voices, so the
+    held-out figure means the same whatever the shares. The same seed gives the same
     bytes. Lists are written last, so an interrupted run leaves none and can
     be rerun; existing lists are refused unless ``overwrite`` (old audio
     stays).
@@ -287,15 +310,15 @@ def make_corpus(directory: str | Path, speakers: int = 200, utterances: int = 6,
     _check_counts(speakers, utterances)
     sizes = _split_sizes(speakers, valid_fraction, test_fraction, min_test=2)
     _refuse_existing_lists(directory, overwrite)
-    if not 0.0 <= neural_share <= 1.0:
-        raise CorpusError(f"neural_share is the share of training and validation speakers with neural voices, "
-                          f"from 0 to 1. Received: neural_share={neural_share}")
-    espeak.require()  # fail before any work if espeak-ng (or Kokoro, where asked for) is missing
+    _check_shares(neural_share, flite_share)
+    espeak.require()  # fail before any work if espeak-ng (or Kokoro or Flite, where asked for) is missing
     if neural_share > 0:
         kokoro.require()
+    if flite_share > 0:
+        flite.require()
     started = time.monotonic()
     split_of = _assign_splits(sizes, seed)
-    voices = _draw_voices(split_of, seed, neural_share)
+    voices = _draw_voices(split_of, seed, neural_share, flite_share)
     spoken = _speak_all(directory, voices, split_of, utterances, seed, sample_rate, progress)
     first, second = _demo_pair(voices, split_of)
     mixture, s1, s2 = _demo_mixture(directory, spoken.test_audio[first], spoken.test_audio[second], sample_rate)

@@ -5,8 +5,10 @@ range, rate and vocal-tract warp); :func:`make_voices` draws many distinct
 ones, training and held-out test voices from disjoint accents and parameter
 bands. :class:`NeuralVoiceSpec` is a neural speaker (a mix of Kokoro-82M's
 voice styles, an accent, a speed and a warp), :func:`make_neural_voices`
-draws them. :func:`synthesize` speaks a text with either kind (through
-``espeak`` or ``kokoro``), trimmed and level-normalised.
+draws them; :class:`FliteVoiceSpec` is a speaker of Flite's voices of real
+people (a voice, a pitch, a tempo and a warp), :func:`make_flite_voices`
+draws them. :func:`synthesize` speaks a text with any kind (through
+``espeak``, ``kokoro`` or ``flite``), trimmed and level-normalised.
 :func:`harmonic_voice` is an espeak-free stand-in voice for tests and
 benchmarks. What to say and where to write it is
 ``democorpus``'s job.
@@ -19,7 +21,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from . import audio, espeak, kokoro
+from . import audio, espeak, flite, kokoro
 from .espeak import ESPEAK_RATE, PITCH_CENTRE, PITCH_UNITS_PER_OCTAVE
 from .prepare import CorpusError
 
@@ -46,6 +48,12 @@ SPEAKING_RATE_WPM = {"train": ((150, 195),), "test": ((120, 140), (210, 235))}  
 NEURAL_SPEED = (0.85, 1.15)        # neural voices' final tempo, x the voice's own
 NEURAL_MALE_WEIGHT = {"f": (0.0, 0.15), "m": (0.6, 1.0)}  # share of the male styles in a neural voice's mix
 NEURAL_MIX_CONCENTRATION = 0.5     # Dirichlet over the female styles: most mixes lean on one or two
+# Flite voices (``flite.VOICES``) by gender, their final mean pitch (Hz), its spread (a share of the mean)
+# and their final duration stretch (> 1 slower).
+FLITE_VOICES = {"f": ("slt",), "m": ("awb", "kal", "kal16", "rms")}
+FLITE_F0_HZ = {"f": (160.0, 250.0), "m": (85.0, 145.0)}
+FLITE_F0_SPREAD = (0.08, 0.25)
+FLITE_STRETCH = (0.87, 1.18)
 WARP = (0.85, 1.15)                # vocal-tract-length factor (all voices): formants, pitch, tempo scale by it
 # The warp is applied by relabelling the synthesiser's output with a rate that is a multiple
 # of this (Hz), keeping the polyphase resampling ratio small.
@@ -118,6 +126,54 @@ class NeuralVoiceSpec:
         return sum(w * table for w, table in zip(self.mix, anchors.values()))
 
 
+@dataclass(frozen=True)
+class FliteVoiceSpec:
+    """One speaker of Flite's voices of real people (``flite.VOICES``).
+
+    ``voice`` is flite's voice name; ``f0_mean`` and ``f0_stddev`` (Hz) its
+    intonation target and spread as flite is asked for them;
+    ``duration_stretch`` flite's (> 1 slower); ``warp`` scales the vocal
+    tract as :class:`VoiceSpec`'s does (``make_flite_voices`` pre-compensates
+    pitch and tempo for it).
+    """
+
+    name: str
+    voice: str
+    f0_mean: float = 120.0
+    f0_stddev: float = 20.0
+    duration_stretch: float = 1.0
+    warp: float = 1.0
+
+    def jittered(self, rng: np.random.Generator) -> FliteVoiceSpec:
+        """This voice with a slightly different tempo and pitch, as one utterance of a talker differs from the next."""
+        pitch = 2.0 ** rng.uniform(-PITCH_JITTER_OCTAVES, PITCH_JITTER_OCTAVES)
+        return replace(self, f0_mean=self.f0_mean * pitch, f0_stddev=self.f0_stddev * pitch,
+                       duration_stretch=self.duration_stretch * (1.0 + rng.uniform(-RATE_JITTER, RATE_JITTER)))
+
+
+def make_flite_voices(count: int, seed: int = 0) -> list[FliteVoiceSpec]:
+    """``count`` distinct Flite speakers drawn deterministically from ``seed`` (training voices only).
+
+    Genders alternate; each speaker gets a voice of FLITE_VOICES[gender]
+    (in turn), a mean pitch in FLITE_F0_HZ[gender] with a spread in
+    FLITE_F0_SPREAD, a stretch in FLITE_STRETCH and a warp in WARP, pitch
+    and stretch compensated for the warp. Names are ``fli<k>`` plus the gender.
+    """
+    rng = np.random.default_rng([seed, 6])
+    voices = []
+    for k in range(count):
+        gender = "fm"[k % 2]
+        pool = FLITE_VOICES[gender]
+        voice = pool[(k // 2) % len(pool)]
+        warp = float(rng.uniform(*WARP))
+        f0 = rng.uniform(*FLITE_F0_HZ[gender]) / warp
+        voices.append(FliteVoiceSpec(name=f"fli{k:03d}{gender}", voice=voice, f0_mean=round(float(f0), 2),
+                                     f0_stddev=round(float(f0 * rng.uniform(*FLITE_F0_SPREAD)), 2),
+                                     duration_stretch=round(float(rng.uniform(*FLITE_STRETCH) * warp), 4),
+                                     warp=round(warp, 4)))
+    return voices
+
+
 def make_neural_voices(count: int, seed: int = 0) -> list[NeuralVoiceSpec]:
     """``count`` distinct neural voices drawn deterministically from ``seed`` (training voices only).
 
@@ -143,6 +199,9 @@ def make_neural_voices(count: int, seed: int = 0) -> list[NeuralVoiceSpec]:
                                       accent=accents[int(rng.integers(len(accents)))],
                                       speed=float(rng.uniform(*NEURAL_SPEED) / warp), warp=warp))
     return voices
+
+
+AnyVoice = VoiceSpec | NeuralVoiceSpec | FliteVoiceSpec
 
 
 def _warp_rate(warp: float, rate: int = ESPEAK_RATE) -> int:
@@ -220,15 +279,17 @@ def _normalise(signal: np.ndarray) -> np.ndarray:
     return (signal * gain).astype(np.float32)
 
 
-def _speak(text: str, voice: VoiceSpec | NeuralVoiceSpec) -> tuple[np.ndarray, int]:
+def _speak(text: str, voice: AnyVoice) -> tuple[np.ndarray, int]:
     """``text`` from the voice's synthesiser: float samples and their rate."""
+    if isinstance(voice, FliteVoiceSpec):
+        return flite.speak(text, voice.voice, voice.f0_mean, voice.f0_stddev, voice.duration_stretch)
     if isinstance(voice, NeuralVoiceSpec):
         return kokoro.speak(espeak.phonemes(text, voice.accent), voice.style(), voice.speed), kokoro.KOKORO_RATE
     raw = espeak.speak(text, voice.voice, pitch=voice.pitch, pitch_range=voice.pitch_range, rate=voice.rate)
     return raw.astype(np.float32) / 32768.0, ESPEAK_RATE
 
 
-def synthesize(text: str, voice: VoiceSpec | NeuralVoiceSpec, sample_rate: int = 8000) -> np.ndarray:
+def synthesize(text: str, voice: AnyVoice, sample_rate: int = 8000) -> np.ndarray:
     """Speak ``text`` with ``voice``: float32 mono at ``sample_rate``, silence trimmed, level normalised.
 
     The vocal-tract warp costs nothing extra: the synthesiser's output (22050

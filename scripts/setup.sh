@@ -42,3 +42,18 @@ if [ "$(uname -s)" = Linux ] && [ -z "${DEEPCLUST_NO_SYSTEM_PACKAGES:-}" ] \
          "sudo apt install libtcmalloc-minimal4; Fedora: sudo dnf install gperftools-libs)" >&2
   fi
 fi
+
+# Optional: Flite, the speech synthesiser of `make-corpus --flite-share` (voices of real people for the built-in
+# corpus; its tests skip without it). Installed only where this script runs as root with apt-get; never fails
+# the setup. DEEPCLUST_NO_SYSTEM_PACKAGES=1 skips it.
+if [ "$(uname -s)" = Linux ] && [ -z "${DEEPCLUST_NO_SYSTEM_PACKAGES:-}" ] && ! command -v flite >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup.sh: installing flite (apt-get install flite) for make-corpus --flite-share" >&2
+    { apt-get install -y -q flite >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q flite >/dev/null 2>&1; }; } \
+      || echo "setup.sh: could not install flite; make-corpus --flite-share will ask for it" >&2
+  else
+    echo "setup.sh: tip: install flite for make-corpus --flite-share (Debian/Ubuntu: sudo apt install flite;" \
+         "macOS: brew install flite)" >&2
+  fi
+fi

@@ -83,6 +83,13 @@ def needs_kokoro():
                                                   "pip install 'deepclust[neural]'")
 
 
+def needs_flite():
+    import shutil
+
+    if shutil.which("flite") is None:
+        pytest.skip("Flite voice tests need the flite program: apt install flite (scripts/setup.sh does as root)")
+
+
 def rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
 

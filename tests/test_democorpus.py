@@ -11,7 +11,7 @@ from deepclust import lists, mixing
 from deepclust import voices as vc
 from deepclust.prepare import SPLITS, CorpusError
 
-from conftest import RATE, assert_utterance_level, needs_espeak, needs_kokoro, rms
+from conftest import RATE, assert_utterance_level, needs_espeak, needs_flite, needs_kokoro, rms
 
 
 # --------------------------------------------------------------- sentences --
@@ -138,6 +138,8 @@ def test_make_corpus_refuses_overwrite_and_bad_sizes(demo, tmp_path):
         dc.make_corpus(tmp_path / "c", speakers=6, utterances=1, test_fraction=1.5, progress=False)
     with pytest.raises(CorpusError, match=r"Received: neural_share=1\.5"):
         dc.make_corpus(tmp_path / "c", speakers=6, utterances=1, neural_share=1.5, progress=False)
+    with pytest.raises(CorpusError, match=r"at most 1\. Received: neural_share=0\.6, flite_share=0\.6"):
+        dc.make_corpus(tmp_path / "c", speakers=6, utterances=1, neural_share=0.6, flite_share=0.6, progress=False)
     assert not (tmp_path / "c").exists()  # refused before anything was written
 
 
@@ -149,20 +151,52 @@ def test_voice_groups_give_neural_voices_to_training_and_validation_speakers_onl
     assert sum(g == "neural" for g in groups.values()) == round(0.5 * 17)
     assert groups == dc._voice_groups(split_of, 0, 0.5) != dc._voice_groups(split_of, 1, 0.5)
     assert set(dc._voice_groups(split_of, 0, 1.0).values()) == {"neural", "test"}
+    both = dc._voice_groups(split_of, 0, 0.5, flite_share=0.3)
+    assert {k for k, g in both.items() if g == "neural"} == {k for k, g in groups.items() if g == "neural"}
+    assert sum(g == "flite" for g in both.values()) == round(0.3 * 17)
+    assert {k for k, g in both.items() if g == "test"} == {k for k, g in groups.items() if g == "test"}
+
+
+def _assert_extra_voices(folder, mixed, summary, kind, prefix: str, share: float) -> set[str]:
+    """``mixed`` (written to ``folder``) gave ``share`` of its training and validation speakers voices of ``kind``
+    named ``prefix...``, and its test speakers the same espeak-ng voices as ``summary`` (a corpus without them)."""
+    chosen = {name for name, voice in mixed.voices.items() if isinstance(voice, kind)}
+    assert chosen and all(name.startswith(prefix) for name in chosen)
+    assert len(chosen) == round(share * (mixed.speakers["train"] + mixed.speakers["valid"]))
+    assert f"{len(chosen)} of the training and validation speakers" in mixed.describe()
+    assert prefix not in summary.describe()
+    test_speakers = {entry.speaker for entry in lists.parse_list(folder / "test")}
+    assert not test_speakers & chosen
+    for name in test_speakers:  # the held-out espeak-ng voices are the ones the corpus has without the others
+        assert mixed.voices[name] == summary.voices[name]
+    for entry in lists.parse_list(folder / "train"):
+        assert_utterance_level(sf.read(folder / entry.path, dtype="float32")[0])
+    return chosen
 
 
 def test_make_corpus_with_neural_voices(demo, tmp_path):
     needs_kokoro()
-    root, summary = demo
+    _, summary = demo
     mixed = dc.make_corpus(tmp_path / "n", speakers=6, utterances=1, seed=3, progress=False, neural_share=0.5)
-    neural = {name for name, voice in mixed.voices.items() if isinstance(voice, vc.NeuralVoiceSpec)}
-    assert neural and all(name.startswith("neu") for name in neural)
-    assert len(neural) == round(0.5 * (mixed.speakers["train"] + mixed.speakers["valid"]))
-    assert f"{len(neural)} of the training and validation speakers" in mixed.describe()
-    assert "neural voices" not in summary.describe()
-    test_speakers = {entry.speaker for entry in lists.parse_list(tmp_path / "n" / "test")}
-    assert not test_speakers & neural
-    for name in test_speakers:  # the held-out espeak-ng voices are the ones the corpus has without neural voices
-        assert mixed.voices[name] == summary.voices[name]
-    for entry in lists.parse_list(tmp_path / "n" / "train"):
-        assert_utterance_level(sf.read(tmp_path / "n" / entry.path, dtype="float32")[0])
+    _assert_extra_voices(tmp_path / "n", mixed, summary, vc.NeuralVoiceSpec, "neu", 0.5)
+
+
+def test_make_corpus_with_flite_voices(demo, tmp_path):
+    needs_flite()
+    root, summary = demo
+    mixed = dc.make_corpus(tmp_path / "f", speakers=6, utterances=2, seed=3, progress=False, flite_share=0.5)
+    _assert_extra_voices(tmp_path / "f", mixed, summary, vc.FliteVoiceSpec, "fli", 0.5)
+    assert "Flite voices (names fli...)" in mixed.describe()
+    assert (tmp_path / "f" / "test_mix_2spk.txt").read_text() == (root / "a" / "test_mix_2spk.txt").read_text()
+
+
+def test_make_corpus_command_passes_the_shares(tmp_path, capsys):
+    needs_flite()
+    needs_espeak()
+    from deepclust import cli
+
+    assert cli.main(["make-corpus", str(tmp_path / "c"), "--speakers", "4", "--utterances", "1", "--seed", "3",
+                     "--flite-share", "0.5"]) == 0
+    speakers = {entry.speaker for split in ("train", "valid") for entry in lists.parse_list(tmp_path / "c" / split)}
+    assert "Flite voices (names fli...): 1 of the training and validation speakers" in capsys.readouterr().out
+    assert sum(name.startswith("fli") for name in speakers) == 1

@@ -11,7 +11,7 @@ from deepclust import voices as vc
 from deepclust.espeak import ESPEAK_RATE, PITCH_CENTRE, PITCH_UNITS_PER_OCTAVE
 from deepclust.prepare import CorpusError
 
-from conftest import RATE, assert_utterance_level, needs_espeak, needs_kokoro, rms
+from conftest import RATE, assert_utterance_level, needs_espeak, needs_flite, needs_kokoro, rms
 
 TEXT = "The quick brown fox jumps over the lazy dog near the river bank."
 
@@ -181,15 +181,48 @@ def test_neural_voices_are_distinct_seeded_blends():
         vc.NeuralVoiceSpec("x", mix=(1.0,)).style()
 
 
-def test_synthesize_neural_voice():
-    needs_kokoro()
-    names = list(vc.kokoro.anchor_styles())
-    low = vc.NeuralVoiceSpec("low", mix=tuple(float(n == "jm_kumo") for n in names), warp=0.9)
-    high = vc.NeuralVoiceSpec("high", mix=tuple(float(n == "jf_alpha") for n in names), accent="en-gb-x-rp",
-                              warp=1.1)
+def assert_low_and_high_voice(low, high) -> None:
+    """``low`` and ``high`` speak TEXT at the utterance level, the same samples twice, ``high`` well above in pitch."""
     a, b = vc.synthesize(TEXT, low, RATE), vc.synthesize(TEXT, high, RATE)
     for x in (a, b):
         assert x.dtype == np.float32 and x.ndim == 1 and 1.0 < len(x) / RATE < 10
         assert_utterance_level(x)
     assert np.array_equal(a, vc.synthesize(TEXT, low, RATE))
     assert dominant_pitch(b) > 1.5 * dominant_pitch(a)
+
+
+def test_synthesize_neural_voice():
+    needs_kokoro()
+    names = list(vc.kokoro.anchor_styles())
+    low = vc.NeuralVoiceSpec("low", mix=tuple(float(n == "jm_kumo") for n in names), warp=0.9)
+    high = vc.NeuralVoiceSpec("high", mix=tuple(float(n == "jf_alpha") for n in names), accent="en-gb-x-rp",
+                              warp=1.1)
+    assert_low_and_high_voice(low, high)
+
+
+# ------------------------------------------------------------- Flite voices --
+
+def test_flite_voices_are_distinct_seeded_and_in_their_bands():
+    drawn = vc.make_flite_voices(8, seed=0)
+    assert drawn == vc.make_flite_voices(8, seed=0) != vc.make_flite_voices(8, seed=1)
+    assert vc.make_flite_voices(4, seed=0) == drawn[:4]  # a prefix: more voices never change the first ones
+    assert [v.name[-1] for v in drawn] == list("fmfmfmfm")
+    assert len({(v.voice, v.f0_mean, v.warp) for v in drawn}) == len(drawn)
+    assert {v.voice for v in drawn if v.name[-1] == "m"} == set(vc.FLITE_VOICES["m"])  # the men's voices in turn
+    for v in drawn:
+        assert v.voice in vc.FLITE_VOICES[v.name[-1]] and v.voice in vc.flite.VOICES
+        assert vc.WARP[0] <= v.warp <= vc.WARP[1]
+        lo, hi = vc.FLITE_F0_HZ[v.name[-1]]
+        assert lo - 0.1 <= v.f0_mean * v.warp <= hi + 0.1  # the pitch heard, after the warp
+        assert vc.FLITE_F0_SPREAD[0] - 1e-3 <= v.f0_stddev / v.f0_mean <= vc.FLITE_F0_SPREAD[1] + 1e-3
+        assert vc.FLITE_STRETCH[0] - 1e-3 <= v.duration_stretch / v.warp <= vc.FLITE_STRETCH[1] + 1e-3
+    jittered = drawn[0].jittered(np.random.default_rng(0))
+    assert jittered.voice == drawn[0].voice and jittered.warp == drawn[0].warp
+    assert jittered.f0_mean != drawn[0].f0_mean and jittered.duration_stretch != drawn[0].duration_stretch
+
+
+def test_synthesize_flite_voice():
+    needs_flite()
+    low = vc.FliteVoiceSpec("low", "awb", f0_mean=100.0, f0_stddev=10.0, warp=0.9)
+    high = vc.FliteVoiceSpec("high", "slt", f0_mean=220.0, f0_stddev=10.0, warp=1.1)
+    assert_low_and_high_voice(low, high)
