@@ -177,6 +177,10 @@ def _add_make_corpus(sub) -> None:
     p.add_argument("--flite-share", type=float, default=0.0, metavar="FRACTION",
                    help="share of training and validation speakers given Flite's voices of real people "
                         "(apt install flite); test speakers stay espeak-ng voices (default 0)")
+    p.add_argument("--festival-share", type=float, default=0.0, metavar="FRACTION",
+                   help="share of training and validation speakers given Festival's voices of real people "
+                        "(apt install festival and its voices: scripts/setup.sh); test speakers stay espeak-ng "
+                        "voices (default 0)")
     p.add_argument("--force", action="store_true", help="replace existing lists in DIR")
     p.set_defaults(func=_run_make_corpus)
 
@@ -186,7 +190,7 @@ def _run_make_corpus(args: argparse.Namespace) -> int:
 
     summary = make_corpus(args.directory, speakers=args.speakers, utterances=args.utterances, seed=args.seed,
                           sample_rate=args.sample_rate, overwrite=args.force, neural_share=args.neural_share,
-                          flite_share=args.flite_share)
+                          flite_share=args.flite_share, festival_share=args.festival_share)
     print(summary.describe())
     return 0
 

@@ -2,7 +2,8 @@
 
 ``make_corpus`` speaks ``deepclust/texts/sentences.txt`` with many distinct
 voices (:func:`voices.make_voices`, and where asked neural ones,
-:func:`voices.make_neural_voices`, and Flite's, :func:`voices.make_flite_voices`) and writes a speaker-disjoint corpus (split
+:func:`voices.make_neural_voices`, Flite's, :func:`voices.make_flite_voices`, and
+Festival's, :func:`voices.make_festival_voices`) and writes a speaker-disjoint corpus (split
 as ``prepare`` splits), a demo mixture and held-out test mixture lists, so the
 whole pipeline can be tried without downloading a corpus. Test voices are
 unlike every training voice, so a held-out score measures generalisation.
@@ -11,17 +12,18 @@ unlike every training voice, so a held-out score measures generalisation.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from . import audio, espeak, flite, kokoro, lists, mixing
+from . import audio, espeak, festival, flite, kokoro, lists, mixing
 from .prepare import SPLITS, CorpusError, _deal, _refuse_existing_lists, _split_sizes
 from .progress import Progress
-from .voices import (AnyVoice, FliteVoiceSpec, NeuralVoiceSpec, make_flite_voices, make_neural_voices, make_voices,
-                     synthesize)
+from .voices import (AnyVoice, FestivalVoiceSpec, FliteVoiceSpec, NeuralVoiceSpec, make_festival_voices,
+                     make_flite_voices, make_neural_voices, make_voices, synthesize)
 
 # Sentences: test voices speak sentences no training voice speaks.
 TEST_SENTENCE_FRACTION = 0.2       # this share of the sentences is spoken by test voices only
@@ -36,6 +38,13 @@ MIN_DEMO_SPEAKERS = 4              # 2 test speakers for the mixture, 1 valid, 1
 # ("path gain_dB path gain_dB ..."), for `deepclust evaluate`.
 TEST_MIXTURES = 40                 # per speaker count
 TEST_MIXTURE_GAIN_DB = 2.5         # gains uniform in [0, 2.5] dB, the first source up, the others down (wsj0-2mix)
+# Voices given to a share of the training and validation speakers instead of espeak-ng's: each kind's
+# speakers are the next ones of one seeded order, so a kind's picks do not depend on a later kind's share.
+EXTRA_VOICES = ("neural", "flite", "festival")
+_MAKE = {"neural": make_neural_voices, "flite": make_flite_voices, "festival": make_festival_voices}
+_REQUIRE = {"neural": kokoro.require, "flite": flite.require, "festival": festival.require}
+_DESCRIBE = {NeuralVoiceSpec: "neural voices (Kokoro-82M blends, names neu...)",
+             FliteVoiceSpec: "Flite voices (names fli...)", FestivalVoiceSpec: "Festival voices (names fes...)"}
 
 
 # --------------------------------------------------------------- sentences --
@@ -161,13 +170,9 @@ class CorpusSummary:
     def describe(self) -> str:
         rows = [f"{split:5s}: {self.speakers[split]:3d} speakers, {self.utterances[split]:4d} utterances, "
                 f"{self.seconds[split] / 60:6.1f} min -> {self.lists[split]}" for split in SPLITS]
-        neural = sum(isinstance(v, NeuralVoiceSpec) for v in self.voices.values())
-        if neural:
-            rows.append(f"neural voices (Kokoro-82M blends, names neu...): {neural} of the training and "
-                        "validation speakers")
-        flites = sum(isinstance(v, FliteVoiceSpec) for v in self.voices.values())
-        if flites:
-            rows.append(f"Flite voices (names fli...): {flites} of the training and validation speakers")
+        for kind, description in _DESCRIBE.items():
+            if count := sum(isinstance(v, kind) for v in self.voices.values()):
+                rows.append(f"{description}: {count} of the training and validation speakers")
         return "\n".join([f"demo corpus in {self.directory} ({self.sample_rate} Hz, {self.elapsed:.1f} s)", *rows,
                           f"mixture: {self.mixture} (references {self.references[0].name}, {self.references[1].name})",
                           "held-out test mixtures: " + ", ".join(
@@ -191,14 +196,16 @@ def _check_counts(speakers: int, utterances: int) -> None:
         raise CorpusError(f"utterances is per speaker and must be at least 1. Received: utterances={utterances}")
 
 
-def _check_shares(neural_share: float, flite_share: float) -> None:
-    for name, share in (("neural_share", neural_share), ("flite_share", flite_share)):
+def _check_shares(shares: dict[str, float]) -> None:
+    """Each of ``shares`` (kind of EXTRA_VOICES -> share) in [0, 1], and all of them together at most 1."""
+    for kind, share in shares.items():
         if not 0.0 <= share <= 1.0:
-            raise CorpusError(f"{name} is a share of the training and validation speakers, from 0 to 1. "
-                              f"Received: {name}={share}")
-    if neural_share + flite_share > 1.0:
-        raise CorpusError(f"neural_share and flite_share together are a share of the training and validation "
-                          f"speakers, at most 1. Received: neural_share={neural_share}, flite_share={flite_share}")
+            raise CorpusError(f"{kind}_share is a share of the training and validation speakers, from 0 to 1. "
+                              f"Received: {kind}_share={share}")
+    if sum(shares.values()) > 1.0:
+        given = {f"{kind}_share": share for kind, share in shares.items() if share}
+        raise CorpusError(f"{' and '.join(given)} together are a share of the training and validation speakers, "
+                          f"at most 1. Received: " + ", ".join(f"{name}={share}" for name, share in given.items()))
 
 
 def _assign_splits(sizes: dict[str, int], seed: int) -> dict[int, str]:
@@ -207,34 +214,34 @@ def _assign_splits(sizes: dict[str, int], seed: int) -> dict[int, str]:
     return {int(k): split for split, numbers in _deal(order, sizes).items() for k in numbers}
 
 
-def _voice_groups(split_of: dict[int, str], seed: int, neural_share: float,
-                  flite_share: float = 0.0) -> dict[int, str]:
-    """Speaker number -> kind of voice: "test" for test speakers; of the others, ``neural_share`` "neural",
-    the next ``flite_share`` "flite" (one seeded order, so the neural picks do not depend on
-    ``flite_share``) and the rest "train"."""
+def _voice_groups(split_of: dict[int, str], seed: int, shares: dict[str, float]) -> dict[int, str]:
+    """Speaker number -> kind of voice: "test" for test speakers; of the others, for each kind of
+    EXTRA_VOICES in turn its share of them (``shares``, kind -> share), the next ones of one seeded
+    order, and the rest "train" (espeak-ng)."""
     group_of = {k: "test" if split == "test" else "train" for k, split in split_of.items()}
     others = np.random.default_rng([seed, 5]).permutation([k for k, g in sorted(group_of.items()) if g == "train"])
-    neural = int(round(neural_share * len(others)))
-    flites = min(int(round(flite_share * len(others))), len(others) - neural)
-    for k in others[:neural]:
-        group_of[int(k)] = "neural"
-    for k in others[neural:neural + flites]:
-        group_of[int(k)] = "flite"
+    start = 0
+    for kind in EXTRA_VOICES:
+        count = min(int(round(shares.get(kind, 0.0) * len(others))), len(others) - start)
+        for k in others[start:start + count]:
+            group_of[int(k)] = kind
+        start += count
     return group_of
 
 
-def _draw_voices(split_of: dict[int, str], seed: int, neural_share: float = 0.0,
-                 flite_share: float = 0.0) -> list[AnyVoice]:
-    """One voice per speaker number: held-out kind for test speakers, training, neural or Flite kind for the others.
+def _draw_voices(split_of: dict[int, str], seed: int, shares: dict[str, float] | None = None) -> list[AnyVoice]:
+    """One voice per speaker number: held-out kind for test speakers, training or an EXTRA_VOICES kind
+    (``shares``, as ``_voice_groups`` gives them) for the others.
 
-    Names are ``spk<k>`` (espeak-ng), ``neu<k>`` (Kokoro) or ``fli<k>`` (Flite) plus the gender.
+    Names are ``spk<k>`` (espeak-ng), ``neu<k>`` (Kokoro), ``fli<k>`` (Flite) or ``fes<k>`` (Festival)
+    plus the gender.
     """
-    group_of = _voice_groups(split_of, seed, neural_share, flite_share)
-    count = {group: sum(g == group for g in group_of.values()) for group in ("train", "test", "neural", "flite")}
+    group_of = _voice_groups(split_of, seed, shares or {})
+    count = Counter(group_of.values())
     drawn = {"train": iter(make_voices(count["train"], seed, "train")),
              "test": iter(make_voices(count["test"], seed, "test")),
-             "neural": iter(make_neural_voices(count["neural"], seed) if count["neural"] else []),  # no Kokoro needed
-             "flite": iter(make_flite_voices(count["flite"], seed))}
+             # a kind no speaker has is not drawn at all, so it needs no synthesiser (Kokoro's weights)
+             **{kind: iter(_MAKE[kind](count[kind], seed) if count[kind] else []) for kind in EXTRA_VOICES}}
     voices = []
     for k in range(len(split_of)):
         spec = next(drawn[group_of[k]])
@@ -286,7 +293,7 @@ def _write_lists(directory: Path, spoken: _Spoken, seed: int) -> dict[str, Path]
 def make_corpus(directory: str | Path, speakers: int = 200, utterances: int = 6, seed: int = 0,
                 sample_rate: int = 8000, valid_fraction: float = 0.15, test_fraction: float = 0.15,
                 progress: bool = True, overwrite: bool = False, neural_share: float = 0.0,
-                flite_share: float = 0.0) -> CorpusSummary:
+                flite_share: float = 0.0, festival_share: float = 0.0) -> CorpusSummary:
     """Synthesise a speaker-disjoint demo corpus with espeak-ng into ``directory``.
 
     Writes ``data/<split>/<speaker>/<n>.wav`` (16-bit PCM), the lists
@@ -299,8 +306,9 @@ def make_corpus(directory: str | Path, speakers: int = 200, utterances: int = 6,
     see ``make_voices``) and speak sentences no training voice speaks
     (``split_sentences``). ``neural_share`` of the training and validation
     speakers get neural voices (``make_neural_voices``, Kokoro-82M) instead
-    of espeak-ng's, and ``flite_share`` Flite's voices of real people
-    (``make_flite_voices``); test speakers stay espeak-ng voices, so the
+    of espeak-ng's, ``flite_share`` Flite's voices of real people
+    (``make_flite_voices``) and ``festival_share`` Festival's
+    (``make_festival_voices``); test speakers stay espeak-ng voices, so the
     held-out figure means the same whatever the shares. The same seed gives the same
     bytes. Lists are written last, so an interrupted run leaves none and can
     be rerun; existing lists are refused unless ``overwrite`` (old audio
@@ -310,15 +318,15 @@ def make_corpus(directory: str | Path, speakers: int = 200, utterances: int = 6,
     _check_counts(speakers, utterances)
     sizes = _split_sizes(speakers, valid_fraction, test_fraction, min_test=2)
     _refuse_existing_lists(directory, overwrite)
-    _check_shares(neural_share, flite_share)
-    espeak.require()  # fail before any work if espeak-ng (or Kokoro or Flite, where asked for) is missing
-    if neural_share > 0:
-        kokoro.require()
-    if flite_share > 0:
-        flite.require()
+    shares = {"neural": neural_share, "flite": flite_share, "festival": festival_share}
+    _check_shares(shares)
+    espeak.require()  # fail before any work if espeak-ng (or another synthesiser asked for) is missing
+    for kind, share in shares.items():
+        if share > 0:
+            _REQUIRE[kind]()
     started = time.monotonic()
     split_of = _assign_splits(sizes, seed)
-    voices = _draw_voices(split_of, seed, neural_share, flite_share)
+    voices = _draw_voices(split_of, seed, shares)
     spoken = _speak_all(directory, voices, split_of, utterances, seed, sample_rate, progress)
     first, second = _demo_pair(voices, split_of)
     mixture, s1, s2 = _demo_mixture(directory, spoken.test_audio[first], spoken.test_audio[second], sample_rate)

@@ -7,8 +7,10 @@ bands. :class:`NeuralVoiceSpec` is a neural speaker (a mix of Kokoro-82M's
 voice styles, an accent, a speed and a warp), :func:`make_neural_voices`
 draws them; :class:`FliteVoiceSpec` is a speaker of Flite's voices of real
 people (a voice, a pitch, a tempo and a warp), :func:`make_flite_voices`
-draws them. :func:`synthesize` speaks a text with any kind (through
-``espeak``, ``kokoro`` or ``flite``), trimmed and level-normalised.
+draws them, and :class:`FestivalVoiceSpec` one of Festival's (a voice, a
+tempo and a warp), :func:`make_festival_voices`. :func:`synthesize` speaks
+a text with any kind (through ``espeak``, ``kokoro``, ``flite`` or
+``festival``), trimmed and level-normalised.
 :func:`harmonic_voice` is an espeak-free stand-in voice for tests and
 benchmarks. What to say and where to write it is
 ``democorpus``'s job.
@@ -21,7 +23,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from . import audio, espeak, flite, kokoro
+from . import audio, espeak, festival, flite, kokoro
 from .espeak import ESPEAK_RATE, PITCH_CENTRE, PITCH_UNITS_PER_OCTAVE
 from .prepare import CorpusError
 
@@ -48,12 +50,12 @@ SPEAKING_RATE_WPM = {"train": ((150, 195),), "test": ((120, 140), (210, 235))}  
 NEURAL_SPEED = (0.85, 1.15)        # neural voices' final tempo, x the voice's own
 NEURAL_MALE_WEIGHT = {"f": (0.0, 0.15), "m": (0.6, 1.0)}  # share of the male styles in a neural voice's mix
 NEURAL_MIX_CONCENTRATION = 0.5     # Dirichlet over the female styles: most mixes lean on one or two
-# Flite voices (``flite.VOICES``) by gender, their final mean pitch (Hz), its spread (a share of the mean)
-# and their final duration stretch (> 1 slower).
+# Flite voices (``flite.VOICES``) by gender, their final mean pitch (Hz) and its spread (a share of the mean).
 FLITE_VOICES = {"f": ("slt",), "m": ("awb", "kal", "kal16", "rms")}
 FLITE_F0_HZ = {"f": (160.0, 250.0), "m": (85.0, 145.0)}
 FLITE_F0_SPREAD = (0.08, 0.25)
-FLITE_STRETCH = (0.87, 1.18)
+# Flite's and Festival's voices' final duration stretch (> 1 slower).
+STRETCH = (0.87, 1.18)
 WARP = (0.85, 1.15)                # vocal-tract-length factor (all voices): formants, pitch, tempo scale by it
 # The warp is applied by relabelling the synthesiser's output with a rate that is a multiple
 # of this (Hz), keeping the polyphase resampling ratio small.
@@ -156,7 +158,7 @@ def make_flite_voices(count: int, seed: int = 0) -> list[FliteVoiceSpec]:
 
     Genders alternate; each speaker gets a voice of FLITE_VOICES[gender]
     (in turn), a mean pitch in FLITE_F0_HZ[gender] with a spread in
-    FLITE_F0_SPREAD, a stretch in FLITE_STRETCH and a warp in WARP, pitch
+    FLITE_F0_SPREAD, a stretch in STRETCH and a warp in WARP, pitch
     and stretch compensated for the warp. Names are ``fli<k>`` plus the gender.
     """
     rng = np.random.default_rng([seed, 6])
@@ -169,8 +171,47 @@ def make_flite_voices(count: int, seed: int = 0) -> list[FliteVoiceSpec]:
         f0 = rng.uniform(*FLITE_F0_HZ[gender]) / warp
         voices.append(FliteVoiceSpec(name=f"fli{k:03d}{gender}", voice=voice, f0_mean=round(float(f0), 2),
                                      f0_stddev=round(float(f0 * rng.uniform(*FLITE_F0_SPREAD)), 2),
-                                     duration_stretch=round(float(rng.uniform(*FLITE_STRETCH) * warp), 4),
+                                     duration_stretch=round(float(rng.uniform(*STRETCH) * warp), 4),
                                      warp=round(warp, 4)))
+    return voices
+
+
+@dataclass(frozen=True)
+class FestivalVoiceSpec:
+    """One speaker of Festival's voices of real people (``festival.VOICES``).
+
+    ``voice`` is Festival's voice name; ``duration_stretch`` Festival's (> 1
+    slower); ``warp`` scales the vocal tract as :class:`VoiceSpec`'s does,
+    and with it the voice's own pitch (``make_festival_voices``
+    pre-compensates the tempo).
+    """
+
+    name: str
+    voice: str
+    duration_stretch: float = 1.0
+    warp: float = 1.0
+
+    def jittered(self, rng: np.random.Generator) -> FestivalVoiceSpec:
+        """This voice at a slightly different tempo, as one utterance of a talker differs from the next."""
+        return replace(self, duration_stretch=self.duration_stretch * (1.0 + rng.uniform(-RATE_JITTER, RATE_JITTER)))
+
+
+def make_festival_voices(count: int, seed: int = 0) -> list[FestivalVoiceSpec]:
+    """``count`` distinct Festival speakers drawn deterministically from ``seed`` (training voices only).
+
+    Genders alternate; each speaker gets a voice of ``festival.VOICES`` of
+    its gender (in turn), a stretch in STRETCH and a warp in WARP, the
+    stretch compensated for the warp. Names are ``fes<k>`` plus the gender.
+    """
+    pools = {g: tuple(v for v, who in festival.VOICES.items() if who == g) for g in "fm"}
+    rng = np.random.default_rng([seed, 7])
+    voices = []
+    for k in range(count):
+        gender = "fm"[k % 2]
+        warp = float(rng.uniform(*WARP))
+        voices.append(FestivalVoiceSpec(name=f"fes{k:03d}{gender}", voice=pools[gender][(k // 2) % len(pools[gender])],
+                                        duration_stretch=round(float(rng.uniform(*STRETCH) * warp), 4),
+                                        warp=round(warp, 4)))
     return voices
 
 
@@ -201,7 +242,7 @@ def make_neural_voices(count: int, seed: int = 0) -> list[NeuralVoiceSpec]:
     return voices
 
 
-AnyVoice = VoiceSpec | NeuralVoiceSpec | FliteVoiceSpec
+AnyVoice = VoiceSpec | NeuralVoiceSpec | FliteVoiceSpec | FestivalVoiceSpec
 
 
 def _warp_rate(warp: float, rate: int = ESPEAK_RATE) -> int:
@@ -281,6 +322,8 @@ def _normalise(signal: np.ndarray) -> np.ndarray:
 
 def _speak(text: str, voice: AnyVoice) -> tuple[np.ndarray, int]:
     """``text`` from the voice's synthesiser: float samples and their rate."""
+    if isinstance(voice, FestivalVoiceSpec):
+        return festival.speak(text, voice.voice, voice.duration_stretch)
     if isinstance(voice, FliteVoiceSpec):
         return flite.speak(text, voice.voice, voice.f0_mean, voice.f0_stddev, voice.duration_stretch)
     if isinstance(voice, NeuralVoiceSpec):

@@ -26,34 +26,41 @@ if ! .venv/bin/python -c "import importlib.metadata as m, sys; sys.exit(m.versio
   fi
 fi
 
-# Optional: tcmalloc, which deepclust preloads by itself (deepclust/allocator.py): training runs
-# markedly faster on a CPU than under glibc's malloc (RESULTS.md, "Speed"). Installed only where this script runs as root
-# with apt-get (a fresh CI or cloud machine); elsewhere it prints how to install it. Never fails the
-# setup. DEEPCLUST_NO_SYSTEM_PACKAGES=1 skips it.
-if [ "$(uname -s)" = Linux ] && [ -z "${DEEPCLUST_NO_SYSTEM_PACKAGES:-}" ] \
-   && ! .venv/bin/python -c "import sys; from deepclust.allocator import find_fast_allocator; sys.exit(find_fast_allocator() is None)"; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "setup.sh: installing tcmalloc (apt-get install libtcmalloc-minimal4) for faster training" >&2
-    { apt-get install -y -q libtcmalloc-minimal4 >/dev/null 2>&1 \
-      || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q libtcmalloc-minimal4 >/dev/null 2>&1; }; } \
-      || echo "setup.sh: could not install tcmalloc; training works, slower on a CPU" >&2
-  else
-    echo "setup.sh: tip: install tcmalloc for faster CPU training (Debian/Ubuntu:" \
-         "sudo apt install libtcmalloc-minimal4; Fedora: sudo dnf install gperftools-libs)" >&2
+# apt_install PURPOSE TIP PACKAGE...: the system packages of an optional feature, installed only where this
+# script runs as root with apt-get (a fresh CI or cloud machine), the package index refreshed if the first try
+# fails; elsewhere TIP says how. Never fails the setup. DEEPCLUST_NO_SYSTEM_PACKAGES=1 skips them all.
+apt_install() {
+  local purpose=$1 tip=$2
+  shift 2
+  if [ "$(uname -s)" != Linux ] || [ -n "${DEEPCLUST_NO_SYSTEM_PACKAGES:-}" ]; then
+    return 0
   fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup.sh: installing $* (apt-get) $purpose" >&2
+    { apt-get install -y -q "$@" >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q "$@" >/dev/null 2>&1; }; } \
+      || echo "setup.sh: could not install $*; without them: $tip" >&2
+  else
+    echo "setup.sh: tip: $tip" >&2
+  fi
+}
+
+# Optional: tcmalloc, which deepclust preloads by itself (deepclust/allocator.py): training runs
+# markedly faster on a CPU than under glibc's malloc (RESULTS.md, "Speed").
+if ! .venv/bin/python -c "import sys; from deepclust.allocator import find_fast_allocator; sys.exit(find_fast_allocator() is None)"; then
+  apt_install "for faster training" "install tcmalloc for faster CPU training (Debian/Ubuntu: sudo apt install \
+libtcmalloc-minimal4; Fedora: sudo dnf install gperftools-libs); training works without, slower" libtcmalloc-minimal4
 fi
 
-# Optional: Flite, the speech synthesiser of `make-corpus --flite-share` (voices of real people for the built-in
-# corpus; its tests skip without it). Installed only where this script runs as root with apt-get; never fails
-# the setup. DEEPCLUST_NO_SYSTEM_PACKAGES=1 skips it.
-if [ "$(uname -s)" = Linux ] && [ -z "${DEEPCLUST_NO_SYSTEM_PACKAGES:-}" ] && ! command -v flite >/dev/null; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "setup.sh: installing flite (apt-get install flite) for make-corpus --flite-share" >&2
-    { apt-get install -y -q flite >/dev/null 2>&1 \
-      || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q flite >/dev/null 2>&1; }; } \
-      || echo "setup.sh: could not install flite; make-corpus --flite-share will ask for it" >&2
-  else
-    echo "setup.sh: tip: install flite for make-corpus --flite-share (Debian/Ubuntu: sudo apt install flite;" \
-         "macOS: brew install flite)" >&2
-  fi
+# Optional: Flite and Festival, the speech synthesisers of `make-corpus --flite-share` and `--festival-share`
+# (voices of real people for the built-in corpus; their tests skip without them).
+if ! command -v flite >/dev/null; then
+  apt_install "for make-corpus --flite-share" "install flite for make-corpus --flite-share (Debian/Ubuntu: sudo \
+apt install flite; macOS: brew install flite)" flite
+fi
+if ! .venv/bin/python -c "from deepclust import festival; festival.require()" 2>/dev/null; then
+  festival_packages=$(.venv/bin/python -c "from deepclust import festival; print(*festival.PACKAGES)")
+  # shellcheck disable=SC2086  # one word per package
+  apt_install "for make-corpus --festival-share" "install Festival and its voices for make-corpus \
+--festival-share (Debian/Ubuntu: sudo apt install $festival_packages)" $festival_packages
 fi

@@ -90,6 +90,16 @@ def needs_flite():
         pytest.skip("Flite voice tests need the flite program: apt install flite (scripts/setup.sh does as root)")
 
 
+def needs_festival():
+    import shutil
+
+    from deepclust import festival
+
+    if shutil.which("text2wave") is None or set(festival.available_voices()) != set(festival.VOICES):
+        pytest.skip("Festival voice tests need Festival and its voices: " + festival.INSTALL_HINT
+                    + " (scripts/setup.sh does as root)")
+
+
 def rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
 

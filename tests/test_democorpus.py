@@ -11,7 +11,7 @@ from deepclust import lists, mixing
 from deepclust import voices as vc
 from deepclust.prepare import SPLITS, CorpusError
 
-from conftest import RATE, assert_utterance_level, needs_espeak, needs_flite, needs_kokoro, rms
+from conftest import RATE, assert_utterance_level, needs_espeak, needs_festival, needs_flite, needs_kokoro, rms
 
 
 # --------------------------------------------------------------- sentences --
@@ -140,21 +140,29 @@ def test_make_corpus_refuses_overwrite_and_bad_sizes(demo, tmp_path):
         dc.make_corpus(tmp_path / "c", speakers=6, utterances=1, neural_share=1.5, progress=False)
     with pytest.raises(CorpusError, match=r"at most 1\. Received: neural_share=0\.6, flite_share=0\.6"):
         dc.make_corpus(tmp_path / "c", speakers=6, utterances=1, neural_share=0.6, flite_share=0.6, progress=False)
+    with pytest.raises(CorpusError, match=r"flite_share and festival_share together .* Received: flite_share=0\.5, "
+                                          r"festival_share=0\.6"):
+        dc.make_corpus(tmp_path / "c", speakers=6, utterances=1, flite_share=0.5, festival_share=0.6, progress=False)
     assert not (tmp_path / "c").exists()  # refused before anything was written
 
 
-def test_voice_groups_give_neural_voices_to_training_and_validation_speakers_only():
+def test_voice_groups_give_extra_voices_to_training_and_validation_speakers_only():
     split_of = dc._assign_splits({"train": 14, "valid": 3, "test": 3}, seed=0)
-    assert set(dc._voice_groups(split_of, 0, 0.0).values()) == {"train", "test"}
-    groups = dc._voice_groups(split_of, 0, 0.5)
+    assert set(dc._voice_groups(split_of, 0, {}).values()) == {"train", "test"}
+    groups = dc._voice_groups(split_of, 0, {"neural": 0.5})
     assert {k for k, g in groups.items() if g == "test"} == {k for k, s in split_of.items() if s == "test"}
     assert sum(g == "neural" for g in groups.values()) == round(0.5 * 17)
-    assert groups == dc._voice_groups(split_of, 0, 0.5) != dc._voice_groups(split_of, 1, 0.5)
-    assert set(dc._voice_groups(split_of, 0, 1.0).values()) == {"neural", "test"}
-    both = dc._voice_groups(split_of, 0, 0.5, flite_share=0.3)
-    assert {k for k, g in both.items() if g == "neural"} == {k for k, g in groups.items() if g == "neural"}
-    assert sum(g == "flite" for g in both.values()) == round(0.3 * 17)
-    assert {k for k, g in both.items() if g == "test"} == {k for k, g in groups.items() if g == "test"}
+    assert groups == dc._voice_groups(split_of, 0, {"neural": 0.5}) != dc._voice_groups(split_of, 1, {"neural": 0.5})
+    assert set(dc._voice_groups(split_of, 0, {"neural": 1.0}).values()) == {"neural", "test"}
+    both = dc._voice_groups(split_of, 0, {"neural": 0.5, "flite": 0.3})
+    three = dc._voice_groups(split_of, 0, {"neural": 0.5, "flite": 0.3, "festival": 0.2})
+    for kind, share in (("neural", 0.5), ("flite", 0.3), ("festival", 0.2)):
+        assert sum(g == kind for g in three.values()) == round(share * 17)
+    # a kind's picks do not depend on the shares of the kinds after it
+    for earlier, later in ((groups, both), (both, three)):
+        assert {k for k, g in later.items() if g == "neural"} == {k for k, g in earlier.items() if g == "neural"}
+        assert {k for k, g in later.items() if g == "test"} == {k for k, g in earlier.items() if g == "test"}
+    assert {k for k, g in three.items() if g == "flite"} == {k for k, g in both.items() if g == "flite"}
 
 
 def _assert_extra_voices(folder, mixed, summary, kind, prefix: str, share: float) -> set[str]:
@@ -190,13 +198,24 @@ def test_make_corpus_with_flite_voices(demo, tmp_path):
     assert (tmp_path / "f" / "test_mix_2spk.txt").read_text() == (root / "a" / "test_mix_2spk.txt").read_text()
 
 
+def test_make_corpus_with_festival_voices(demo, tmp_path):
+    needs_festival()
+    root, summary = demo
+    mixed = dc.make_corpus(tmp_path / "s", speakers=6, utterances=2, seed=3, progress=False, festival_share=0.5)
+    _assert_extra_voices(tmp_path / "s", mixed, summary, vc.FestivalVoiceSpec, "fes", 0.5)
+    assert (tmp_path / "s" / "test").read_bytes() == (root / "a" / "test").read_bytes()
+
+
 def test_make_corpus_command_passes_the_shares(tmp_path, capsys):
     needs_flite()
+    needs_festival()
     needs_espeak()
     from deepclust import cli
 
     assert cli.main(["make-corpus", str(tmp_path / "c"), "--speakers", "4", "--utterances", "1", "--seed", "3",
-                     "--flite-share", "0.5"]) == 0
+                     "--flite-share", "0.5", "--festival-share", "0.5"]) == 0
     speakers = {entry.speaker for split in ("train", "valid") for entry in lists.parse_list(tmp_path / "c" / split)}
-    assert "Flite voices (names fli...): 1 of the training and validation speakers" in capsys.readouterr().out
-    assert sum(name.startswith("fli") for name in speakers) == 1
+    out = capsys.readouterr().out
+    assert "Flite voices (names fli...): 1 of the training and validation speakers" in out
+    assert "Festival voices (names fes...): 1 of the training and validation speakers" in out
+    assert {name[:3] for name in speakers} == {"fli", "fes"}

@@ -51,7 +51,7 @@ def test_missing_or_failing_flite_is_a_clear_error(monkeypatch, tmp_path):
     failing.write_text("#!/bin/sh\necho 'cannot open audio' >&2\nexit 3\n")
     failing.chmod(0o755)
     monkeypatch.setattr(flite.shutil, "which", lambda name: str(failing))
-    with pytest.raises(CorpusError, match=r"voice slt \(exit status 3\): cannot open audio"):
+    with pytest.raises(CorpusError, match=r"flite on voice slt failed \(exit status 3\): cannot open audio"):
         flite.speak(TEXT, "slt")
     flite.available_voices.cache_clear()
     try:

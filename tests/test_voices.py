@@ -11,7 +11,7 @@ from deepclust import voices as vc
 from deepclust.espeak import ESPEAK_RATE, PITCH_CENTRE, PITCH_UNITS_PER_OCTAVE
 from deepclust.prepare import CorpusError
 
-from conftest import RATE, assert_utterance_level, needs_espeak, needs_flite, needs_kokoro, rms
+from conftest import RATE, assert_utterance_level, needs_espeak, needs_festival, needs_flite, needs_kokoro, rms
 
 TEXT = "The quick brown fox jumps over the lazy dog near the river bank."
 
@@ -215,7 +215,7 @@ def test_flite_voices_are_distinct_seeded_and_in_their_bands():
         lo, hi = vc.FLITE_F0_HZ[v.name[-1]]
         assert lo - 0.1 <= v.f0_mean * v.warp <= hi + 0.1  # the pitch heard, after the warp
         assert vc.FLITE_F0_SPREAD[0] - 1e-3 <= v.f0_stddev / v.f0_mean <= vc.FLITE_F0_SPREAD[1] + 1e-3
-        assert vc.FLITE_STRETCH[0] - 1e-3 <= v.duration_stretch / v.warp <= vc.FLITE_STRETCH[1] + 1e-3
+        assert vc.STRETCH[0] - 1e-3 <= v.duration_stretch / v.warp <= vc.STRETCH[1] + 1e-3
     jittered = drawn[0].jittered(np.random.default_rng(0))
     assert jittered.voice == drawn[0].voice and jittered.warp == drawn[0].warp
     assert jittered.f0_mean != drawn[0].f0_mean and jittered.duration_stretch != drawn[0].duration_stretch
@@ -225,4 +225,29 @@ def test_synthesize_flite_voice():
     needs_flite()
     low = vc.FliteVoiceSpec("low", "awb", f0_mean=100.0, f0_stddev=10.0, warp=0.9)
     high = vc.FliteVoiceSpec("high", "slt", f0_mean=220.0, f0_stddev=10.0, warp=1.1)
+    assert_low_and_high_voice(low, high)
+
+
+# ---------------------------------------------------------- Festival voices --
+
+def test_festival_voices_are_distinct_seeded_and_in_their_bands():
+    drawn = vc.make_festival_voices(20, seed=0)
+    assert drawn == vc.make_festival_voices(20, seed=0) != vc.make_festival_voices(20, seed=1)
+    assert vc.make_festival_voices(4, seed=0) == drawn[:4]  # a prefix: more voices never change the first ones
+    assert [v.name[-1] for v in drawn] == list("fm" * 10)
+    assert {v.voice for v in drawn} == set(vc.festival.VOICES)  # every voice, in turn within its gender
+    assert len({(v.voice, v.warp) for v in drawn}) == len(drawn)
+    for v in drawn:
+        assert vc.festival.VOICES[v.voice] == v.name[-1]
+        assert v.name.startswith("fes") and vc.WARP[0] <= v.warp <= vc.WARP[1]
+        assert vc.STRETCH[0] - 1e-3 <= v.duration_stretch / v.warp <= vc.STRETCH[1] + 1e-3
+    jittered = drawn[0].jittered(np.random.default_rng(0))
+    assert (jittered.voice, jittered.warp) == (drawn[0].voice, drawn[0].warp)
+    assert jittered.duration_stretch != drawn[0].duration_stretch
+
+
+def test_synthesize_festival_voice():
+    needs_festival()
+    low = vc.FestivalVoiceSpec("low", "ked_diphone", warp=0.9)
+    high = vc.FestivalVoiceSpec("high", "czech_dita", warp=1.1)
     assert_low_and_high_voice(low, high)
