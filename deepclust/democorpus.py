@@ -229,14 +229,14 @@ def _voice_groups(split_of: dict[int, str], seed: int, shares: dict[str, float])
     return group_of
 
 
-def _draw_voices(split_of: dict[int, str], seed: int, shares: dict[str, float] | None = None) -> list[AnyVoice]:
+def _draw_voices(split_of: dict[int, str], seed: int, shares: dict[str, float]) -> list[AnyVoice]:
     """One voice per speaker number: held-out kind for test speakers, training or an EXTRA_VOICES kind
     (``shares``, as ``_voice_groups`` gives them) for the others.
 
     Names are ``spk<k>`` (espeak-ng), ``neu<k>`` (Kokoro), ``fli<k>`` (Flite) or ``fes<k>`` (Festival)
     plus the gender.
     """
-    group_of = _voice_groups(split_of, seed, shares or {})
+    group_of = _voice_groups(split_of, seed, shares)
     count = Counter(group_of.values())
     drawn = {"train": iter(make_voices(count["train"], seed, "train")),
              "test": iter(make_voices(count["test"], seed, "test")),

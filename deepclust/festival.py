@@ -19,7 +19,6 @@ are :class:`~deepclust.prepare.CorpusError`, the demo corpus's.
 from __future__ import annotations
 
 import functools
-import shutil
 import subprocess
 
 import numpy as np
@@ -40,10 +39,7 @@ ERROR_MARKER = "SIOD ERROR"
 
 
 def _program(name: str = "text2wave") -> str:
-    path = shutil.which(name)
-    if path is None:
-        raise CorpusError(f"Festival voices need the {name} program, which was not found on PATH: {INSTALL_HINT}")
-    return path
+    return speech_program.find_program(name, "Festival", INSTALL_HINT)
 
 
 @functools.lru_cache(maxsize=1)

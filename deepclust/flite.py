@@ -15,7 +15,6 @@ one entry point; which voices to speak with is ``voices``'s job. Errors are
 from __future__ import annotations
 
 import functools
-import shutil
 import subprocess
 
 import numpy as np
@@ -29,10 +28,7 @@ INSTALL_HINT = "install the flite program: apt install flite (Debian/Ubuntu) or 
 
 
 def _program() -> str:
-    path = shutil.which("flite")
-    if path is None:
-        raise CorpusError(f"Flite voices need the flite program, which was not found on PATH: {INSTALL_HINT}")
-    return path
+    return speech_program.find_program("flite", "Flite", INSTALL_HINT)
 
 
 @functools.lru_cache(maxsize=1)

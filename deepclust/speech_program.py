@@ -9,6 +9,7 @@ are :class:`~deepclust.prepare.CorpusError`, the demo corpus's.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -21,6 +22,14 @@ from .prepare import CorpusError
 # Seconds one call may take (a few sentences take well under one).
 TIMEOUT_SECONDS = 60
 TEXT, WAV = "{text}", "{wav}"  # placeholders in the command for the two files' paths
+
+
+def find_program(name: str, who: str, hint: str) -> str:
+    """The path of the program ``name``, or a :class:`CorpusError` saying ``who``'s voices need it and ``hint``."""
+    path = shutil.which(name)
+    if path is None:
+        raise CorpusError(f"{who} voices need the {name} program, which was not found on PATH: {hint}")
+    return path
 
 
 def check_text_and_stretch(text: str, duration_stretch: float) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deepclust import festival
+from deepclust import festival, speech_program
 from deepclust.prepare import CorpusError
 
 from conftest import needs_festival
@@ -43,14 +43,14 @@ def test_speak_refuses_bad_arguments():
 
 
 def test_missing_or_failing_festival_is_a_clear_error(monkeypatch, tmp_path):
-    monkeypatch.setattr(festival.shutil, "which", lambda name: None)
+    monkeypatch.setattr(speech_program.shutil, "which", lambda name: None)
     with pytest.raises(CorpusError, match="apt install festival"):
         festival.speak(TEXT, "czech_dita")
     # text2wave exits 0 and writes nothing when a voice fails to load: the message is what tells
     failing = tmp_path / "text2wave"
     failing.write_text("#!/bin/sh\necho 'SIOD ERROR: unbound variable : voice_czech_dita' >&2\nexit 0\n")
     failing.chmod(0o755)
-    monkeypatch.setattr(festival.shutil, "which", lambda name: str(failing))
+    monkeypatch.setattr(speech_program.shutil, "which", lambda name: str(failing))
     with pytest.raises(CorpusError, match=r"Festival on voice czech_dita failed \(exit status 0\): SIOD ERROR"):
         festival.speak(TEXT, "czech_dita")
     festival.available_voices.cache_clear()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deepclust import flite
+from deepclust import flite, speech_program
 from deepclust.prepare import CorpusError
 
 from conftest import needs_flite
@@ -44,13 +44,13 @@ def test_speak_refuses_bad_arguments():
 
 
 def test_missing_or_failing_flite_is_a_clear_error(monkeypatch, tmp_path):
-    monkeypatch.setattr(flite.shutil, "which", lambda name: None)
+    monkeypatch.setattr(speech_program.shutil, "which", lambda name: None)
     with pytest.raises(CorpusError, match="apt install flite"):
         flite.speak(TEXT, "slt")
     failing = tmp_path / "flite"
     failing.write_text("#!/bin/sh\necho 'cannot open audio' >&2\nexit 3\n")
     failing.chmod(0o755)
-    monkeypatch.setattr(flite.shutil, "which", lambda name: str(failing))
+    monkeypatch.setattr(speech_program.shutil, "which", lambda name: str(failing))
     with pytest.raises(CorpusError, match=r"flite on voice slt failed \(exit status 3\): cannot open audio"):
         flite.speak(TEXT, "slt")
     flite.available_voices.cache_clear()
