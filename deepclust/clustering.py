@@ -6,7 +6,8 @@ file (:meth:`fit`, so speaker n is the same voice from start to end), and then
 gives each segment's masks (:meth:`masks`), which sum to one at every bin:
 
 - :class:`KMeansMasker`: k-means (scikit-learn) on a sample of the file's
-  active bins; binary masks (nearest centre) or soft ones (soft k-means).
+  active bins, weighted by the mixture's magnitude; binary masks (nearest
+  centre) or soft ones (soft k-means).
 - :class:`HeadMasker`: the masks of a Chimera++ mask head, its speaker slots
   kept in the same order from segment to segment by their overlap.
 """
@@ -74,16 +75,18 @@ def distance_masks(centers: np.ndarray, embeddings: np.ndarray, mask: str, tempe
     return weights.T.reshape((k,) + embeddings.shape[:-1]).astype(np.float32)
 
 
-def fit_centers(samples: np.ndarray, num_speakers: int, n_init: int, seed: int = 0) -> np.ndarray:
-    """k-means centres (k, D) of (n, D) embeddings of active bins. With one speaker, or fewer
-    bins than speakers (a (nearly) silent input), the mean, nudged apart so masks are defined."""
+def fit_centers(samples: np.ndarray, num_speakers: int, n_init: int, seed: int = 0,
+                weights: np.ndarray | None = None) -> np.ndarray:
+    """k-means centres (k, D) of (n, D) embeddings of active bins, each bin counting by its (n,)
+    ``weights`` (None: alike). With one speaker, or fewer bins than speakers (a (nearly) silent
+    input), the mean, nudged apart so masks are defined."""
     if num_speakers == 1 or samples.shape[0] < num_speakers:
         center = samples.mean(axis=0, keepdims=True) if samples.size else np.zeros((1, samples.shape[-1]), np.float32)
         centers = np.repeat(center, num_speakers, axis=0)
         if num_speakers > 1:  # too few active bins to tell voices apart: split nothing
             centers = centers + np.eye(num_speakers, centers.shape[1], dtype=centers.dtype) * 1e-3
         return centers.astype(np.float32)
-    kmeans = KMeans(n_clusters=num_speakers, n_init=n_init, random_state=seed).fit(samples)
+    kmeans = KMeans(n_clusters=num_speakers, n_init=n_init, random_state=seed).fit(samples, sample_weight=weights)
     return kmeans.cluster_centers_.astype(np.float32)
 
 
@@ -97,8 +100,11 @@ class KMeansMasker:
     def observe(self, index: int, start: int, stop: int, spec: np.ndarray, head: np.ndarray | None) -> None:
         """k-means needs nothing but the sampled embeddings."""
 
-    def fit(self, samples: np.ndarray, num_speakers: int) -> None:
-        self.centers = fit_centers(samples, num_speakers, self.cfg.kmeans_init, self.seed)
+    def fit(self, samples: np.ndarray, num_speakers: int, magnitudes: np.ndarray | None = None) -> None:
+        """Centres of the (n, D) sampled embeddings, weighted by their bins' (n,) mixture ``magnitudes``
+        where ``kmeans_weighting`` asks for it."""
+        weights = magnitudes if self.cfg.kmeans_weighting == "magnitude" else None
+        self.centers = fit_centers(samples, num_speakers, self.cfg.kmeans_init, self.seed, weights)
 
     def masks(self, index: int, embeddings: np.ndarray, head: np.ndarray | None) -> np.ndarray:
         return distance_masks(self.centers, embeddings, self.cfg.mask, self.cfg.soft_temperature)
@@ -137,7 +143,7 @@ class HeadMasker:
         self.energy = aligned.sum(axis=(0, 1)) + (0.0 if self.energy is None else self.energy)
         self._tail, self._end = aligned, stop
 
-    def fit(self, samples: np.ndarray, num_speakers: int) -> None:
+    def fit(self, samples: np.ndarray, num_speakers: int, magnitudes: np.ndarray | None = None) -> None:
         """Keep the ``num_speakers`` aligned slots with the most energy over the file."""
         self.slots = sorted(np.argsort(-self.energy)[:num_speakers].tolist())
 

@@ -81,10 +81,8 @@ class DataConfig:
     stats_mixtures: int = field(default=200, metadata=_range(1, 1000000))  # for feature mean/variance
     # Processes drawing batches; 0: the training process draws them; -1: by the cores (data.worker_processes).
     workers: int = field(default=-1, metadata=_range(-1, 256))
-    # Train on whole-utterance mixtures (sources cut to the shortest, at most
-    # max_frames) instead of chunk_frames chunks. A batch then holds mixtures
-    # whose lengths fall in one bucket of bucket_frames frames and is padded only
-    # to that bucket's end; bucket_frames = 0 pads every batch to its longest.
+    # Train on whole-utterance mixtures (sources cut to the shortest, at most max_frames) instead of chunk_frames
+    # chunks, a batch holding lengths of one bucket of bucket_frames frames (0: padded to its longest).
     whole_utterances: bool = False
     bucket_frames: int = field(default=50, metadata=_range(0, 100000))
     max_frames: int = field(default=800, metadata=_range(8, 100000))
@@ -182,19 +180,21 @@ class TrainConfig:
 @dataclass
 class SeparateConfig:
     num_speakers: int = field(default=2, metadata=_range(1, 8))
-    # --num-speakers auto: the most clusters, at most auto_max_speakers, whose k-means centres
-    # all have a cosine below auto_max_cosine (2 clusters) or auto_max_cosine_many (3 or more:
-    # splitting a mixture into more clusters than voices leaves closer centres than splitting
-    # one voice in two). 0.65/0.75 were chosen for a model trained without single voices, default.toml's
-    # 0.8/0.75 for one trained with them (RESULTS.md, "Speaker counting"); count_accuracy.py tunes both.
+    # --num-speakers auto: the most clusters (at most auto_max_speakers) whose k-means centres all have a
+    # cosine below auto_max_cosine (2 clusters) or auto_max_cosine_many (3 or more). 0.65/0.75 suit a model
+    # trained without single voices, default.toml's 0.8/0.75 one trained with them (RESULTS.md, "Speaker
+    # counting"); count_accuracy.py tunes both.
     auto_max_speakers: int = field(default=3, metadata=_range(1, 8))
     auto_max_cosine: float = field(default=0.65, metadata=_range(-1.0, 1.0, lo_open=True))
     auto_max_cosine_many: float = field(default=0.75, metadata=_range(-1.0, 1.0, lo_open=True))
     # "binary" (k-means), "soft" (soft k-means, measured better), or "network": the masks of a
     # mask head (model.mask_head; Chimera++), no clustering; --num-speakers auto still counts on the embeddings.
     mask: str = field(default="soft", metadata=_range(choices=("binary", "soft", "network")))
-    # Soft k-means sharpness (distance units); 0.2 beat 0.05-0.4 on validation voices.
-    soft_temperature: float = field(default=0.2, metadata=_range(0.0, None, lo_open=True))
+    # Soft k-means sharpness (distance units), and each active bin's weight in k-means: the mixture's
+    # magnitude ("magnitude": the bins a loss with features.weighting = "magnitude" weighs most are the
+    # surest) or 1 ("none", the original). Both chosen on validation voices (RESULTS.md, "Weighted k-means").
+    soft_temperature: float = field(default=0.3, metadata=_range(0.0, None, lo_open=True))
+    kmeans_weighting: str = field(default="magnitude", metadata=_range(choices=("magnitude", "none")))
     # "training": features normalised by the training data's per-bin mean (as trained); "utterance": each
     # segment's own per-bin mean of its active frames replaced by the training mean first (a fixed channel
     # colouring cancels out; RESULTS.md, "Real voices").

@@ -106,7 +106,8 @@ def crossfade(length: int, fade_in: int, fade_out: int) -> np.ndarray:
 @dataclass
 class Analysis:
     """What pass 1 learnt of one file: its segments and level gain, a sample of the embeddings of its
-    active bins (``samples`` (n, D); ``sample_bins`` (n, 3): segment, frame, bin of each), the speaker
+    active bins (``samples`` (n, D); ``sample_bins`` (n, 3): segment, frame, bin of each;
+    ``sample_magnitudes`` (n,): the mixture's magnitude there), the speaker
     count and the masker fitted on them, and the embeddings kept for pass 2 where they fit in memory."""
 
     segments: list[Segment]
@@ -115,6 +116,7 @@ class Analysis:
     masker: KMeansMasker | HeadMasker
     samples: np.ndarray | None = None
     sample_bins: np.ndarray | None = None
+    sample_magnitudes: np.ndarray | None = None
     active_count: int = 0
     num_speakers: int = 0
     cached: dict = field(default_factory=dict)
@@ -231,7 +233,7 @@ class Separator:
                 k = estimate_num_speakers(analysis.samples, most, self.config.auto_max_cosine,
                                           self.config.auto_max_cosine_many, seed)
             analysis.num_speakers = k
-            analysis.masker.fit(analysis.samples, k)
+            analysis.masker.fit(analysis.samples, k, analysis.sample_magnitudes)
         if analysis.active_count < 10 * max(k, 2):
             analysis.warnings.append(f"only {analysis.active_count} active time-frequency bins: "
                                      "the input is (nearly) silent")
@@ -251,7 +253,7 @@ class Separator:
         bins_total = sum(features.num_frames(len(g.signal), self.features) for g in segs) * self.features_bins
         keep = bins_total * self.embedding_dim * 4 <= EMBEDDING_CACHE_BYTES
         rng = np.random.default_rng(seed)
-        samples, where = [], []
+        samples, where, magnitudes = [], [], []
         for i, spec, active, emb, head in self._embed_segments(segs, gain):
             if keep:
                 analysis.cached[i] = (spec, emb, head)
@@ -261,8 +263,10 @@ class Separator:
             if idx.size > per_segment:
                 idx = np.sort(rng.choice(idx, per_segment, replace=False))
             samples.append(emb.reshape(-1, emb.shape[-1])[idx])
+            magnitudes.append(np.abs(spec).ravel()[idx])
             where.append(np.stack([np.full(idx.size, i), idx // spec.shape[1], idx % spec.shape[1]], axis=1))
         analysis.samples = np.concatenate(samples) if samples else np.zeros((0, self.embedding_dim), np.float32)
+        analysis.sample_magnitudes = np.concatenate(magnitudes) if magnitudes else np.zeros(0, np.float32)
         analysis.sample_bins = np.concatenate(where) if where else np.zeros((0, 3), np.int64)
         return analysis
 

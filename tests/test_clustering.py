@@ -62,3 +62,23 @@ def test_slot_alignment_follows_a_voice_across_segments():
     masker.fit(None, 2)
     # Aligned, segment 1's masks give voice A (slot 0 of segment 0) the same output as in segment 0.
     np.testing.assert_allclose(masker.masks(1, None, m1)[0, : frames // 2], m0[frames // 2:, :, 0], atol=1e-6)
+
+
+@pytest.mark.parametrize("weighting", ["magnitude", "none"])
+def test_kmeans_centres_follow_the_loud_bins_when_weighted(weighting):
+    # Two voices' loud bins point two ways; many more quiet bins (a noise floor the network embeds
+    # anyhow) point a third way. Weighted by magnitude, k-means finds the voices; unweighted, the
+    # quiet bins take a centre of their own.
+    from deepclust.config import SeparateConfig
+
+    rng = np.random.default_rng(0)
+    voice_a, voice_b, floor = np.linalg.qr(rng.standard_normal((8, 8)))[0][:3]
+    loud = np.concatenate([np.repeat(voice_a[None], 200, 0), np.repeat(voice_b[None], 200, 0)])
+    quiet = np.repeat(floor[None], 1500, 0)
+    samples = clustering.normalize(np.concatenate([loud, quiet]) + 0.05 * rng.standard_normal((1900, 8)))
+    magnitudes = np.concatenate([np.ones(400), np.full(1500, 0.01)])
+    masker = clustering.KMeansMasker(SeparateConfig(kmeans_weighting=weighting))
+    masker.fit(samples.astype(np.float32), 2, magnitudes)
+    cosines = clustering.normalize(masker.centers) @ np.stack([voice_a, voice_b, floor]).T  # (centre, direction)
+    found_voices = sorted(np.argmax(cosines, axis=1).tolist()) == [0, 1] and cosines.max(axis=1).min() > 0.9
+    assert found_voices == (weighting == "magnitude")

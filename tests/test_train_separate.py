@@ -118,6 +118,17 @@ def test_long_input_is_segmented_and_clustered_jointly(trained):
     np.testing.assert_allclose(result.sources.sum(0), mix, atol=2e-3)  # cross-fades add up
 
 
+def test_kmeans_sample_carries_the_mixture_magnitude_of_each_bin(trained):
+    base, _ = trained
+    sep = separate.Separator.from_path(base)
+    mix = synth_voice(110, 1.5, 5) + 0.3 * synth_voice(260, 1.5, 6)
+    analysis = sep.analyse(mix, 2)
+    assert len(analysis.segments) == 1 and len(analysis.sample_magnitudes) == len(analysis.samples) > 100
+    _, frames, bins = analysis.sample_bins.T
+    spec = features.stft(mix * analysis.gain, sep.features)
+    np.testing.assert_allclose(analysis.sample_magnitudes, np.abs(spec)[frames, bins], rtol=1e-4)
+
+
 @pytest.mark.parametrize("total", [8001, 10 * 8000, 17 * 8000 + 3, 60 * 8000 + 17])
 def test_segments_equal_evenly_spaced_and_crossfades_sum_to_one(total):
     length, overlap = 8 * 8000, 8000
