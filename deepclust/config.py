@@ -22,9 +22,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-# The shipped configs are the files in the repository's top-level configs/, which a user
-# opens, edits and passes by path; the package reaches them through the link
-# deepclust/configs -> ../configs, and a wheel carries copies, so ``--config NAME`` works installed.
+# The shipped configs are the repository's top-level configs/ (a user edits them and passes a path); the
+# package reaches them through the link deepclust/configs -> ../configs, and a wheel carries copies.
 CONFIG_DIR = Path(__file__).parent / "configs"
 
 log = logging.getLogger(__name__)
@@ -53,8 +52,7 @@ class FeatureConfig:
     # Scale every mixture to this RMS level (dBFS) before features, so the
     # network sees the same log-magnitude range whatever the recording level.
     input_level_db: float = field(default=-25.0, metadata=_range(-100.0, 0.0))
-    # Per-bin loss weight: "binary" (1 for active bins, as the original) or
-    # "magnitude" (proportional to the mixture magnitude; Wang et al. 2018).
+    # Per-bin loss weight: "binary" (1 per active bin, the original) or "magnitude" (Wang et al. 2018).
     weighting: str = field(default="binary", metadata=_range(choices=("binary", "magnitude")))
     # Compute the training features (STFT, log magnitude, silence, weights, labels) on the device inside
     # the training step (deepclust/device_features.py); the host then only cuts, scales and sums waveforms.
@@ -199,6 +197,8 @@ class SeparateConfig:
     # segment's own per-bin mean of its active frames replaced by the training mean first (a fixed channel
     # colouring cancels out; RESULTS.md, "Real voices").
     input_mean: str = field(default="training", metadata=_range(choices=("training", "utterance")))
+    # MISI passes giving each source its own phase (0: the mixture's phase; features.reconstruct).
+    phase_iterations: int = field(default=0, metadata=_range(0, 100))
     kmeans_init: int = field(default=4, metadata=_range(1, 1000))  # k-means restarts
     kmeans_max_bins: int = field(default=60000, metadata=_range(100))  # active bins sampled for fitting
     segment_seconds: float = field(default=8.0, metadata=_range(1.0, None))  # network pass length

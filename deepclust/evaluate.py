@@ -49,9 +49,10 @@ Task = tuple[MixtureSpec, Callable | None, Any]  # (spec, job, its args), or (sp
 
 
 def oracle_separate(mixture: np.ndarray, sources: np.ndarray, kind: str, cfg: FeatureConfig) -> np.ndarray:
-    """Apply the ideal mask (``features.ideal_masks``) of the sources to the mixture STFT and invert: (k, samples)."""
+    """Apply the ideal mask (``features.ideal_masks``) of the sources to the mixture STFT and invert
+    with the mixture's phase (``features.reconstruct``), as the papers' IBM: (k, samples)."""
     masks = features.ideal_masks(features.stft(sources, cfg), kind)
-    return features.istft(masks * features.stft(mixture, cfg)[None], len(mixture), cfg)
+    return features.reconstruct(features.stft(mixture, cfg), masks, len(mixture), cfg)
 
 
 # -- jobs (run in the workers) ---------------------------------------------------------------

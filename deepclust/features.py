@@ -1,4 +1,4 @@
-"""Spectra: STFT / iSTFT, log-magnitude features, silence, labels and loss weights.
+"""Spectra: STFT / iSTFT, reconstruction from masks, log-magnitude features, silence, labels and loss weights.
 
 Arrays are laid out (frames, bins) = (T, F), the layout the network reads.
 The STFT is scipy's ``ShortTimeFFT`` with a periodic sqrt-Hann window: its
@@ -95,6 +95,27 @@ def istft(spec: np.ndarray, length: int, cfg: FeatureConfig) -> np.ndarray:
         out[..., j * hop:(j + count) * hop] += frames[..., j * hop:(j + 1) * hop].reshape(frames.shape[:-2] + (-1,))
     first = sft.m_num_mid - sft.p_min * hop  # index of sample 0: frame p_min starts at p_min * hop - m_num_mid
     return out[..., first:first + int(length)].astype(np.float32)
+
+
+def reconstruct(mixture_spec: np.ndarray, masks: np.ndarray, length: int, cfg: FeatureConfig,
+                iterations: int = 0) -> np.ndarray:
+    """(k, length) sources from the mixture's (T, F) spectrum and (k, T, F) masks.
+
+    ``iterations = 0``: each masked spectrum inverted with the mixture's phase.
+    More: MISI (multiple input spectrogram inversion; Gunawan and Sen 2010, as
+    in Wang, Le Roux and Hershey 2018), each pass spreading the sources' sum's
+    error from the mixture equally over them, then keeping each source's
+    new phase with its masked magnitude, so the sources' phases become their
+    own rather than the mixture's.
+    """
+    magnitudes = masks * np.abs(mixture_spec)[None]
+    sources = istft(masks * mixture_spec[None], length, cfg)
+    if iterations:
+        mixture = istft(mixture_spec, length, cfg)
+    for _ in range(iterations):
+        consistent = stft(sources + (mixture - sources.sum(axis=0)) / len(sources), cfg)
+        sources = istft(magnitudes * np.exp(1j * np.angle(consistent)), length, cfg)
+    return sources
 
 
 def level_gain(mixture: np.ndarray, cfg: FeatureConfig) -> float:

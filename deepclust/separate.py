@@ -294,7 +294,8 @@ class Separator:
             if observe is not None:
                 observe(seg, spec, masks)
             with self.timings.measure("istft"):
-                pieces = features.istft(masks * spec[None], len(seg.signal), self.features) / analysis.gain
+                pieces = features.reconstruct(spec, masks, len(seg.signal), self.features,
+                                              self.config.phase_iterations) / analysis.gain
             out[:, seg.start:seg.start + len(seg.signal)] += pieces * crossfade(len(seg.signal), seg.fade_in,
                                                                                seg.fade_out)
         return Separation(out, self.sample_rate, k, analysis.warnings)
