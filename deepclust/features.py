@@ -108,10 +108,10 @@ def reconstruct(mixture_spec: np.ndarray, masks: np.ndarray, length: int, cfg: F
     new phase with its masked magnitude, so the sources' phases become their
     own rather than the mixture's.
     """
-    magnitudes = masks * np.abs(mixture_spec)[None]
     sources = istft(masks * mixture_spec[None], length, cfg)
-    if iterations:
-        mixture = istft(mixture_spec, length, cfg)
+    if not iterations:
+        return sources
+    magnitudes, mixture = masks * np.abs(mixture_spec)[None], istft(mixture_spec, length, cfg)
     for _ in range(iterations):
         consistent = stft(sources + (mixture - sources.sum(axis=0)) / len(sources), cfg)
         sources = istft(magnitudes * np.exp(1j * np.angle(consistent)), length, cfg)

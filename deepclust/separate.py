@@ -263,7 +263,7 @@ class Separator:
             if idx.size > per_segment:
                 idx = np.sort(rng.choice(idx, per_segment, replace=False))
             samples.append(emb.reshape(-1, emb.shape[-1])[idx])
-            magnitudes.append(np.abs(spec).ravel()[idx])
+            magnitudes.append(np.abs(spec.reshape(-1)[idx]))
             where.append(np.stack([np.full(idx.size, i), idx // spec.shape[1], idx % spec.shape[1]], axis=1))
         analysis.samples = np.concatenate(samples) if samples else np.zeros((0, self.embedding_dim), np.float32)
         analysis.sample_magnitudes = np.concatenate(magnitudes) if magnitudes else np.zeros(0, np.float32)
