@@ -84,10 +84,9 @@ class DataConfig:
     whole_utterances: bool = False
     bucket_frames: int = field(default=50, metadata=_range(0, 100000))
     max_frames: int = field(default=800, metadata=_range(8, 100000))
-    # Chunk-length curriculum (DPCL++, Isik et al. 2016: 100 frames, then 400): from this share
-    # of the training budget on (train.time_limit if set, else train.epochs), training chunks are
-    # long_chunk_frames long and batches proportionally smaller, so a step holds as many frames.
-    # Validation keeps chunk_frames chunks, so val_loss stays comparable. 0 = off.
+    # Chunk-length curriculum (DPCL++, Isik et al. 2016: 100 frames, then 400): from this share of the training
+    # budget on (train.time_limit if set, else train.epochs), training chunks are long_chunk_frames long and
+    # batches proportionally smaller, so a step holds as many frames; validation keeps chunk_frames. 0 = off.
     long_chunk_frames: int = field(default=0, metadata=_range(0, 100000))
     long_chunk_from: float = field(default=0.5, metadata=_range(0.0, 1.0))
     # Several corpora in one list: speaker-ID prefix -> share of mixtures, e.g. { so762 = 0.7, espeak = 0.3 };
@@ -170,8 +169,9 @@ class TrainConfig:
     time_limit: str = field(default="")  # "" = none; e.g. "90s", "15m", "2h"
     mixed_precision: bool = False
     jit: bool = False
-    # With model.mask_head: loss = loss_alpha * deep clustering + (1 - loss_alpha) * mask inference.
-    # Chimera++'s 0.975 (what 0.5 gave: RESULTS.md, "Magnitude weighting, Chimera++ and the chunk curriculum").
+    # The deep clustering loss: "affinity" ||VV^T - YY^T||^2 (the paper's) or "whitened" (L_W; losses.py).
+    objective: str = field(default="affinity", metadata=_range(choices=("affinity", "whitened")))
+    # With model.mask_head: loss_alpha x deep clustering + (1 - loss_alpha) x mask inference (Chimera++'s 0.975).
     loss_alpha: float = field(default=0.975, metadata=_range(0.0, 1.0, lo_open=True))
 
 

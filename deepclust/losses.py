@@ -1,4 +1,5 @@
-"""The deep clustering loss, ||VV^T - YY^T||_F^2, in its low-rank form.
+"""The deep clustering losses, ||VV^T - YY^T||_F^2 in its low-rank form and its whitened variant,
+and the mask-inference loss of a Chimera++ head.
 
 Written in ``keras.ops`` only, so it runs on every Keras backend, and never
 forms the N x N affinity matrices (N = T*F bins): with V (N, D) and Y (N, C)
@@ -56,6 +57,43 @@ def deep_clustering_loss(y_true, y_pred):
 
 
 
+@keras.saving.register_keras_serializable(package="deepclust")
+def whitened_deep_clustering_loss(y_true, y_pred):
+    """Whitened k-means deep clustering loss per sample (Wang, Le Roux and Hershey 2018, L_W).
+
+    Args:
+        y_true: (batch, T, F, C) weighted labels, as for :func:`deep_clustering_loss`.
+        y_pred: (batch, T, F, D) unit-length embeddings.
+
+    Returns:
+        (batch,) float32: 1 - tr((V^T V)^-1 V^T Y (Y^T Y)^-1 Y^T V) / C', with V and Y the
+        embeddings and labels scaled by the square root of each bin's weight and C' the
+        speakers present, in [0, 1]: 0 when each speaker's bins share one direction (any
+        directions, told apart), 1 - 1 / C' when all bins share one. Unlike :func:`deep_clustering_loss` it does not ask the
+        speakers' embeddings to be orthogonal, only the clusters to be apart once the
+        embeddings are whitened. Computed in float32, D x D, D x C and C x C products only.
+    """
+    y_true = ops.cast(y_true, "float32")
+    y_pred = ops.cast(y_pred, "float32")
+    batch = ops.shape(y_pred)[0]
+    labels = ops.reshape(y_true, (batch, -1, ops.shape(y_true)[-1]))  # (B, N, C)
+    embeddings = ops.reshape(y_pred, (batch, -1, ops.shape(y_pred)[-1]))  # (B, N, D)
+    embeddings = embeddings * ops.sqrt(ops.sum(ops.square(labels), axis=-1, keepdims=True))
+    vt = ops.transpose(embeddings, (0, 2, 1))
+    vtv = ops.matmul(vt, embeddings)  # (B, D, D)
+    vty = ops.matmul(vt, labels)  # (B, D, C)
+    dim = ops.shape(vtv)[-1]
+    # A ridge of a millionth of the mean eigenvalue keeps V^T V invertible (silent chunks, collapsed embeddings).
+    ridge = 1e-6 * ops.trace(vtv, axis1=1, axis2=2) / ops.cast(dim, "float32") + EPSILON
+    vtv = vtv + ridge[:, None, None] * ops.eye(dim, dtype="float32")
+    # Y^T Y is diagonal (one speaker per bin): each speaker's total weight; absent speakers (0) drop out.
+    speaker_weight = ops.sum(ops.square(labels), axis=1)  # (B, C)
+    present = ops.cast(speaker_weight > EPSILON, "float32")
+    inverse_weight = present / (speaker_weight + (1.0 - present))
+    trace = ops.sum(ops.solve(vtv, vty) * vty * inverse_weight[:, None, :], axis=(1, 2))
+    speakers = ops.sum(present, axis=-1)
+    return ops.where(speakers > 0, 1.0 - trace / ops.maximum(speakers, 1.0), 0.0)
+
 
 class _PerSampleLoss(keras.losses.Loss):
     """A Keras loss around a per-sample loss function: adds name and reduction. Subclasses
@@ -67,14 +105,30 @@ class _PerSampleLoss(keras.losses.Loss):
         return type(self).fn(y_true, y_pred)
 
 
+# train.objective -> the per-sample deep clustering loss.
+OBJECTIVES = {"affinity": deep_clustering_loss, "whitened": whitened_deep_clustering_loss}
+
+
+def _objective(objective):
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {sorted(OBJECTIVES)}. Received: objective={objective!r}")
+    return objective
+
+
 @keras.saving.register_keras_serializable(package="deepclust")
-class DeepClusteringLoss(_PerSampleLoss):
-    """Keras wrapper of :func:`deep_clustering_loss`."""
+class DeepClusteringLoss(keras.losses.Loss):
+    """Keras wrapper of :func:`deep_clustering_loss` (``objective="affinity"``) or
+    :func:`whitened_deep_clustering_loss` (``"whitened"``)."""
 
-    fn = staticmethod(deep_clustering_loss)
-
-    def __init__(self, reduction="sum_over_batch_size", name="deep_clustering", dtype=None):
+    def __init__(self, objective="affinity", reduction="sum_over_batch_size", name="deep_clustering", dtype=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.objective = _objective(objective)
+
+    def call(self, y_true, y_pred):
+        return OBJECTIVES[self.objective](y_true, y_pred)
+
+    def get_config(self):
+        return {**super().get_config(), "objective": self.objective}
 
 
 @keras.saving.register_keras_serializable(package="deepclust")
@@ -117,17 +171,18 @@ class MaskInferenceLoss(_PerSampleLoss):
 
 
 @keras.saving.register_keras_serializable(package="deepclust")
-class PackedDeepClusteringLoss(_PerSampleLoss):
-    """:func:`deep_clustering_loss` for a model that computes its own labels (features on the device):
+class PackedDeepClusteringLoss(DeepClusteringLoss):
+    """:class:`DeepClusteringLoss` for a model that computes its own labels (features on the device):
     ``y_pred`` (batch, T, F, D + C) holds the embeddings in its first ``embedding_dim`` channels and the
     labels after them; ``y_true`` is a placeholder and is not read."""
 
-    def __init__(self, embedding_dim=20, reduction="sum_over_batch_size", name="deep_clustering", dtype=None):
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
+    def __init__(self, embedding_dim=20, objective="affinity", reduction="sum_over_batch_size",
+                 name="deep_clustering", dtype=None):
+        super().__init__(objective=objective, name=name, reduction=reduction, dtype=dtype)
         self.embedding_dim = int(embedding_dim)
 
     def call(self, y_true, y_pred):
-        return deep_clustering_loss(y_pred[..., self.embedding_dim:], y_pred[..., :self.embedding_dim])
+        return super().call(y_pred[..., self.embedding_dim:], y_pred[..., :self.embedding_dim])
 
     def get_config(self):
         return {**super().get_config(), "embedding_dim": self.embedding_dim}

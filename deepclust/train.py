@@ -64,13 +64,13 @@ def compile_model(net: keras.Model, config: Config) -> keras.Model:
     or for the model that computes its own features (``features.on_device``) the packed loss."""
     t = config.train
     if net.name == TRAINING_ON_SOURCES:
-        net.compile(optimizer=_optimizer(config), loss=PackedDeepClusteringLoss(config.model.embedding_dim),
-                    jit_compile=t.jit)
+        net.compile(optimizer=_optimizer(config),
+                    loss=PackedDeepClusteringLoss(config.model.embedding_dim, t.objective), jit_compile=t.jit)
     elif model_lib.has_mask_head(net):
-        net.compile(optimizer=_optimizer(config), loss=[DeepClusteringLoss(), MaskInferenceLoss()],
+        net.compile(optimizer=_optimizer(config), loss=[DeepClusteringLoss(t.objective), MaskInferenceLoss()],
                     loss_weights=[t.loss_alpha, 1.0 - t.loss_alpha], jit_compile=t.jit)
     else:
-        net.compile(optimizer=_optimizer(config), loss=DeepClusteringLoss(), jit_compile=t.jit)
+        net.compile(optimizer=_optimizer(config), loss=DeepClusteringLoss(t.objective), jit_compile=t.jit)
     return net
 
 

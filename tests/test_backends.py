@@ -144,10 +144,11 @@ import json
 import numpy as np
 import keras
 from keras import ops
-from deepclust.losses import DeepClusteringLoss, deep_clustering_loss
+from deepclust.losses import OBJECTIVES, DeepClusteringLoss
 
 data = np.load("inputs.npz")
-y, v = data["y"], data["v"]
+y, v, objective = data["y"], data["v"], str(data["objective"])
+deep_clustering_loss = OBJECTIVES[objective]
 backend = keras.backend.backend()
 if backend == "torch":
     import torch
@@ -163,17 +164,20 @@ np.save("grad.npy", grad)
 print("DEEPCLUST-RESULT " + json.dumps({
     "backend": backend, "values": ops.convert_to_numpy(value).tolist(),
     "dtype": str(ops.convert_to_numpy(value).dtype),
-    "reduced": float(ops.convert_to_numpy(DeepClusteringLoss()(y, v))),
+    "reduced": float(ops.convert_to_numpy(DeepClusteringLoss(objective)(y, v))),
 }))
 """
 
 
+@pytest.mark.parametrize("objective", ["affinity", "whitened"])
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_loss_matches_this_backend(backend, tmp_path):
+def test_loss_matches_this_backend(backend, objective, tmp_path):
     require_backend(backend)
     import keras
 
-    from deepclust.losses import DeepClusteringLoss, deep_clustering_loss
+    from deepclust.losses import OBJECTIVES, DeepClusteringLoss
+
+    deep_clustering_loss = OBJECTIVES[objective]
 
     rng = np.random.default_rng(5)
     b, t, f, c, d = 3, 7, 9, 3, 4
@@ -183,7 +187,7 @@ def test_loss_matches_this_backend(backend, tmp_path):
     y[2] = 0  # an all-silent chunk: loss 0, not NaN
     v = rng.standard_normal((b, t, f, d)).astype(np.float32)
     v /= np.linalg.norm(v, axis=-1, keepdims=True)
-    np.savez(tmp_path / "inputs.npz", y=y, v=v)
+    np.savez(tmp_path / "inputs.npz", y=y, v=v, objective=objective)
 
     r = run_child(backend, LOSS, tmp_path)
     assert r["backend"] == backend and r["dtype"] == "float32"
@@ -192,7 +196,8 @@ def test_loss_matches_this_backend(backend, tmp_path):
 
     here = keras.ops.convert_to_numpy(deep_clustering_loss(y, v))
     np.testing.assert_allclose(other, here, rtol=1e-5, atol=1e-7)
-    assert r["reduced"] == pytest.approx(float(keras.ops.convert_to_numpy(DeepClusteringLoss()(y, v))), rel=1e-5)
+    assert r["reduced"] == pytest.approx(float(keras.ops.convert_to_numpy(DeepClusteringLoss(objective)(y, v))),
+                                         rel=1e-5)
 
     grad = np.load(tmp_path / "grad.npy")
     assert grad.shape == v.shape and np.all(np.isfinite(grad))

@@ -262,6 +262,22 @@ def test_mask_head_trains_and_separates_with_its_own_masks(tmp_path):
         separate.Separator.from_path(base, mask="network").separate(mix, 4)
 
 
+def test_whitened_objective_is_compiled_trained_and_reloaded(tmp_path):
+    from conftest import write_list_folder
+    from deepclust import model as model_lib
+    from deepclust.config import load_config
+    from deepclust.train import compile_model
+
+    cfg = load_config("tiny", {"train.objective": "whitened"})
+    assert compile_model(model_lib.build_model(cfg), cfg).loss.objective == "whitened"
+    base = write_list_folder(tmp_path / "base", {"low": 110.0, "mid": 180.0, "high": 260.0})
+    result = train(base, "tiny", {"train.objective": "whitened"}, verbose=0)
+    assert result.stopped == "completed" and 0.0 < result.best_val_loss <= 1.0
+    assert read_config_file(base / "config.toml").train.objective == "whitened"  # saved beside the model
+    out = separate.Separator.from_path(base).separate(0.5 * (synth_voice(110, 2.0, 1) + synth_voice(260, 2.0, 2)), 2)
+    assert out.sources.shape[0] == 2 and np.all(np.isfinite(out.sources))
+
+
 def test_network_masks_need_a_mask_head(trained):
     with pytest.raises(separate.SeparationError, match="Received: mask='network'"):
         separate.Separator.from_path(trained[0], mask="network")
