@@ -56,7 +56,6 @@ def deep_clustering_loss(y_true, y_pred):
     return (vtv - 2.0 * vty + yty) / (norm + EPSILON)
 
 
-
 @keras.saving.register_keras_serializable(package="deepclust")
 def whitened_deep_clustering_loss(y_true, y_pred):
     """Whitened k-means deep clustering loss per sample (Wang, Le Roux and Hershey 2018, L_W).
@@ -69,9 +68,10 @@ def whitened_deep_clustering_loss(y_true, y_pred):
         (batch,) float32: 1 - tr((V^T V)^-1 V^T Y (Y^T Y)^-1 Y^T V) / C', with V and Y the
         embeddings and labels scaled by the square root of each bin's weight and C' the
         speakers present, in [0, 1]: 0 when each speaker's bins share one direction (any
-        directions, told apart), 1 - 1 / C' when all bins share one. Unlike :func:`deep_clustering_loss` it does not ask the
-        speakers' embeddings to be orthogonal, only the clusters to be apart once the
-        embeddings are whitened. Computed in float32, D x D, D x C and C x C products only.
+        directions, told apart), 1 - 1 / C' when all bins share one. Unlike
+        :func:`deep_clustering_loss` it does not ask the speakers' embeddings to be
+        orthogonal, only the clusters to be apart once the embeddings are whitened.
+        Computed in float32, D x D, D x C and C x C products only.
     """
     y_true = ops.cast(y_true, "float32")
     y_pred = ops.cast(y_pred, "float32")
