@@ -20,6 +20,20 @@ from keras import ops
 EPSILON = 1e-8
 
 
+def _weighted_bins(y_true, y_pred):
+    """Both deep clustering losses' inputs as bins: labels (B, N, C) and embeddings (B, N, D) in float32,
+    each row scaled by the square root of its bin's weight w_i = ||y_true_i||^2, and the weights (B, N, 1)."""
+    y_true = ops.cast(y_true, "float32")
+    y_pred = ops.cast(y_pred, "float32")
+    batch = ops.shape(y_pred)[0]
+    labels = ops.reshape(y_true, (batch, -1, ops.shape(y_true)[-1]))
+    embeddings = ops.reshape(y_pred, (batch, -1, ops.shape(y_pred)[-1]))
+    weights = ops.sum(ops.square(labels), axis=-1, keepdims=True)
+    # Scaling v_i by sqrt(w_i), as the labels already are, weights every pair (i, j) by w_i w_j and removes
+    # silent bins from every product.
+    return labels, embeddings * ops.sqrt(weights), weights
+
+
 @keras.saving.register_keras_serializable(package="deepclust")
 def deep_clustering_loss(y_true, y_pred):
     """Deep clustering loss per sample, weighted and normalised.
@@ -38,15 +52,7 @@ def deep_clustering_loss(y_true, y_pred):
         depend on chunk length. Computed in float32 whatever the compute
         dtype, so mixed precision cannot overflow it.
     """
-    y_true = ops.cast(y_true, "float32")
-    y_pred = ops.cast(y_pred, "float32")
-    batch = ops.shape(y_pred)[0]
-    labels = ops.reshape(y_true, (batch, -1, ops.shape(y_true)[-1]))  # (B, N, C)
-    embeddings = ops.reshape(y_pred, (batch, -1, ops.shape(y_pred)[-1]))  # (B, N, D)
-    weights = ops.sum(ops.square(labels), axis=-1, keepdims=True)  # (B, N, 1)
-    # Scaling v_i by sqrt(w_i), as the labels already are, weights every
-    # pair (i, j) by w_i w_j and removes silent bins from all three terms.
-    embeddings = embeddings * ops.sqrt(weights)
+    labels, embeddings, weights = _weighted_bins(y_true, y_pred)
     vt = ops.transpose(embeddings, (0, 2, 1))
     yt = ops.transpose(labels, (0, 2, 1))
     vtv = ops.sum(ops.square(ops.matmul(vt, embeddings)), axis=(1, 2))
@@ -73,12 +79,7 @@ def whitened_deep_clustering_loss(y_true, y_pred):
         orthogonal, only the clusters to be apart once the embeddings are whitened.
         Computed in float32, D x D, D x C and C x C products only.
     """
-    y_true = ops.cast(y_true, "float32")
-    y_pred = ops.cast(y_pred, "float32")
-    batch = ops.shape(y_pred)[0]
-    labels = ops.reshape(y_true, (batch, -1, ops.shape(y_true)[-1]))  # (B, N, C)
-    embeddings = ops.reshape(y_pred, (batch, -1, ops.shape(y_pred)[-1]))  # (B, N, D)
-    embeddings = embeddings * ops.sqrt(ops.sum(ops.square(labels), axis=-1, keepdims=True))
+    labels, embeddings, _ = _weighted_bins(y_true, y_pred)
     vt = ops.transpose(embeddings, (0, 2, 1))
     vtv = ops.matmul(vt, embeddings)  # (B, D, D)
     vty = ops.matmul(vt, labels)  # (B, D, C)
