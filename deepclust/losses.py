@@ -96,24 +96,8 @@ def whitened_deep_clustering_loss(y_true, y_pred):
     return ops.where(speakers > 0, 1.0 - trace / ops.maximum(speakers, 1.0), 0.0)
 
 
-class _PerSampleLoss(keras.losses.Loss):
-    """A Keras loss around a per-sample loss function: adds name and reduction. Subclasses
-    set ``fn`` and their default name; their config is Keras's (name, reduction, dtype)."""
-
-    fn = None
-
-    def call(self, y_true, y_pred):
-        return type(self).fn(y_true, y_pred)
-
-
 # train.objective -> the per-sample deep clustering loss.
 OBJECTIVES = {"affinity": deep_clustering_loss, "whitened": whitened_deep_clustering_loss}
-
-
-def _objective(objective):
-    if objective not in OBJECTIVES:
-        raise ValueError(f"objective must be one of {sorted(OBJECTIVES)}. Received: objective={objective!r}")
-    return objective
 
 
 @keras.saving.register_keras_serializable(package="deepclust")
@@ -123,7 +107,9 @@ class DeepClusteringLoss(keras.losses.Loss):
 
     def __init__(self, objective="affinity", reduction="sum_over_batch_size", name="deep_clustering", dtype=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.objective = _objective(objective)
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {sorted(OBJECTIVES)}. Received: objective={objective!r}")
+        self.objective = objective
 
     def call(self, y_true, y_pred):
         return OBJECTIVES[self.objective](y_true, y_pred)
@@ -162,13 +148,14 @@ def mask_inference_loss(y_true, y_pred):
 
 
 @keras.saving.register_keras_serializable(package="deepclust")
-class MaskInferenceLoss(_PerSampleLoss):
+class MaskInferenceLoss(keras.losses.Loss):
     """Keras wrapper of :func:`mask_inference_loss`."""
-
-    fn = staticmethod(mask_inference_loss)
 
     def __init__(self, reduction="sum_over_batch_size", name="mask_inference", dtype=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
+
+    def call(self, y_true, y_pred):
+        return mask_inference_loss(y_true, y_pred)
 
 
 @keras.saving.register_keras_serializable(package="deepclust")
