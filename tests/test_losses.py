@@ -31,21 +31,18 @@ def loss(y, v):
     return ops.convert_to_numpy(deep_clustering_loss(y, v))
 
 
-def test_equals_naive_frobenius_norm():
-    rng = np.random.default_rng(0)
-    y, v = random_case(rng)
-    got = loss(y, v)
-    for b in range(2):
-        assert got[b] == pytest.approx(naive(y[b], v[b]), rel=1e-4)
+def assert_each_sample_is_naive(got, naive_loss, y, v, **tolerance):
+    """Each sample's loss in ``got`` equals ``naive_loss`` of that sample's labels and embeddings."""
+    for b in range(len(got)):
+        assert got[b] == pytest.approx(naive_loss(y[b], v[b]), **tolerance)
 
 
-def test_equals_naive_with_magnitude_weights():
-    rng = np.random.default_rng(1)
-    w = rng.uniform(0.1, 3.0, size=(2, 5, 6)).astype(np.float32)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_equals_naive_frobenius_norm(weighted):
+    rng = np.random.default_rng(int(weighted))
+    w = rng.uniform(0.1, 3.0, size=(2, 5, 6)).astype(np.float32) if weighted else None
     y, v = random_case(rng, weights=w)
-    got = loss(y, v)
-    for b in range(2):
-        assert got[b] == pytest.approx(naive(y[b], v[b]), rel=1e-4)
+    assert_each_sample_is_naive(loss(y, v), naive, y, v, rel=1e-4)
 
 
 def test_zero_when_embeddings_equal_labels():
@@ -61,13 +58,18 @@ def test_invariant_to_permuting_speakers():
     np.testing.assert_allclose(loss(y, v), loss(y[..., [2, 0, 1]], v), rtol=1e-5)
 
 
-def test_silent_bins_have_no_effect():
-    rng = np.random.default_rng(4)
-    y, v = random_case(rng)
+def silent_bins_redrawn(rng, y, v):
+    """``v`` with the embeddings of the bins silent in ``y`` (all-zero labels) drawn again."""
     silent = y.sum(-1) == 0
     v2 = v.copy()
     v2[silent] = rng.standard_normal((silent.sum(), v.shape[-1]))
-    np.testing.assert_allclose(loss(y, v), loss(y, v2), rtol=1e-5)
+    return v2
+
+
+def test_silent_bins_have_no_effect():
+    rng = np.random.default_rng(4)
+    y, v = random_case(rng)
+    np.testing.assert_allclose(loss(y, v), loss(y, silent_bins_redrawn(rng, y, v)), rtol=1e-5)
     assert not np.allclose(loss(y, v), loss(y, np.roll(v, 1, axis=2)))  # active bins do matter
 
 
@@ -129,9 +131,7 @@ def test_whitened_equals_naive_projections_with_weights(speakers):
     rng = np.random.default_rng(10 + speakers)
     w = rng.uniform(0.1, 3.0, size=(2, 5, 6)).astype(np.float32)
     y, v = random_case(rng, speakers=speakers, weights=w)
-    got = whitened(y, v)
-    for b in range(2):
-        assert got[b] == pytest.approx(naive_whitened(y[b], v[b]), abs=1e-4)
+    assert_each_sample_is_naive(whitened(y, v), naive_whitened, y, v, abs=1e-4)
 
 
 def test_whitened_zero_for_any_distinct_directions_and_high_for_one_direction():
@@ -150,10 +150,7 @@ def test_whitened_zero_for_any_distinct_directions_and_high_for_one_direction():
 def test_whitened_ignores_silent_bins_and_silent_chunks():
     rng = np.random.default_rng(12)
     y, v = random_case(rng)
-    silent = y.sum(-1) == 0
-    v2 = v.copy()
-    v2[silent] = rng.standard_normal((silent.sum(), v.shape[-1]))
-    np.testing.assert_allclose(whitened(y, v), whitened(y, v2), rtol=1e-4)
+    np.testing.assert_allclose(whitened(y, v), whitened(y, silent_bins_redrawn(rng, y, v)), rtol=1e-4)
     assert whitened(np.zeros_like(y), v).tolist() == [0.0, 0.0]
 
 
