@@ -240,7 +240,9 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--num-speakers", type=num_speakers_arg,
                    help="separate into k sources (mixtures with another count are skipped), or 'auto': estimate "
                         "the count, report its accuracy, and score with the true count")
-    p.add_argument("--oracle", choices=("ibm", "irm"), help="score the ideal binary/ratio mask instead of a model")
+    p.add_argument("--oracle", choices=("ibm", "irm", "centres"),
+                   help="score the ideal binary/ratio mask instead of a model, or (centres) the model with each "
+                        "reference's mean embedding as its k-means centres: what clustering loses")
     p.add_argument("--mask", choices=("binary", "soft", "network"),
                    help="binary (k-means) or soft (soft k-means) masks, or network: a mask head's own (Chimera++)")
     p.add_argument("--out", help="report folder (default: eval_<name>[_<oracle>] beside TEST)")
@@ -338,7 +340,7 @@ FAST_ALLOCATOR_COMMANDS = ("train", "separate", "evaluate", "visualize")
 def needs_backend(args: argparse.Namespace) -> bool:
     """Whether the command runs a network (an oracle evaluation without a model does not)."""
     if args.command == "evaluate":
-        return not (args.oracle and args.base is None and args.model is None)
+        return not (args.oracle in ("ibm", "irm") and args.base is None and args.model is None)
     if args.command == "visualize":
         return not args.history
     return args.command in FAST_ALLOCATOR_COMMANDS

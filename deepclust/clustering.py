@@ -7,7 +7,8 @@ gives each segment's masks (:meth:`masks`), which sum to one at every bin:
 
 - :class:`KMeansMasker`: k-means (scikit-learn) on a sample of the file's
   active bins, weighted by the mixture's magnitude; binary masks (nearest
-  centre) or soft ones (soft k-means).
+  centre) or soft ones (soft k-means). For evaluation its centres can instead
+  be the oracle's (:func:`oracle_centers`), which bounds what clustering loses.
 - :class:`HeadMasker`: the masks of a Chimera++ mask head, its speaker slots
   kept in the same order from segment to segment by their overlap.
 """
@@ -90,6 +91,21 @@ def fit_centers(samples: np.ndarray, num_speakers: int, n_init: int, seed: int =
     return kmeans.cluster_centers_.astype(np.float32)
 
 
+def oracle_centers(samples: np.ndarray, labels: np.ndarray, num_speakers: int,
+                   weights: np.ndarray | None = None) -> np.ndarray:
+    """(k, D) unit centres of (n, D) embeddings whose (n,) ``labels`` (0 to k-1) name the reference
+    speaker loudest at each bin: each speaker's mean embedding, each bin counting by its (n,)
+    ``weights`` (None: alike); a speaker loud at no bin gets a zero centre, as far from every bin.
+
+    Masks from these centres instead of k-means's show what the embeddings give when clustering
+    is ideal: the gap to k-means is what clustering loses, the gap to the ideal binary mask what
+    the embeddings lose (the oracle centres, or attractors, of Luo, Chen and Mesgarani's
+    DANet, 2017)."""
+    weights = np.ones(len(samples), np.float32) if weights is None else np.asarray(weights, np.float32)
+    onehot = (np.asarray(labels)[:, None] == np.arange(num_speakers)[None, :]) * weights[:, None]
+    return normalize(onehot.T @ samples).astype(np.float32)  # normalize leaves a zero sum zero
+
+
 class KMeansMasker:
     """Binary or soft k-means masks, the centres fitted once on a sample of the whole file's active bins."""
 
@@ -105,6 +121,13 @@ class KMeansMasker:
         where ``kmeans_weighting`` asks for it."""
         weights = magnitudes if self.cfg.kmeans_weighting == "magnitude" else None
         self.centers = fit_centers(samples, num_speakers, self.cfg.kmeans_init, self.seed, weights)
+
+    def fit_oracle(self, samples: np.ndarray, labels: np.ndarray, num_speakers: int,
+                   magnitudes: np.ndarray | None = None) -> None:
+        """The oracle's centres (:func:`oracle_centers`) of the (n, D) sampled embeddings from their (n,)
+        reference ``labels``, weighted as :meth:`fit` weighs them."""
+        weights = magnitudes if self.cfg.kmeans_weighting == "magnitude" else None
+        self.centers = oracle_centers(samples, labels, num_speakers, weights)
 
     def masks(self, index: int, embeddings: np.ndarray, head: np.ndarray | None) -> np.ndarray:
         return distance_masks(self.centers, embeddings, self.cfg.mask, self.cfg.soft_temperature)

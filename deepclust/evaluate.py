@@ -8,8 +8,8 @@ report is written by :mod:`deepclust.report`. This module only runs them.
 
 The network runs in the main process (one copy of the weights, no
 TensorFlow in the workers); the slow, pure-numpy scoring runs in a process
-pool of ``jobs`` workers. Oracle masks need no network, so with an oracle
-each worker does a whole mixture.
+pool of ``jobs`` workers. Ideal masks need no network, so with one each
+worker does a whole mixture.
 """
 
 from __future__ import annotations
@@ -37,8 +37,12 @@ __all__ = ["EvaluationError", "SkipMixture", "Report", "ORACLES", "evaluate", "o
 
 log = logging.getLogger(__name__)
 
-ORACLES = features.IDEAL_MASKS  # "ibm", "irm"
-ORACLE_METHODS = {"ibm": "ideal binary mask", "irm": "magnitude ratio |S_i| / sum_j |S_j|"}
+# "ibm", "irm": masks of the references alone; "centres": the model's embeddings clustered around
+# centres taken from the references (clustering.oracle_centers), so it needs a model.
+ORACLES = (*features.IDEAL_MASKS, "centres")
+ORACLE_METHODS = {"ibm": "ideal binary mask", "irm": "magnitude ratio |S_i| / sum_j |S_j|",
+                  "centres": "the model's masks, its k-means centres replaced by each reference's mean embedding "
+                             "over the bins where it is the loudest"}
 # Mixtures scored in parallel wait here at most this many per worker, so a
 # long test set does not pile up separated audio in memory.
 IN_FLIGHT_PER_JOB = 2
@@ -101,7 +105,7 @@ def _call(fn: Callable, *args) -> dict[str, Any]:
 
 @dataclass
 class _Setup:
-    """What the arguments resolve to: the separator (None with an oracle), the rate, the STFT."""
+    """What the arguments resolve to: the separator (None with an ideal mask), the rate, the STFT."""
 
     oracle: str | None
     num_speakers: int | str | None
@@ -120,6 +124,9 @@ class _Setup:
 def _check_arguments(oracle, jobs, num_speakers) -> None:
     if oracle is not None and oracle not in ORACLES:
         raise EvaluationError(f"oracle: expected one of {', '.join(ORACLES)} or none. Received: oracle={oracle!r}")
+    if oracle == "centres" and num_speakers == "auto":
+        raise EvaluationError("num_speakers: oracle centres take the count from the references; leave it unset. "
+                              "Received: num_speakers='auto'")
     if int(jobs) < 1:
         raise EvaluationError(f"jobs: expected a number of worker processes of at least 1. Received: jobs={jobs!r}")
     if num_speakers is not None and num_speakers != "auto" and int(num_speakers) < 1:
@@ -127,10 +134,10 @@ def _check_arguments(oracle, jobs, num_speakers) -> None:
 
 
 def _resolve(oracle, num_speakers, base, model, mask, sample_rate) -> _Setup:
-    """The separator and the evaluation rate and STFT: the model's when one is given (with an oracle
-    it only sets those), else ``sample_rate`` (default 8000 Hz) and the default STFT."""
+    """The separator and the evaluation rate and STFT: the model's when one is given (with an ideal
+    mask it only sets those), else ``sample_rate`` (default 8000 Hz) and the default STFT."""
     setup = _Setup(oracle, num_speakers, int(sample_rate) if sample_rate else AudioConfig().sample_rate, FeatureConfig())
-    if oracle is not None and base is None and model is None:
+    if oracle in features.IDEAL_MASKS and base is None and model is None:
         return setup
     from .separate import Separator  # TensorFlow only when a model is used
 
@@ -142,7 +149,8 @@ def _resolve(oracle, num_speakers, base, model, mask, sample_rate) -> _Setup:
             f"the model's rate; leave sample_rate unset. Received: sample_rate={sample_rate}"
         )
     setup.rate, setup.cfg = separator.sample_rate, separator.features
-    setup.separator = separator if oracle is None else None  # with an oracle only its rate and STFT were wanted
+    # with an ideal mask only its rate and STFT were wanted
+    setup.separator = None if oracle in features.IDEAL_MASKS else separator
     return setup
 
 
@@ -157,7 +165,10 @@ def _separated(spec: MixtureSpec, setup: _Setup) -> tuple:
     if wanted is not None and not setup.auto and int(wanted) != spec.num_speakers and not spec.missing:
         raise SkipMixture(f"has {spec.num_speakers} reference sources but num_speakers={wanted}")
     mixture, references, notes = load_mixture(spec, setup.rate)
-    result = setup.separator.separate(mixture, "auto" if setup.auto else spec.num_speakers)
+    if setup.oracle == "centres":
+        result = setup.separator.render(setup.separator.analyse_oracle(mixture, references))
+    else:
+        result = setup.separator.separate(mixture, "auto" if setup.auto else spec.num_speakers)
     if setup.auto:
         setup.estimated[spec.id] = result.num_speakers
         if result.num_speakers != spec.num_speakers:
@@ -278,12 +289,13 @@ def _default_out(test: Path, oracle: str | None) -> Path:
 
 def evaluate(test, *, base=None, model=None, num_speakers=None, oracle=None, out=None, jobs=1,
              save_audio=False, sample_rate=None, progress=True, mask=None) -> Report:
-    """Score a separator, or an oracle mask (``oracle="ibm"``/``"irm"``), on a test set.
+    """Score a separator, an oracle mask (``oracle="ibm"``/``"irm"``) or the separator with the oracle's
+    k-means centres (``oracle="centres"``), on a test set.
 
     ``test``: a wsj0-2mix-style folder or a wsj0-2mix mixture list (see
     :mod:`deepclust.testsets`). The model comes from ``paths.find_model(base,
-    model)``; with an oracle a model is optional and only sets the rate and
-    STFT. Mixtures are separated (``mask``: "binary", "soft" or "network",
+    model)``; with an ideal mask a model is optional and only sets the rate
+    and STFT. Mixtures are separated (``mask``: "binary", "soft" or "network",
     default the model's config) into as many sources as they have references,
     or ``num_speakers`` (mixtures with another count are skipped; "auto":
     estimated, its accuracy reported, scored with the true count). Writes

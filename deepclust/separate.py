@@ -239,6 +239,28 @@ class Separator:
                                      "the input is (nearly) silent")
         return analysis
 
+    def analyse_oracle(self, signal: np.ndarray, references: np.ndarray, seed: int = 0) -> "Analysis":
+        """Pass 1 with the oracle's centres in place of k-means's (``evaluate --oracle centres``): each
+        of the (k, samples) ``references``' mean embedding over the sampled bins where it is the loudest
+        (:func:`clustering.oracle_centers`), speaker n the n-th reference."""
+        if self.config.mask == "network":
+            raise SeparationError("oracle centres replace k-means's centres, and mask='network' uses no k-means; "
+                                  "use mask='soft' or 'binary'. Received: mask='network'")
+        references = np.atleast_2d(np.asarray(references, np.float32))
+        if references.shape[1] != len(signal):
+            raise SeparationError(f"references: expected (speakers, {len(signal)}) samples, as long as the mixture. "
+                                  f"Received: references of shape {references.shape}")
+        analysis = self.embed_file(np.asarray(signal, np.float32), seed)
+        analysis.num_speakers = k = len(references)
+        segment, frame, fbin = analysis.sample_bins.T
+        loudness = np.zeros((k, len(segment)), np.float32)
+        for i, seg in enumerate(analysis.segments):
+            at = segment == i
+            spec = features.stft(references[:, seg.start:seg.start + len(seg.signal)] * analysis.gain, self.features)
+            loudness[:, at] = np.abs(spec[:, frame[at], fbin[at]])
+        analysis.masker.fit_oracle(analysis.samples, np.argmax(loudness, axis=0), k, analysis.sample_magnitudes)
+        return analysis
+
     def embed_file(self, signal: np.ndarray, seed: int = 0) -> "Analysis":
         """Embed every segment of ``signal`` (in batches of equal-length segments), keep a sample of
         ``kmeans_max_bins`` active bins spread over the file, and show each segment to the masker."""

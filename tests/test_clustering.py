@@ -82,3 +82,34 @@ def test_kmeans_centres_follow_the_loud_bins_when_weighted(weighting):
     cosines = clustering.normalize(masker.centers) @ np.stack([voice_a, voice_b, floor]).T  # (centre, direction)
     found_voices = sorted(np.argmax(cosines, axis=1).tolist()) == [0, 1] and cosines.max(axis=1).min() > 0.9
     assert found_voices == (weighting == "magnitude")
+
+
+def test_oracle_centres_are_each_speakers_weighted_mean_direction():
+    rng = np.random.default_rng(1)
+    samples = clustering.normalize(rng.standard_normal((60, 5))).astype(np.float32)
+    labels = rng.integers(0, 2, 60)  # speaker 2 of 3 is loud nowhere
+    weights = rng.uniform(0.1, 2.0, 60)
+    centers = clustering.oracle_centers(samples, labels, 3, weights)
+    for j in range(2):
+        mean = (samples[labels == j] * weights[labels == j, None]).sum(0)
+        np.testing.assert_allclose(centers[j], mean / np.linalg.norm(mean), atol=1e-5)
+    np.testing.assert_array_equal(centers[2], 0.0)  # as far from every bin; its masks stay defined
+    masks = clustering.distance_masks(centers, samples[:, None, :], "soft", 0.3)
+    np.testing.assert_allclose(masks.sum(0), 1.0, atol=1e-5)
+    # Unweighted, a bin's weight no longer pulls its speaker's centre.
+    unweighted = clustering.oracle_centers(samples, labels, 3)
+    mean = samples[labels == 0].sum(0)
+    np.testing.assert_allclose(unweighted[0], mean / np.linalg.norm(mean), atol=1e-5)
+    assert not np.allclose(unweighted[0], centers[0], atol=1e-3)
+
+
+def test_masker_fits_the_oracle_centres_weighted_as_kmeans():
+    from deepclust.config import SeparateConfig
+
+    rng = np.random.default_rng(2)
+    samples = clustering.normalize(rng.standard_normal((40, 4))).astype(np.float32)
+    labels, magnitudes = np.arange(40) % 2, rng.uniform(0.1, 3.0, 40)
+    for weighting, weights in (("magnitude", magnitudes), ("none", None)):
+        masker = clustering.KMeansMasker(SeparateConfig(kmeans_weighting=weighting))
+        masker.fit_oracle(samples, labels, 2, magnitudes)
+        np.testing.assert_allclose(masker.centers, clustering.oracle_centers(samples, labels, 2, weights))

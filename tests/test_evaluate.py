@@ -165,8 +165,9 @@ def test_bad_arguments(wsj0_folder: Path):
 # -- with a (tiny, untrained) model ----------------------------------------------------------
 
 
-def test_untrained_model_writes_a_report(tmp_path: Path):
-    """Only the plumbing: an untrained network's scores mean nothing."""
+def _untrained_run(tmp_path: Path) -> tuple[Path, Path]:
+    """A training folder with the tiny config's untrained model, and a list of one good mixture and one
+    with a missing file."""
     from deepclust.config import load_config
     from deepclust.model import build_model
 
@@ -179,6 +180,12 @@ def test_untrained_model_writes_a_report(tmp_path: Path):
         sf.write(tmp_path / f"{name}.wav", synth_voice(f0, 0.5, seed), RATE)
     listing = tmp_path / "list.txt"
     listing.write_text("a.wav 1 b.wav -1\nmissing.wav 0 b.wav 0\n")
+    return train, listing
+
+
+def test_untrained_model_writes_a_report(tmp_path: Path):
+    """Only the plumbing: an untrained network's scores mean nothing."""
+    train, listing = _untrained_run(tmp_path)
     report = ev.evaluate(listing, base=train, out=tmp_path / "ev", progress=False)
     summary = json.loads((tmp_path / "ev" / "summary.json").read_text())
     assert summary["num_scored"] == 1 and summary["num_skipped"] == 1
@@ -201,3 +208,25 @@ def test_untrained_model_writes_a_report(tmp_path: Path):
     assert np.isfinite(auto.rows[0]["sdr"])
     header = (tmp_path / "ev_auto" / "per_mixture.csv").read_text().splitlines()[0]
     assert "estimated_speakers" in header
+
+
+def test_oracle_centres_score_the_model_with_centres_from_the_references(tmp_path: Path):
+    from deepclust.separate import SeparationError, Separator
+
+    train, listing = _untrained_run(tmp_path)
+    report = ev.evaluate(listing, base=train, oracle="centres", out=tmp_path / "ev", progress=False)
+    assert report.summary["oracle"] == "centres" and report.summary["model"] == str(train / "model.keras")
+    assert "mean embedding" in report.summary["method"]["oracle"]
+    assert len(report.rows) == 1 and np.isfinite(report.rows[0]["sdri"])
+    # Speaker n is reference n's voice: the references in the other order give the outputs in the other order.
+    separator = Separator.from_path(train)
+    mixture = sf.read(tmp_path / "a.wav")[0][:3000] + sf.read(tmp_path / "b.wav")[0][:3000]
+    refs = np.stack([sf.read(tmp_path / "a.wav")[0][:3000], sf.read(tmp_path / "b.wav")[0][:3000]])
+    ab = separator.render(separator.analyse_oracle(mixture, refs)).sources
+    ba = separator.render(separator.analyse_oracle(mixture, refs[::-1])).sources
+    np.testing.assert_allclose(ab, ba[::-1], atol=1e-5)
+    assert not np.allclose(ab[0], ab[1], atol=1e-3)
+    with pytest.raises(SeparationError, match="as long as the mixture"):
+        separator.analyse_oracle(mixture, refs[:, :100])
+    with pytest.raises(EvaluationError, match="Received: num_speakers='auto'"):
+        ev.evaluate(listing, base=train, oracle="centres", num_speakers="auto")
