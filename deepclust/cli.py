@@ -340,7 +340,9 @@ FAST_ALLOCATOR_COMMANDS = ("train", "separate", "evaluate", "visualize")
 def needs_backend(args: argparse.Namespace) -> bool:
     """Whether the command runs a network (an oracle evaluation without a model does not)."""
     if args.command == "evaluate":
-        return not (args.oracle in ("ibm", "irm") and args.base is None and args.model is None)
+        from .features import IDEAL_MASKS  # the oracles that need no model
+
+        return not (args.oracle in IDEAL_MASKS and args.base is None and args.model is None)
     if args.command == "visualize":
         return not args.history
     return args.command in FAST_ALLOCATOR_COMMANDS

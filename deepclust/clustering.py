@@ -119,15 +119,18 @@ class KMeansMasker:
     def fit(self, samples: np.ndarray, num_speakers: int, magnitudes: np.ndarray | None = None) -> None:
         """Centres of the (n, D) sampled embeddings, weighted by their bins' (n,) mixture ``magnitudes``
         where ``kmeans_weighting`` asks for it."""
-        weights = magnitudes if self.cfg.kmeans_weighting == "magnitude" else None
-        self.centers = fit_centers(samples, num_speakers, self.cfg.kmeans_init, self.seed, weights)
+        self.centers = fit_centers(samples, num_speakers, self.cfg.kmeans_init, self.seed, self._weights(magnitudes))
 
     def fit_oracle(self, samples: np.ndarray, labels: np.ndarray, num_speakers: int,
                    magnitudes: np.ndarray | None = None) -> None:
         """The oracle's centres (:func:`oracle_centers`) of the (n, D) sampled embeddings from their (n,)
         reference ``labels``, weighted as :meth:`fit` weighs them."""
-        weights = magnitudes if self.cfg.kmeans_weighting == "magnitude" else None
-        self.centers = oracle_centers(samples, labels, num_speakers, weights)
+        self.centers = oracle_centers(samples, labels, num_speakers, self._weights(magnitudes))
+
+    def _weights(self, magnitudes: np.ndarray | None) -> np.ndarray | None:
+        """Each sampled bin's weight in fitting the centres: its mixture magnitude, or None (alike),
+        as ``kmeans_weighting`` says."""
+        return magnitudes if self.cfg.kmeans_weighting == "magnitude" else None
 
     def masks(self, index: int, embeddings: np.ndarray, head: np.ndarray | None) -> np.ndarray:
         return distance_masks(self.centers, embeddings, self.cfg.mask, self.cfg.soft_temperature)
