@@ -37,7 +37,7 @@ def estimate_num_speakers(samples: np.ndarray, max_speakers: int, max_cosine: fl
     """How many speakers the embeddings of active bins hold: the most clusters
     (at most ``max_speakers``) whose k-means centres are all less alike than
     ``max_cosine`` (two clusters) or ``max_cosine_many`` (three or more;
-    default ``max_cosine``).
+    default ``max_cosine``). :func:`centre_cosines` then :func:`count_from_cosines`.
 
     Deep clustering trains embeddings of different speakers to be orthogonal
     (target affinity 0) and those of one speaker to coincide: split one voice
@@ -47,14 +47,27 @@ def estimate_num_speakers(samples: np.ndarray, max_speakers: int, max_cosine: fl
     converged spreads every speaker over a few directions (RESULTS.md,
     "Speaker counting").
     """
+    return count_from_cosines(centre_cosines(samples, max_speakers, seed, n_init), max_cosine, max_cosine_many)
+
+
+def centre_cosines(samples: np.ndarray, max_speakers: int, seed: int = 0, n_init: int = 3) -> dict[int, float]:
+    """(n, D) embeddings -> {k: the largest cosine between two of the k centres k-means finds} for
+    k = 2 ... ``max_speakers``, leaving out each k with fewer than ``MIN_BINS_PER_CLUSTER`` bins per
+    cluster. Apart from :func:`count_from_cosines` so that many thresholds can be tried on one fit."""
+    cosines = {}
+    for k in range(2, max_speakers + 1):
+        if samples.shape[0] >= MIN_BINS_PER_CLUSTER * k:
+            centres = normalize(KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(samples).cluster_centers_)
+            cosines[k] = float(np.max((centres @ centres.T)[np.triu_indices(k, 1)]))
+    return cosines
+
+
+def count_from_cosines(cosines: dict[int, float], max_cosine: float, max_cosine_many: float | None = None) -> int:
+    """The most clusters k of ``cosines`` (:func:`centre_cosines`) whose centres' largest cosine is below
+    ``max_cosine`` (k = 2) or ``max_cosine_many`` (k > 2; default ``max_cosine``); 1 if none is."""
     many = max_cosine if max_cosine_many is None else max_cosine_many
-    for k in range(max_speakers, 1, -1):
-        if samples.shape[0] < MIN_BINS_PER_CLUSTER * k:
-            continue
-        centres = normalize(KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(samples).cluster_centers_)
-        if np.max((centres @ centres.T)[np.triu_indices(k, 1)]) < (max_cosine if k == 2 else many):
-            return k
-    return 1
+    below = [k for k, cosine in cosines.items() if cosine < (max_cosine if k == 2 else many)]
+    return max(below, default=1)
 
 
 def distance_masks(centers: np.ndarray, embeddings: np.ndarray, mask: str, temperature: float) -> np.ndarray:

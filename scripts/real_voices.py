@@ -7,7 +7,10 @@
 first source up, the others down; cut to the shortest) of 2 and 3 speakers of
 - FSDD (``../shared/data/fsdd``, 6 men): each "utterance" 5 random digits of one
   speaker joined by 0.1-0.3 s pauses (a check, never training data);
-- speechocean762 ``test/`` (125 speakers no training list holds).
+- speechocean762 ``test/`` (125 speakers no training list holds);
+- long recordings (``so762_test_long``): 40 s of each of those speakers, their
+  utterances joined by short pauses, 20 mixtures each: long files are separated
+  in segments clustered jointly, which these score.
 ``score`` runs ``deepclust evaluate`` on each list with the model and with
 ``--oracle ibm``, and prints SDRi and SI-SDRi with the model's share of the
 IBM's SDRi; with ``--corpus`` the built-in corpus's held-out lists join in.
@@ -31,6 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"
 DIGITS_PER_UTTERANCE = 5
 UTTERANCES_PER_SPEAKER = 30
+LONG_SECONDS = 40.0  # several of separate.segment_seconds' segments: the long-file path (segments clustered jointly)
+LONG_MIXTURES = 20
 
 
 def fsdd_utterances(fsdd: Path, out: Path, rng: np.random.Generator) -> list[tuple[Path, str]]:
@@ -50,6 +55,27 @@ def fsdd_utterances(fsdd: Path, out: Path, rng: np.random.Generator) -> list[tup
             sf.write(path, np.concatenate(pieces), rate)
             entries.append((path, speaker))
     return entries
+
+
+def long_recordings(entries, out: Path, seconds: float, rng: np.random.Generator) -> list[tuple[Path, str]]:
+    """One recording of ``seconds`` per speaker of ``entries`` (path, speaker): the speaker's utterances
+    in random order joined by 0.2-1.0 s pauses, written to ``out``; speakers with too little speech are left out."""
+    by_speaker: dict[str, list[Path]] = {}
+    for p, s in entries:
+        by_speaker.setdefault(s, []).append(Path(p))
+    out.mkdir(parents=True, exist_ok=True)
+    recordings = []
+    for speaker, files in sorted(by_speaker.items()):
+        pieces, rate = [], None
+        for f in rng.permutation(len(files)):
+            signal, rate = sf.read(files[f], dtype="float32")
+            pieces += [signal, np.zeros(int(rng.uniform(0.2, 1.0) * rate), np.float32)]
+            if sum(map(len, pieces)) >= seconds * rate:
+                path = out / f"{speaker}.wav"
+                sf.write(path, np.concatenate(pieces)[: int(seconds * rate)], rate)
+                recordings.append((path, speaker))
+                break
+    return recordings
 
 
 def so762_utterances(data_dir: Path) -> list[tuple[Path, str]]:
@@ -74,12 +100,19 @@ def write_mixtures(entries, path: Path, k: int, count: int, seed: int) -> Path:
 
 
 def make(args) -> None:
+    from deepclust import lists
+
     out = Path(args.out)
     sets = {"fsdd": fsdd_utterances(DATA / "fsdd", out / "fsdd", np.random.default_rng(args.seed)),
             "so762_test": so762_utterances(DATA / "speechocean762" / "test")}
+    # The digit strings as a speaker list too: count_accuracy.py's single voices (--speakers DIR/fsdd/list).
+    print(lists.write_list(out / "fsdd" / "list", sets["fsdd"], "FSDD digit strings, one speaker each"))
     for name, entries in sets.items():
         for k in (2, 3):
             print(write_mixtures(entries, out / f"{name}_{k}spk.txt", k, args.mixtures, args.seed))
+    long = long_recordings(sets["so762_test"], out / "so762_long", LONG_SECONDS, np.random.default_rng(args.seed))
+    for k in (2, 3):
+        print(write_mixtures(long, out / f"so762_test_long_{k}spk.txt", k, LONG_MIXTURES, args.seed))
 
 
 def lists_to_score(args) -> dict[str, Path]:

@@ -42,6 +42,28 @@ def test_speaker_count_one_voice_spread_over_two_directions():
     assert clustering.estimate_num_speakers(apart[:5], max_speakers=3, max_cosine=0.75) == 1  # too few bins
 
 
+def test_speaker_count_thresholds_apply_per_cluster_count():
+    # Two clusters are judged by max_cosine, three or more by max_cosine_many; the most that pass win.
+    cosines = {2: 0.7, 3: 0.78}
+    assert clustering.count_from_cosines(cosines, 0.8, 0.75) == 2
+    assert clustering.count_from_cosines(cosines, 0.8, 0.8) == 3
+    assert clustering.count_from_cosines(cosines, 0.6, 0.75) == 1
+    assert clustering.count_from_cosines(cosines, 0.8) == 3  # many defaults to max_cosine
+    assert clustering.count_from_cosines({2: 0.9, 3: 0.7}, 0.8, 0.75) == 3
+    assert clustering.count_from_cosines({}, 0.8, 0.75) == 1
+
+
+def test_centre_cosines_of_orthogonal_voices_and_of_too_few_bins():
+    rng = np.random.default_rng(3)
+    directions = np.linalg.qr(rng.standard_normal((8, 8)))[0][:3]
+    emb = clustering.normalize(directions[rng.integers(0, 3, size=3000)] + 0.05 * rng.standard_normal((3000, 8)))
+    cosines = clustering.centre_cosines(emb, max_speakers=4)
+    assert sorted(cosines) == [2, 3, 4]
+    assert abs(cosines[3]) < 0.1  # three orthogonal voices: three orthogonal centres
+    assert cosines[4] > 0.9  # a fourth cluster splits one of them
+    assert clustering.centre_cosines(emb[:25], max_speakers=4) == {2: clustering.centre_cosines(emb[:25], 2)[2]}
+
+
 def test_slot_alignment_follows_a_voice_across_segments():
     rng = np.random.default_rng(0)
     hop, frames, bins = 32, 40, 9

@@ -130,3 +130,60 @@ def test_real_voice_scores_keep_one_ibm_per_stft(tmp_path):
     before = real_voices.model_tag(str(tmp_path))
     os.utime(tmp_path / paths.MODEL_FILENAME, ns=(1, 10**18))
     assert real_voices.model_tag(str(tmp_path)) != before and before.startswith(tmp_path.name + "-")
+
+
+def voice(f0: float, seconds: float, rate: int = 8000, seed: int = 0) -> np.ndarray:
+    """A harmonic tone with a little noise: a stand-in utterance of one "speaker"."""
+    t = np.arange(int(seconds * rate)) / rate
+    tone = sum(np.sin(2 * np.pi * f0 * h * t) / h for h in range(1, 6))
+    return (0.1 * tone + 0.01 * np.random.default_rng(seed).standard_normal(t.size)).astype(np.float32)
+
+
+def write_voices(folder: Path, speakers: dict[str, tuple[float, int, float]]) -> list[tuple[Path, str]]:
+    """{speaker: (f0, files, seconds each)} -> 8 kHz WAV files in ``folder`` as (path, speaker)."""
+    import soundfile as sf
+
+    folder.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for speaker, (f0, files, seconds) in speakers.items():
+        for i in range(files):
+            path = folder / f"{speaker}_{i}.wav"
+            sf.write(path, voice(f0, seconds, seed=i), 8000)
+            entries.append((path, speaker))
+    return entries
+
+
+def test_long_recordings_join_each_speakers_utterances(tmp_path):
+    import soundfile as sf
+
+    real_voices = load_script("real_voices")
+    entries = write_voices(tmp_path / "in", {"a": (120.0, 3, 1.0), "b": (200.0, 1, 0.5)})
+    long = real_voices.long_recordings(entries, tmp_path / "long", 2.0, np.random.default_rng(0))
+    assert [speaker for _, speaker in long] == ["a"]  # b has half a second of speech: left out
+    signal, rate = sf.read(long[0][0], dtype="float32")
+    assert rate == 8000 and len(signal) == 2 * rate
+    silent = np.abs(signal) < 1e-6
+    assert 0 < silent.mean() < 0.5  # utterances with pauses between them
+
+
+def test_count_accuracy_tries_every_pair_of_limits_on_the_same_centres(tmp_path, capsys):
+    import json
+
+    from deepclust import lists
+
+    count_accuracy = load_script("count_accuracy")
+    entries = write_voices(tmp_path / "in", {"low": (110.0, 2, 1.5), "mid": (180.0, 2, 1.5), "high": (290.0, 2, 1.5)})
+    listing = lists.write_list(tmp_path / "speakers", entries)
+    model = str(pretrained.shipped_model())
+    limits = ["-1.01", "1.01"]
+    assert count_accuracy.main(["--base", model, "--speakers", str(listing), "--mixtures", "2",
+                                "--max-cosine", *limits, "--max-cosine-many", *limits]) == 0
+    results = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    # No two centres are less alike than -1.01 and all are less alike than 1.01: the limits alone decide.
+    expected = {(-1.01, -1.01): 1, (-1.01, 1.01): 3, (1.01, -1.01): 2, (1.01, 1.01): 3}
+    assert {(r["max_cosine"], r["max_cosine_many"]): r["by_count"] for r in results} == {
+        pair: {str(k): {"accuracy": float(k == count), "count": 2, "estimates": {str(count): 2}} for k in (1, 2, 3)}
+        for pair, count in expected.items()}
+    with pytest.raises(SystemExit):
+        count_accuracy.main(["--base", model, "--corpus", str(tmp_path), "--mixture-lists", "a", "b"])
+    assert "--mixture-lists goes with --speakers" in capsys.readouterr().err
