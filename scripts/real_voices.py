@@ -66,11 +66,12 @@ def long_recordings(entries, out: Path, seconds: float, rng: np.random.Generator
     out.mkdir(parents=True, exist_ok=True)
     recordings = []
     for speaker, files in sorted(by_speaker.items()):
-        pieces, rate = [], None
+        pieces, length = [], 0
         for f in rng.permutation(len(files)):
             signal, rate = sf.read(files[f], dtype="float32")
             pieces += [signal, np.zeros(int(rng.uniform(0.2, 1.0) * rate), np.float32)]
-            if sum(map(len, pieces)) >= seconds * rate:
+            length += len(pieces[-2]) + len(pieces[-1])
+            if length >= seconds * rate:
                 path = out / f"{speaker}.wav"
                 sf.write(path, np.concatenate(pieces)[: int(seconds * rate)], rate)
                 recordings.append((path, speaker))
