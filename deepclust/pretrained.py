@@ -71,12 +71,14 @@ def feature_statistics(source):
     """The per-bin feature mean and variance inside ``source``: a run started from it builds its
     network with them (they are constants of the Normalization layer, not weights), so the network
     reads features as it learnt to, on every resume too."""
+    import keras
     import numpy as np
 
     from . import model as model_lib
 
     layer = source.get_layer(model_lib.NORMALIZATION_LAYER)
-    return (np.asarray(layer.mean, np.float32).reshape(-1), np.asarray(layer.variance, np.float32).reshape(-1))
+    # convert_to_numpy, not np.asarray: under PyTorch on a GPU the constants are CUDA tensors.
+    return tuple(np.asarray(keras.ops.convert_to_numpy(v), np.float32).reshape(-1) for v in (layer.mean, layer.variance))
 
 
 def load_initial_weights(net, source, init: str, directory: Path | None = None) -> Path:
