@@ -161,6 +161,15 @@ def feature_spec(model: keras.Model) -> FeatureSpec:
     return layer
 
 
+def feature_statistics(model: keras.Model) -> tuple[np.ndarray, np.ndarray]:
+    """(F,) float32 per-bin feature mean and variance the network normalises with: constants of its
+    Normalization layer, not weights, so a run started from it (``train.init``) is built with them and
+    separation can move an utterance's mean to the training mean."""
+    layer = model.get_layer(NORMALIZATION_LAYER)
+    # convert_to_numpy, not np.asarray: under PyTorch on a GPU the constants are CUDA tensors.
+    return tuple(np.asarray(keras.ops.convert_to_numpy(v), np.float32).reshape(-1) for v in (layer.mean, layer.variance))
+
+
 def load(path: str | Path, compile: bool = False) -> keras.Model:
     """Load a deepclust model in Keras safe mode (no arbitrary code), with clear errors."""
     path = Path(path)

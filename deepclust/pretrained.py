@@ -60,30 +60,16 @@ def init_model_path(init: str, directory: Path | None = None) -> Path:
 
 
 def init_model(init: str, directory: Path | None = None):
-    """The model ``train.init`` names, loaded once for both :func:`feature_statistics` and
+    """The model ``train.init`` names, loaded once for both :func:`deepclust.model.feature_statistics` and
     :func:`load_initial_weights`."""
     from . import model as model_lib
 
     return model_lib.load(init_model_path(init, directory))
 
 
-def feature_statistics(source):
-    """The per-bin feature mean and variance inside ``source``: a run started from it builds its
-    network with them (they are constants of the Normalization layer, not weights), so the network
-    reads features as it learnt to, on every resume too."""
-    import keras
-    import numpy as np
-
-    from . import model as model_lib
-
-    layer = source.get_layer(model_lib.NORMALIZATION_LAYER)
-    # convert_to_numpy, not np.asarray: under PyTorch on a GPU the constants are CUDA tensors.
-    return tuple(np.asarray(keras.ops.convert_to_numpy(v), np.float32).reshape(-1) for v in (layer.mean, layer.variance))
-
-
 def load_initial_weights(net, source, init: str, directory: Path | None = None) -> Path:
     """Copy the weights of ``source`` (the model ``init`` names, :func:`init_model`) into ``net`` (built
-    with :func:`feature_statistics`); refused, naming both shapes, when the networks differ."""
+    with :func:`deepclust.model.feature_statistics`); refused, naming both shapes, when the networks differ."""
     from . import model as model_lib
 
     path = init_model_path(init, directory)

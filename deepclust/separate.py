@@ -180,7 +180,7 @@ class Separator:
     def _utterance_mean_removed(self, feats: np.ndarray) -> np.ndarray:
         """(T, F) log magnitudes whose per-bin mean over their active frames is moved to the training mean
         (the network's Normalization layer), so a channel's fixed colouring cancels out."""
-        trained = keras.ops.convert_to_numpy(self.model.get_layer(model_lib.NORMALIZATION_LAYER).mean).reshape(-1)
+        trained = model_lib.feature_statistics(self.model)[0]
         removed = model_lib.utterance_mean_removed(feats[None], feats[None], self.features.silence_db)
         return keras.ops.convert_to_numpy(removed)[0] + trained
 

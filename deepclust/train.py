@@ -186,7 +186,7 @@ def initial_statistics(mixer: data.Mixer, cfg: Config, init=None):
     """The feature mean and variance the network is built with: the training data's, or with
     ``train.init`` the ones its model ``init`` learnt with (every resume too)."""
     if init is not None:
-        return pretrained.feature_statistics(init)
+        return model_lib.feature_statistics(init)
     return data.feature_statistics(mixer, cfg, cfg.train.seed)
 
 
