@@ -315,13 +315,14 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
-    """The exceptions that mean bad input, reported as a message rather than a traceback."""
+    """The exceptions reported as a message rather than a traceback: bad input, and worker processes
+    that failed (the message says how to go on)."""
     from .audio import AudioError
     from .config import ConfigError
     from .prepare import CorpusError
     from .evaluate import EvaluationError
     from .visualize import VisualizeError
-    from .data import DataError
+    from .data import DataError, WorkerError
     from .lists import ListFormatError
     from .model import ModelError
     from .paths import ModelNotGiven
@@ -329,7 +330,8 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from .separate import SeparationError
 
     return (AudioError, ConfigError, CorpusError, EvaluationError, VisualizeError, DataError, ListFormatError,
-            ModelError, ModelNotGiven, RunLocked, SeparationError, FileExistsError, FileNotFoundError, PermissionError)
+            ModelError, ModelNotGiven, RunLocked, SeparationError, WorkerError, FileExistsError, FileNotFoundError,
+            PermissionError)
 
 
 # Commands that run a network: started from the shell, they re-execute themselves under

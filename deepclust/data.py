@@ -12,6 +12,9 @@ draws it. No Keras here: worker processes import this module alone
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -363,23 +366,35 @@ def draw_batch(mixer: Mixer, spec: BatchSpec):
 _WORKER_MIXER: Mixer | None = None
 
 
+class WorkerError(RuntimeError):
+    """A worker process drawing batches ended abruptly or stopped answering (deepclust.dataset)."""
+
+
 def start_worker(mixer: Mixer) -> None:
     global _WORKER_MIXER
     _WORKER_MIXER = mixer
-    _die_with_parent()
+    _exit_with_parent()
 
 
-def _die_with_parent() -> None:
-    """Linux: end this worker when the training process ends, even by SIGKILL (no orphans holding memory)."""
-    import ctypes
-    import signal
-    import sys
+def _exit_with_parent() -> None:
+    """End this worker when the training process ends, even by SIGKILL (no orphans holding memory).
 
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
+    A thread waits on the parent's sentinel, which multiprocessing closes when the parent process
+    ends. Not Linux's PR_SET_PDEATHSIG: that fires when the *thread* that started the worker ends,
+    and the process pool starts workers on demand in whichever thread asks for a batch, Keras's
+    feeder threads among them, which may end long before the training process: the workers they had
+    started were killed, and the pool broke or, a worker killed holding its queue's lock, hung
+    (RESULTS.md, "A second GPU session").
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None:  # not started by multiprocessing: nothing to wait on
+        return
+
+    def watch() -> None:
+        parent.join()
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def worker_batch(spec: BatchSpec):

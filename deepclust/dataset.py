@@ -15,14 +15,20 @@ from __future__ import annotations
 import multiprocessing
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures.process import BrokenProcessPool
 
 import keras
 
 from .config import Config
-from .data import BatchSpec, Mixer, draw_batch, start_worker, worker_batch, worker_processes, worker_ready
+from .data import (BatchSpec, Mixer, WorkerError, draw_batch, start_worker, worker_batch, worker_processes,
+                   worker_ready)
 
 
 FEEDER_THREADS = 2
+# A batch takes a worker well under a second; one that has not come in this long will not come (a
+# worker killed holding the pool's queue lock leaves the others waiting on it for ever).
+BATCH_TIMEOUT_SECONDS = 300.0
 
 
 class MixtureDataset(keras.utils.PyDataset):
@@ -50,6 +56,7 @@ class MixtureDataset(keras.utils.PyDataset):
             if self.long_frames else self.batch_size
         self._pool: ProcessPoolExecutor | None = None
         self._pending: dict[tuple[int, int], Future] = {}
+        self._failed = False  # a WorkerError was raised: the pool is broken or hung
         self._lock, self._count_lock = threading.Lock(), threading.Lock()
 
     def __len__(self) -> int:
@@ -68,6 +75,19 @@ class MixtureDataset(keras.utils.PyDataset):
         if not self.processes:
             return self.batch_at(self.epoch, index)
         epoch = self.epoch
+        try:
+            return self._served(self._submitted(epoch, index).result(timeout=BATCH_TIMEOUT_SECONDS))
+        except (BrokenProcessPool, FutureTimeout) as exc:
+            self._failed = True
+            what = ("a worker process ended abruptly (killed, out of memory?)" if isinstance(exc, BrokenProcessPool)
+                    else f"no batch came from the worker processes in {BATCH_TIMEOUT_SECONDS:.0f} s")
+            raise WorkerError(
+                f"batch {index + 1} of epoch {epoch + 1}: {what}. The last completed epoch is saved: run the same "
+                f"command to resume, or with --workers 0 to draw batches in the training process. "
+                f"Received: data.workers={self.processes}") from exc
+
+    def _submitted(self, epoch: int, index: int) -> Future:
+        """The future of batch ``index`` of ``epoch``, with the batches after it submitted too."""
         with self._lock:
             pool = self._worker_pool()
             for stale in [key for key in self._pending if key[0] != epoch]:
@@ -75,8 +95,7 @@ class MixtureDataset(keras.utils.PyDataset):
             for ahead in range(index, min(index + self.processes + 1, self.steps)):  # keep every worker busy
                 if (epoch, ahead) not in self._pending:
                     self._pending[epoch, ahead] = pool.submit(worker_batch, self.spec(epoch, ahead))
-            future = self._pending.pop((epoch, index))
-        return self._served(future.result())
+            return self._pending.pop((epoch, index))
 
     def _worker_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
@@ -106,20 +125,34 @@ class MixtureDataset(keras.utils.PyDataset):
         return self.frames_served / max(self.batches_served, 1)
 
     def close(self) -> None:
-        """Stop the worker processes (a later batch starts them again)."""
+        """Stop the worker processes (a later batch starts them again); after a WorkerError, kill them."""
         with self._lock:
             for future in self._pending.values():
                 future.cancel()
             self._pending.clear()
             pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        if pool is None:
+            return
+        if self._failed:  # a hung pool would never finish shutting down
+            _kill_workers(pool)
+        pool.shutdown(wait=not self._failed, cancel_futures=True)
+        self._failed = False
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        state.update(_pool=None, _pending={}, _lock=None, _count_lock=None)
+        state.update(_pool=None, _pending={}, _failed=False, _lock=None, _count_lock=None)
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._lock, self._count_lock = threading.Lock(), threading.Lock()
+
+
+def _kill_workers(pool: ProcessPoolExecutor) -> None:
+    """Kill a pool's worker processes (Python 3.14 has ``kill_workers``; before it, the pool's table)."""
+    if hasattr(pool, "kill_workers"):
+        pool.kill_workers()
+        return
+    processes = getattr(pool, "_processes", None) or {}
+    for process in list(processes.values()):
+        process.kill()

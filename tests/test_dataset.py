@@ -73,3 +73,106 @@ def test_worker_processes_by_the_cores():
     assert worker_processes(3, cores=2) == 3  # asked for: as many as asked
     assert worker_processes(-1, cores=2) == 0 and worker_processes(-1, cores=4) == 0  # the step needs them
     assert worker_processes(-1, cores=16) == 8 and worker_processes(-1, cores=64) == 8
+
+
+def test_workers_started_by_a_thread_outlive_it(list_folder, tiny_config):
+    """The pool starts workers on demand in whichever thread asks for a batch, Keras's feeder threads
+    among them, which end with each epoch: the workers live on, and later batches come (with Linux's
+    parent-death signal they were killed with that thread, and the pool broke or hung)."""
+    import multiprocessing
+    import threading
+    import time
+
+    tiny_config.train.steps_per_epoch = 6
+    mixer = data.Mixer(data.load_corpus(list_folder / "train", 8000), tiny_config)
+    ds = MixtureDataset(mixer, tiny_config, processes=2)
+    here = MixtureDataset(mixer, tiny_config, processes=0)
+    feeder = threading.Thread(target=ds.__getitem__, args=(0,))  # starts the pool and both workers
+    feeder.start()
+    feeder.join()
+    time.sleep(1.0)  # a worker killed with the thread would be dead by now
+    drawn = []
+    reader = threading.Thread(target=lambda: drawn.extend(ds[i][0] for i in range(1, 6)), daemon=True)
+    reader.start()
+    reader.join(timeout=120)
+    try:
+        assert len(drawn) == 5, "the workers started by a thread that ended did not draw the later batches"
+        for i, x in enumerate(drawn, start=1):
+            np.testing.assert_array_equal(x, here[i][0])
+    finally:
+        if len(drawn) < 5:  # broken or hung: end the workers so close() cannot wait on them
+            for child in multiprocessing.active_children():
+                child.terminate()
+        ds.close()
+
+
+@pytest.mark.slow
+def test_a_worker_ends_when_the_training_process_is_killed(tmp_path):
+    """No orphans holding memory: a worker process ends within seconds of its parent's SIGKILL."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import multiprocessing, os, time\n"
+        "from concurrent.futures import ProcessPoolExecutor\n"
+        "from deepclust import data\n"
+        "if __name__ == '__main__':\n"
+        "    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context('spawn'),\n"
+        "                               initializer=data.start_worker, initargs=(None,))\n"
+        "    print(pool.submit(os.getpid).result(), flush=True)\n"
+        "    pool.submit(time.sleep, 120)\n"
+        "    time.sleep(120)\n")
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                              text=True)
+    pid = int(parent.stdout.readline())
+    assert _running(pid), "the worker should run while its parent does"
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 20
+    while _running(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    try:
+        assert not _running(pid), "the worker outlived the training process"
+    finally:
+        if _running(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie (an orphan's reaper may be slow)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("fault", ["killed", "stopped"])
+def test_a_failed_worker_is_a_clear_error_not_a_hang(list_folder, tiny_config, monkeypatch, fault):
+    """A worker killed (out of memory, say) or stopped answering: the batch raises WorkerError saying
+    how to go on, and close() returns instead of waiting on the pool."""
+    import os
+    import signal
+    import time
+
+    from deepclust import dataset as dataset_lib
+
+    monkeypatch.setattr(dataset_lib, "BATCH_TIMEOUT_SECONDS", 3.0)
+    tiny_config.train.steps_per_epoch = 6
+    mixer = data.Mixer(data.load_corpus(list_folder / "train", 8000), tiny_config)
+    ds = MixtureDataset(mixer, tiny_config, processes=1)
+    pid = ds._worker_pool().submit(os.getpid).result(timeout=120)
+    ds[0]
+    os.kill(pid, signal.SIGKILL if fault == "killed" else signal.SIGSTOP)
+    try:
+        with pytest.raises(data.WorkerError, match=r"--workers 0.*Received: data.workers=1"):
+            for i in range(1, 6):  # the batches already drawn ahead may still come
+                ds[i]
+    finally:
+        started = time.monotonic()
+        ds.close()
+        assert time.monotonic() - started < 60
