@@ -17,8 +17,10 @@ from fractions import Fraction
 from typing import Callable
 
 import numpy as np
+import scipy.fft
 import scipy.signal
 
+from . import features
 from .config import AugmentConfig
 
 TELEPHONE_LOW_HZ = (200.0, 400.0)  # high-pass corner, uniform in this band
@@ -105,9 +107,24 @@ def shape_spectrum(x: np.ndarray, rate: float, source_bins: np.ndarray, gain: np
     low = np.minimum(position.astype(int), magnitude.shape[0] - 2)
     weight = (position - low)[:, None]
     warped = magnitude[low] * (1 - weight) + magnitude[low + 1] * weight  # linear interpolation across bins
-    shaped = warped * gain[:, None] * np.exp(1j * np.angle(spec))
-    _, y = scipy.signal.istft(shaped, rate, window=window, nperseg=WINDOW, noverlap=3 * WINDOW // 4)
-    return np.pad(y[:len(x)], (0, max(0, len(x) - len(y))))
+    # Each bin's phase as a unit phasor, by division: exp(1j * angle) cost more than all the rest of
+    # the shaping. A silent bin has no phase and takes phase 0.
+    phase = np.divide(spec, magnitude, out=np.ones_like(spec), where=magnitude > 0)
+    return inverse_stft(warped * gain[:, None] * phase, window, len(x))
+
+
+def inverse_stft(spec: np.ndarray, window: np.ndarray, length: int) -> np.ndarray:
+    """The ``length`` samples of ``scipy.signal.istft`` of ``spec`` (bins x frames, one-sided, as
+    ``scipy.signal.stft`` made it with ``window`` and a hop of a quarter of it): the same least-squares
+    overlap-add, done by :func:`deepclust.features.overlap_add` rather than scipy's Python loop over
+    frames, which cost more than all the FFTs of the augmentation. (Not the features' own STFT: its
+    sqrt-Hann window leaks more, and VTLP kept each bin's phase would then keep a sine's frequency.)"""
+    hop = len(window) // 4
+    frames = scipy.fft.irfft(spec, n=len(window), axis=0).T * window.sum()  # undoes stft's scaling="spectrum"
+    y = features.overlap_add(frames * window, hop)
+    norm = features.overlap_add(np.broadcast_to(window**2, frames.shape), hop)
+    y = (y / np.where(norm > 1e-10, norm, 1.0))[len(window) // 2:len(window) // 2 + length]  # stft's boundary
+    return np.pad(y, (0, length - len(y)))
 
 
 def peaking_db(freqs: np.ndarray, centre: float, gain_db: float, q: float) -> np.ndarray:
@@ -155,9 +172,12 @@ def add_noise(x: np.ndarray, rng: np.random.Generator, snr_db: float) -> np.ndar
     rms = np.sqrt(np.mean(x**2)) if len(x) else 0.0
     if rms == 0:
         return x
-    spectrum = np.fft.rfft(rng.standard_normal(len(x)))
+    # Coloured at a length the FFT is fast for (a source's length may have large prime factors, which
+    # made this the costliest augmentation), then cut back.
+    size = scipy.fft.next_fast_len(len(x), real=True)
+    spectrum = scipy.fft.rfft(rng.standard_normal(len(x)), n=size)
     slope = rng.uniform(0.0, 1.0)  # 0: white, 1: pink
     spectrum *= np.maximum(np.arange(len(spectrum)), 1.0) ** (-slope / 2)
-    noise = np.fft.irfft(spectrum, n=len(x))
+    noise = scipy.fft.irfft(spectrum, n=size)[:len(x)]
     noise *= rms * 10.0 ** (-snr_db / 20) / max(np.sqrt(np.mean(noise**2)), 1e-12)
     return x + noise

@@ -89,12 +89,19 @@ def istft(spec: np.ndarray, length: int, cfg: FeatureConfig) -> np.ndarray:
     frames = scipy.fft.irfft(spec, n=sft.mfft, axis=-1)  # (..., T, window)
     order = (np.arange(sft.m_num) - sft.m_num_mid) % sft.m_num  # undo stft's rotation
     frames = frames[..., order] * sft.dual_win.astype(frames.dtype)
-    count, hop = frames.shape[-2], sft.hop
-    out = np.zeros(frames.shape[:-2] + ((count - 1) * hop + sft.m_num,), frames.dtype)
-    for j in range(sft.m_num // hop):  # piece j of every frame lands j hops after its frame's start
-        out[..., j * hop:(j + count) * hop] += frames[..., j * hop:(j + 1) * hop].reshape(frames.shape[:-2] + (-1,))
-    first = sft.m_num_mid - sft.p_min * hop  # index of sample 0: frame p_min starts at p_min * hop - m_num_mid
+    out = overlap_add(frames, sft.hop)
+    first = sft.m_num_mid - sft.p_min * sft.hop  # index of sample 0: frame p_min starts at p_min * hop - m_num_mid
     return out[..., first:first + int(length)].astype(np.float32)
+
+
+def overlap_add(frames: np.ndarray, hop: int) -> np.ndarray:
+    """(..., T, window) frames, frame t starting at sample t * hop, summed into (..., (T - 1) * hop + window)
+    samples, as window/hop shifted sums of all frames at once (``window`` a multiple of ``hop``)."""
+    count, width = frames.shape[-2], frames.shape[-1]
+    out = np.zeros(frames.shape[:-2] + ((count - 1) * hop + width,), frames.dtype)
+    for j in range(width // hop):  # piece j of every frame lands j hops after its frame's start
+        out[..., j * hop:(j + count) * hop] += frames[..., j * hop:(j + 1) * hop].reshape(frames.shape[:-2] + (-1,))
+    return out
 
 
 def reconstruct(mixture_spec: np.ndarray, masks: np.ndarray, length: int, cfg: FeatureConfig,

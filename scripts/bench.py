@@ -295,6 +295,9 @@ def main(argv=None) -> int:
     parser.add_argument("--base", help="a folder with train/valid lists (default: generated voices)")
     parser.add_argument("--long-minutes", type=float, default=0, help="also separate a file this long (child process)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="config override")
+    parser.add_argument("--pipeline", action="store_true",
+                        help="time the input pipeline alone (no network): batches drawn in this process and in "
+                             "data.workers processes, and its core-seconds per million frames")
     parser.add_argument("--_long-child", dest="long_child", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if argv is None:  # the same allocator as `deepclust train` gets, so the ratios compare like with like
@@ -324,6 +327,8 @@ def main(argv=None) -> int:
         tmp = Path(tmp)
         base = Path(args.base) if args.base else synthetic_base(tmp / "base")
         mixer = data.Mixer(data.load_corpus(base / "train", cfg.audio.sample_rate), cfg)
+        if args.pipeline:
+            return print_pipeline(results, mixer, cfg, args.steps)
         net = compile_model(build_model(cfg), cfg)
 
         results["model_fps"] = time_model_step(net, cfg, args.steps)
@@ -354,6 +359,19 @@ def main(argv=None) -> int:
         results.update(json.loads(line[-1]) if line else {"long_error": out.stderr[-2000:]})
 
     print_table(results)
+    print(json.dumps(results))
+    return 0
+
+
+def print_pipeline(results: dict, mixer, cfg, steps: int) -> int:
+    """``--pipeline``: the input pipeline's rows alone, as a table and one JSON line."""
+    results["data_fps_1thread"], results["data_fps"] = time_data(mixer, cfg, steps)
+    results["pipeline_core_s_per_mframe_host"], _ = pipeline_cost(mixer, cfg, steps)
+    print(f"\ndeepclust input pipeline: config={results['config']} {' '.join(results['overrides'])}  "
+          f"batch={results['batch_size']} chunk={results['chunk_frames']}; {results['versions']['processor']}")
+    print(f"  in the training process       {results['data_fps_1thread']:,.0f} frames/s")
+    print(f"  in data.workers processes     {results['data_fps']:,.0f} frames/s")
+    print(f"  cost                          {results['pipeline_core_s_per_mframe_host']:.2f} core-s per million frames")
     print(json.dumps(results))
     return 0
 

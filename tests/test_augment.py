@@ -154,3 +154,18 @@ def test_inverted_ranges_are_refused():
         load_config("tiny", {"augment.rt60_min": 0.9, "augment.rt60_max": 0.5})
     with pytest.raises(ConfigError, match=r"augment.speed.*at most 0.5"):
         load_config("tiny", {"augment.speed": 0.7})
+
+
+@pytest.mark.parametrize("length", [256, 1001, 6399, 25792])
+def test_inverse_stft_is_scipys_istft(length):
+    """The overlap-add by strided sums gives scipy.signal.istft's signal for a modified spectrum, any length."""
+    import scipy.signal
+
+    rng = np.random.default_rng(length)
+    window = scipy.signal.windows.hann(augment.WINDOW, sym=False)
+    args = dict(window=window, nperseg=augment.WINDOW, noverlap=3 * augment.WINDOW // 4)
+    _, _, spec = scipy.signal.stft(rng.standard_normal(length), 8000, **args)
+    spec *= 1 + rng.random(spec.shape)  # not the spectrum of any signal: the least-squares estimate is
+    _, expected = scipy.signal.istft(spec, 8000, **args)
+    np.testing.assert_allclose(augment.inverse_stft(spec, window, length), expected[:length], atol=1e-12)
+
