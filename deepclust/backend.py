@@ -7,6 +7,7 @@ none is named, :func:`choose` takes the first one installed of TensorFlow,
 JAX and PyTorch, so a machine without TensorFlow works as it is. A backend
 that is named but not installed, or none installed at all, is a
 :class:`BackendError` that says which extra to install (:func:`require`).
+:func:`accelerators` lists the GPUs the chosen backend sees, once it is loaded.
 Importing this module imports no backend.
 """
 
@@ -86,3 +87,24 @@ def require() -> str:
         raise BackendError(f"the Keras backend {name!r} is not installed: pip install '{EXTRAS[name]}'{hint}. "
                            f"Received: {ENV}={name}")
     return name
+
+
+def accelerators() -> list[str]:
+    """The GPUs (or other accelerators) this process's Keras backend sees; empty on a CPU."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return [d.name for d in tf.config.list_physical_devices("GPU")]
+    if backend == "jax":
+        import jax
+
+        return [str(d) for d in jax.devices() if d.platform != "cpu"]
+    if backend == "torch":
+        import torch
+
+        return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return []
+

@@ -31,16 +31,22 @@ log = logging.getLogger(__name__)
 # cores from the training step (RESULTS.md, "Corpus scale").
 FEW_CORES = 4
 MAX_AUTO_WORKERS = 8
+# With a GPU the training process needs a core for its loop and one to take in the batches.
+ACCELERATED_SPARE_CORES = 2
 
 
-def worker_processes(workers: int, cores: int | None = None) -> int:
+def worker_processes(workers: int, cores: int | None = None, accelerated: bool = False) -> int:
     """How many processes draw batches for ``data.workers``: itself, or for -1 none on FEW_CORES
-    cores or fewer, else half the cores (at most MAX_AUTO_WORKERS), the other half for the step."""
+    cores or fewer, else half the cores (at most MAX_AUTO_WORKERS), the other half for the step; with
+    an accelerator, whose step leaves the cores to the batches, all cores but ACCELERATED_SPARE_CORES
+    (RESULTS.md, "A second GPU session")."""
     import os
 
     if workers >= 0:
         return workers
     cores = cores or os.cpu_count() or 1
+    if accelerated:
+        return max(0, cores - ACCELERATED_SPARE_CORES)
     return 0 if cores <= FEW_CORES else min(cores // 2, MAX_AUTO_WORKERS)
 
 

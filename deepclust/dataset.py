@@ -20,6 +20,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 import keras
 
+from .backend import accelerators
 from .config import Config
 from .data import (BatchSpec, Mixer, WorkerError, draw_batch, start_worker, worker_batch, worker_processes,
                    worker_ready)
@@ -44,7 +45,8 @@ class MixtureDataset(keras.utils.PyDataset):
         self.steps = steps or config.train.steps_per_epoch
         self.seed = config.train.seed if seed is None else seed
         self.shard = shard  # (index, count): worker i of n draws its own stream of mixtures
-        self.processes = worker_processes(config.data.workers) if processes is None else processes
+        self.processes = (worker_processes(config.data.workers, accelerated=bool(accelerators()))
+                          if processes is None else processes)
         self.sources = config.features.on_device
         self.epoch = 0  # written only by callbacks.EpochSync
         self.frames_served = self.batches_served = 0  # batch lengths vary with whole_utterances

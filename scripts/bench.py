@@ -38,6 +38,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
+from deepclust.backend import accelerators  # noqa: E402  (imports no backend)
+
 RATE = 8000
 
 
@@ -71,26 +73,6 @@ def versions() -> dict:
     out[backend] = __import__(backend).__version__
     out["gpus"] = accelerators()
     return out
-
-
-def accelerators() -> list[str]:
-    """The GPUs (or other accelerators) this process's Keras backend sees; empty on a CPU."""
-    import keras
-
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        return [d.name for d in tf.config.list_physical_devices("GPU")]
-    if backend == "jax":
-        import jax
-
-        return [str(d) for d in jax.devices() if d.platform != "cpu"]
-    if backend == "torch":
-        import torch
-
-        return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    return []
 
 
 def peak_accelerator_mib() -> float | None:

@@ -30,11 +30,8 @@ status=0
 for backend in ${GPU_CHECK_BACKENDS:-jax torch}; do
   KERAS_BACKEND=$backend "$PY" - <<'PY' || status=1
 import keras
-from deepclust.backend import require
+from deepclust.backend import accelerators, require
 require()
-import importlib, sys
-sys.path.insert(0, "scripts")
-from bench import accelerators
 print(f"gpu_check: {keras.backend.backend()} sees {accelerators() or 'no GPU (CPU only)'}")
 PY
   for config in ${GPU_CHECK_CONFIGS:-seed default}; do

@@ -73,6 +73,9 @@ def test_worker_processes_by_the_cores():
     assert worker_processes(3, cores=2) == 3  # asked for: as many as asked
     assert worker_processes(-1, cores=2) == 0 and worker_processes(-1, cores=4) == 0  # the step needs them
     assert worker_processes(-1, cores=16) == 8 and worker_processes(-1, cores=64) == 8
+    # With a GPU the step leaves the cores to the batches: all but two.
+    assert worker_processes(-1, cores=16, accelerated=True) == 14
+    assert worker_processes(-1, cores=2, accelerated=True) == 0 and worker_processes(2, cores=16, accelerated=True) == 2
 
 
 def test_workers_started_by_a_thread_outlive_it(list_folder, tiny_config):
@@ -176,3 +179,16 @@ def test_a_failed_worker_is_a_clear_error_not_a_hang(list_folder, tiny_config, m
         started = time.monotonic()
         ds.close()
         assert time.monotonic() - started < 60
+
+
+def test_the_dataset_gives_the_cores_to_workers_when_the_backend_sees_a_gpu(list_folder, tiny_config, monkeypatch):
+    import os
+
+    from deepclust import dataset as dataset_lib
+
+    tiny_config.data.workers = -1
+    mixer = data.Mixer(data.load_corpus(list_folder / "train", 8000), tiny_config)
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    assert MixtureDataset(mixer, tiny_config).processes == 8
+    monkeypatch.setattr(dataset_lib, "accelerators", lambda: ["NVIDIA H200"])
+    assert MixtureDataset(mixer, tiny_config).processes == 14
