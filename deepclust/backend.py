@@ -107,4 +107,3 @@ def accelerators() -> list[str]:
 
         return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     return []
-

@@ -40,8 +40,6 @@ def worker_processes(workers: int, cores: int | None = None, accelerated: bool =
     cores or fewer, else half the cores (at most MAX_AUTO_WORKERS), the other half for the step; with
     an accelerator, whose step leaves the cores to the batches, all cores but ACCELERATED_SPARE_CORES
     (RESULTS.md, "A second GPU session")."""
-    import os
-
     if workers >= 0:
         return workers
     cores = cores or os.cpu_count() or 1

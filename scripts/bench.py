@@ -348,12 +348,14 @@ def main(argv=None) -> int:
 def print_pipeline(results: dict, mixer, cfg, steps: int) -> int:
     """``--pipeline``: the input pipeline's rows alone, as a table and one JSON line."""
     results["data_fps_1thread"], results["data_fps"] = time_data(mixer, cfg, steps)
-    results["pipeline_core_s_per_mframe_host"], _ = pipeline_cost(mixer, cfg, steps)
+    results["pipeline_core_s_per_mframe_host"], results["pipeline_core_s_per_mframe_device"] = \
+        pipeline_cost(mixer, cfg, steps)
     print(f"\ndeepclust input pipeline: config={results['config']} {' '.join(results['overrides'])}  "
           f"batch={results['batch_size']} chunk={results['chunk_frames']}; {results['versions']['processor']}")
     print(f"  in the training process       {results['data_fps_1thread']:,.0f} frames/s")
     print(f"  in data.workers processes     {results['data_fps']:,.0f} frames/s")
-    print(f"  cost                          {results['pipeline_core_s_per_mframe_host']:.2f} core-s per million frames")
+    print(f"  cost, features on the host    {results['pipeline_core_s_per_mframe_host']:.2f} core-s per million frames")
+    print(f"  cost, features on the device  {results['pipeline_core_s_per_mframe_device']:.2f} core-s per million frames")
     print(json.dumps(results))
     return 0
 
