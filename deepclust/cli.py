@@ -322,7 +322,8 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from .prepare import CorpusError
     from .evaluate import EvaluationError
     from .visualize import VisualizeError
-    from .data import DataError, WorkerError
+    from .data import DataError
+    from .workers import WorkerError
     from .lists import ListFormatError
     from .model import ModelError
     from .paths import ModelNotGiven

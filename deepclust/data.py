@@ -5,16 +5,13 @@ k distinct speakers, a random segment of one utterance of each (read from
 the cache when drawn), scaled by :mod:`deepclust.mixing` and turned into
 (features, labels) by :mod:`deepclust.features`. Every draw is a function of
 the generator it is given, so a batch is the same arrays in whichever process
-draws it. No Keras here: worker processes import this module alone
+draws it. No Keras here: worker processes (:mod:`deepclust.workers`) import this module
 (the Keras dataset is :mod:`deepclust.dataset`).
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import os
-import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,27 +22,6 @@ from .config import Config
 from .corpus_index import CorpusIndex, DataError, load_corpus  # noqa: F401  (data.load_corpus, data.DataError)
 
 log = logging.getLogger(__name__)
-
-
-# At most this many cores, batches are drawn in the training process: worker processes would take
-# cores from the training step (RESULTS.md, "Corpus scale").
-FEW_CORES = 4
-MAX_AUTO_WORKERS = 8
-# With a GPU the training process needs a core for its loop and one to take in the batches.
-ACCELERATED_SPARE_CORES = 2
-
-
-def worker_processes(workers: int, cores: int | None = None, accelerated: bool = False) -> int:
-    """How many processes draw batches for ``data.workers``: itself, or for -1 none on FEW_CORES
-    cores or fewer, else half the cores (at most MAX_AUTO_WORKERS), the other half for the step; with
-    an accelerator, whose step leaves the cores to the batches, all cores but ACCELERATED_SPARE_CORES
-    (RESULTS.md, "A second GPU session")."""
-    if workers >= 0:
-        return workers
-    cores = cores or os.cpu_count() or 1
-    if accelerated:
-        return max(0, cores - ACCELERATED_SPARE_CORES)
-    return 0 if cores <= FEW_CORES else min(cores // 2, MAX_AUTO_WORKERS)
 
 
 def map_targets(fn, targets):
@@ -363,47 +339,3 @@ def draw_batch(mixer: Mixer, spec: BatchSpec):
     if spec.sources:
         return mixer.source_batch(rng, spec.size), np.zeros(spec.size, np.float32)
     return mixer.batch(rng, spec.size, spec.frames)
-
-
-# What a worker process of the dataset (deepclust.dataset) holds: the mixer, given once when it starts.
-# Here, not in deepclust.dataset, so that the workers never import Keras.
-_WORKER_MIXER: Mixer | None = None
-
-
-class WorkerError(RuntimeError):
-    """A worker process drawing batches ended abruptly or stopped answering (deepclust.dataset)."""
-
-
-def start_worker(mixer: Mixer) -> None:
-    global _WORKER_MIXER
-    _WORKER_MIXER = mixer
-    _exit_with_parent()
-
-
-def _exit_with_parent() -> None:
-    """End this worker when the training process ends, even by SIGKILL (no orphans holding memory).
-
-    A thread waits on the parent's sentinel, which multiprocessing closes when the parent process
-    ends. Not Linux's PR_SET_PDEATHSIG: that fires when the *thread* that started the worker ends,
-    and the process pool starts workers on demand in whichever thread asks for a batch, Keras's
-    feeder threads among them, which may end long before the training process: the workers they had
-    started were killed, and the pool broke or, a worker killed holding its queue's lock, hung
-    (RESULTS.md, "A second GPU session").
-    """
-    parent = multiprocessing.parent_process()
-    if parent is None:  # not started by multiprocessing: nothing to wait on
-        return
-
-    def watch() -> None:
-        parent.join()
-        os._exit(0)
-
-    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
-
-
-def worker_batch(spec: BatchSpec):
-    return draw_batch(_WORKER_MIXER, spec)
-
-
-def worker_ready() -> bool:
-    return _WORKER_MIXER is not None

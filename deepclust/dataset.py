@@ -8,11 +8,13 @@ batch gives the same arrays, and the workers hold nothing but the corpus index
 (their reads come from the cache, see :mod:`deepclust.corpus_index`). With
 ``data.workers = 0`` the training process draws them itself. The epoch is set
 by :class:`deepclust.callbacks.EpochSync` and reaches the workers inside the spec.
+Batches come back through files, not the pool's pipe (:mod:`deepclust.workers`).
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import shutil
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -22,8 +24,9 @@ import keras
 
 from .backend import accelerators
 from .config import Config
-from .data import (BatchSpec, Mixer, WorkerError, draw_batch, start_worker, worker_batch, worker_processes,
-                   worker_ready)
+from . import workers
+from .data import BatchSpec, Mixer, draw_batch
+from .workers import WorkerError
 
 
 FEEDER_THREADS = 2
@@ -45,7 +48,7 @@ class MixtureDataset(keras.utils.PyDataset):
         self.steps = steps or config.train.steps_per_epoch
         self.seed = config.train.seed if seed is None else seed
         self.shard = shard  # (index, count): worker i of n draws its own stream of mixtures
-        self.processes = (worker_processes(config.data.workers, accelerated=bool(accelerators()))
+        self.processes = (workers.worker_processes(config.data.workers, accelerated=bool(accelerators()))
                           if processes is None else processes)
         self.sources = config.features.on_device
         self.epoch = 0  # written only by callbacks.EpochSync
@@ -57,6 +60,7 @@ class MixtureDataset(keras.utils.PyDataset):
         self.long_batch_size = max(1, round(self.batch_size * config.data.chunk_frames / self.long_frames)) \
             if self.long_frames else self.batch_size
         self._pool: ProcessPoolExecutor | None = None
+        self._spool: str | None = None  # the folder the workers leave batches in (deepclust.workers)
         self._pending: dict[tuple[int, int], Future] = {}
         self._failed = False  # a WorkerError was raised: the pool is broken or hung
         self._lock, self._count_lock = threading.Lock(), threading.Lock()
@@ -78,7 +82,7 @@ class MixtureDataset(keras.utils.PyDataset):
             return self.batch_at(self.epoch, index)
         epoch = self.epoch
         try:
-            return self._served(self._submitted(epoch, index).result(timeout=BATCH_TIMEOUT_SECONDS))
+            return self._served(workers.received(self._submitted(epoch, index).result(timeout=BATCH_TIMEOUT_SECONDS)))
         except (BrokenProcessPool, FutureTimeout) as exc:
             self._failed = True
             what = ("a worker process ended abruptly (killed, out of memory?)" if isinstance(exc, BrokenProcessPool)
@@ -93,17 +97,18 @@ class MixtureDataset(keras.utils.PyDataset):
         with self._lock:
             pool = self._worker_pool()
             for stale in [key for key in self._pending if key[0] != epoch]:
-                self._pending.pop(stale).cancel()
+                _abandon(self._pending.pop(stale))
             for ahead in range(index, min(index + self.processes + 1, self.steps)):  # keep every worker busy
                 if (epoch, ahead) not in self._pending:
-                    self._pending[epoch, ahead] = pool.submit(worker_batch, self.spec(epoch, ahead))
+                    self._pending[epoch, ahead] = pool.submit(workers.draw, self.spec(epoch, ahead))
             return self._pending.pop((epoch, index))
 
     def _worker_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             # spawn: a fork would copy the backend's threads half-way; the workers import no Keras.
+            self._spool = workers.make_spool()
             self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=start_worker, initargs=(self.mixer,))
+                                             initializer=workers.start, initargs=(self.mixer, self._spool))
         return self._pool
 
     def start_workers(self) -> None:
@@ -112,7 +117,7 @@ class MixtureDataset(keras.utils.PyDataset):
             with self._lock:
                 pool = self._worker_pool()
                 for _ in range(self.processes):
-                    pool.submit(worker_ready)
+                    pool.submit(workers.ready)
 
     def _served(self, batch):
         x = batch[0]
@@ -130,24 +135,37 @@ class MixtureDataset(keras.utils.PyDataset):
         """Stop the worker processes (a later batch starts them again); after a WorkerError, kill them."""
         with self._lock:
             for future in self._pending.values():
-                future.cancel()
+                _abandon(future)
             self._pending.clear()
             pool, self._pool = self._pool, None
+            spool, self._spool = self._spool, None
         if pool is None:
             return
         if self._failed:  # a hung pool would never finish shutting down
             _kill_workers(pool)
         pool.shutdown(wait=not self._failed, cancel_futures=True)
+        shutil.rmtree(spool, ignore_errors=True)  # batches drawn ahead and never asked for
         self._failed = False
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        state.update(_pool=None, _pending={}, _failed=False, _lock=None, _count_lock=None)
+        state.update(_pool=None, _spool=None, _pending={}, _failed=False, _lock=None, _count_lock=None)
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._lock, self._count_lock = threading.Lock(), threading.Lock()
+
+
+def _abandon(future: Future) -> None:
+    """Cancel a batch no longer wanted; one already being drawn has its spool file deleted when done."""
+    if not future.cancel():
+        future.add_done_callback(_discard)
+
+
+def _discard(future: Future) -> None:
+    if not future.cancelled() and future.exception() is None:
+        workers.discard(future.result())
 
 
 def _kill_workers(pool: ProcessPoolExecutor) -> None:

@@ -23,6 +23,7 @@ on the weights).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -30,6 +31,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -169,22 +171,44 @@ def time_loss_share(cfg, step_seconds: float, repeats: int = 20) -> float | None
     return (time.perf_counter() - start) / repeats / step_seconds
 
 
-def time_data(mixer, cfg, steps: int) -> tuple[float, float]:
-    """Frames/s of batch drawing: in this process, and in ``data.workers`` worker processes
-    (their start excluded), as training draws them."""
+def time_data(mixer, cfg, steps: int) -> tuple[float, float, float]:
+    """Frames/s of batch drawing: in this process, in ``data.workers`` worker processes (their start
+    excluded), as training draws them, and the same while another thread of this process runs Python
+    (as a training loop driving a GPU does, holding the interpreter lock most of the time)."""
     from deepclust.dataset import MixtureDataset
 
     b, t = cfg.train.batch_size, cfg.data.chunk_frames
     rates = []
-    for processes in (0, max(2, cfg.data.workers)):
+    for processes, busy in ((0, False), (max(2, cfg.data.workers), False), (max(2, cfg.data.workers), True)):
         dataset = MixtureDataset(mixer, cfg, steps=steps + 1, processes=processes)
         dataset[0]  # workers started and warm
-        start = time.perf_counter()
-        for i in range(1, steps + 1):
-            dataset[i]
-        rates.append(steps * b * t / (time.perf_counter() - start))
+        with python_loop(busy):
+            start = time.perf_counter()
+            for i in range(1, steps + 1):
+                dataset[i]
+            rates.append(steps * b * t / (time.perf_counter() - start))
         dataset.close()
-    return rates[0], rates[1]
+    return rates[0], rates[1], rates[2]
+
+
+@contextlib.contextmanager
+def python_loop(run: bool):
+    """A thread running pure Python for the duration (when ``run``), then stopped."""
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            pass
+
+    thread = threading.Thread(target=spin, daemon=True)
+    if run:
+        thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        if run:
+            thread.join()
 
 
 def time_full_fit(net, dataset, cfg, steps: int) -> float:
@@ -316,7 +340,8 @@ def main(argv=None) -> int:
         results["model_fps"] = time_model_step(net, cfg, args.steps)
         step_seconds = cfg.train.batch_size * cfg.data.chunk_frames / results["model_fps"]
         results["loss_share"] = time_loss_share(cfg, step_seconds)
-        results["data_fps_1thread"], results["data_fps"] = time_data(mixer, cfg, max(4, args.steps // 2))
+        results["data_fps_1thread"], results["data_fps"], results["data_fps_busy"] = \
+            time_data(mixer, cfg, max(4, args.steps // 2))
         results["pipeline_core_s_per_mframe_host"], results["pipeline_core_s_per_mframe_device"] = \
             pipeline_cost(mixer, cfg, max(4, args.steps // 2))
         results["model_fps_on_device"] = time_model_step_on_device(cfg, mixer, args.steps)
@@ -347,13 +372,14 @@ def main(argv=None) -> int:
 
 def print_pipeline(results: dict, mixer, cfg, steps: int) -> int:
     """``--pipeline``: the input pipeline's rows alone, as a table and one JSON line."""
-    results["data_fps_1thread"], results["data_fps"] = time_data(mixer, cfg, steps)
+    results["data_fps_1thread"], results["data_fps"], results["data_fps_busy"] = time_data(mixer, cfg, steps)
     results["pipeline_core_s_per_mframe_host"], results["pipeline_core_s_per_mframe_device"] = \
         pipeline_cost(mixer, cfg, steps)
     print(f"\ndeepclust input pipeline: config={results['config']} {' '.join(results['overrides'])}  "
           f"batch={results['batch_size']} chunk={results['chunk_frames']}; {results['versions']['processor']}")
     print(f"  in the training process       {results['data_fps_1thread']:,.0f} frames/s")
     print(f"  in data.workers processes     {results['data_fps']:,.0f} frames/s")
+    print(f"  the same, this process busy   {results['data_fps_busy']:,.0f} frames/s")
     print(f"  cost, features on the host    {results['pipeline_core_s_per_mframe_host']:.2f} core-s per million frames")
     print(f"  cost, features on the device  {results['pipeline_core_s_per_mframe_device']:.2f} core-s per million frames")
     print(json.dumps(results))
@@ -371,6 +397,7 @@ def print_table(r: dict) -> None:
         ("training: model step alone", f"{r['model_fps']:,.0f} frames/s"),
         ("training: data pipeline, in the training process", f"{r['data_fps_1thread']:,.0f} frames/s"),
         ("training: data pipeline, data.workers processes", f"{r['data_fps']:,.0f} frames/s"),
+        ("training: the same, the training process busy in Python", f"{r['data_fps_busy']:,.0f} frames/s"),
         ("training: model step, features on the device", f"{r['model_fps_on_device']:,.0f} frames/s "
          f"({100 * r['on_device_step_cost']:+.1f} % time per step)"),
         ("input pipeline, features on the host", f"{r['pipeline_core_s_per_mframe_host']:.2f} core-s per million frames"),

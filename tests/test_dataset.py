@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deepclust import data
+from deepclust import data, workers
 from deepclust.data import draw_batch
 from deepclust.dataset import MixtureDataset
 
@@ -67,17 +67,6 @@ def test_deepclust_train_with_worker_processes(tmp_path):
     assert "(completed, 2 epochs" in done.stdout
 
 
-def test_worker_processes_by_the_cores():
-    from deepclust.data import worker_processes
-
-    assert worker_processes(3, cores=2) == 3  # asked for: as many as asked
-    assert worker_processes(-1, cores=2) == 0 and worker_processes(-1, cores=4) == 0  # the step needs them
-    assert worker_processes(-1, cores=16) == 8 and worker_processes(-1, cores=64) == 8
-    # With a GPU the step leaves the cores to the batches: all but two.
-    assert worker_processes(-1, cores=16, accelerated=True) == 14
-    assert worker_processes(-1, cores=2, accelerated=True) == 0 and worker_processes(2, cores=16, accelerated=True) == 2
-
-
 def test_workers_started_by_a_thread_outlive_it(list_folder, tiny_config):
     """The pool starts workers on demand in whichever thread asks for a batch, Keras's feeder threads
     among them, which end with each epoch: the workers live on, and later batches come (with Linux's
@@ -109,51 +98,6 @@ def test_workers_started_by_a_thread_outlive_it(list_folder, tiny_config):
         ds.close()
 
 
-@pytest.mark.slow
-def test_a_worker_ends_when_the_training_process_is_killed(tmp_path):
-    """No orphans holding memory: a worker process ends within seconds of its parent's SIGKILL."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    script = tmp_path / "parent.py"
-    script.write_text(
-        "import multiprocessing, os, time\n"
-        "from concurrent.futures import ProcessPoolExecutor\n"
-        "from deepclust import data\n"
-        "if __name__ == '__main__':\n"
-        "    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context('spawn'),\n"
-        "                               initializer=data.start_worker, initargs=(None,))\n"
-        "    print(pool.submit(os.getpid).result(), flush=True)\n"
-        "    pool.submit(time.sleep, 120)\n"
-        "    time.sleep(120)\n")
-    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                              text=True)
-    pid = int(parent.stdout.readline())
-    assert _running(pid), "the worker should run while its parent does"
-    parent.send_signal(signal.SIGKILL)
-    parent.wait()
-    deadline = time.monotonic() + 20
-    while _running(pid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    try:
-        assert not _running(pid), "the worker outlived the training process"
-    finally:
-        if _running(pid):
-            os.kill(pid, signal.SIGKILL)
-
-
-def _running(pid: int) -> bool:
-    """Whether process ``pid`` exists and is not a zombie (an orphan's reaper may be slow)."""
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 @pytest.mark.parametrize("fault", ["killed", "stopped"])
 def test_a_failed_worker_is_a_clear_error_not_a_hang(list_folder, tiny_config, monkeypatch, fault):
     """A worker killed (out of memory, say) or stopped answering: the batch raises WorkerError saying
@@ -172,7 +116,7 @@ def test_a_failed_worker_is_a_clear_error_not_a_hang(list_folder, tiny_config, m
     ds[0]
     os.kill(pid, signal.SIGKILL if fault == "killed" else signal.SIGSTOP)
     try:
-        with pytest.raises(data.WorkerError, match=r"--workers 0.*Received: data.workers=1"):
+        with pytest.raises(workers.WorkerError, match=r"--workers 0.*Received: data.workers=1"):
             for i in range(1, 6):  # the batches already drawn ahead may still come
                 ds[i]
     finally:
@@ -192,3 +136,30 @@ def test_the_dataset_gives_the_cores_to_workers_when_the_backend_sees_a_gpu(list
     assert MixtureDataset(mixer, tiny_config).processes == 8
     monkeypatch.setattr(dataset_lib, "accelerators", lambda: ["NVIDIA H200"])
     assert MixtureDataset(mixer, tiny_config).processes == 14
+
+
+def test_batches_come_back_through_spool_files_that_are_deleted(list_folder, tiny_config):
+    """Workers hand batches back as files: each read is deleted, an abandoned epoch's batches are deleted
+    when drawn, and close() removes the folder with what was drawn ahead and never asked for."""
+    import os
+    import time
+
+    tiny_config.train.steps_per_epoch = 6
+    mixer = data.Mixer(data.load_corpus(list_folder / "train", 8000), tiny_config)
+    ds = MixtureDataset(mixer, tiny_config, processes=2)
+    try:
+        ds[0]
+        spool = ds._spool
+        assert spool and os.path.isdir(spool)
+        ds.epoch = 1
+        ds[0]  # epoch 0's batches 1-2, submitted ahead, are abandoned
+        deadline = time.monotonic() + 60
+        while any(not f.done() for f in ds._pending.values()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)  # the abandoned batches' callbacks
+        left = sorted(os.listdir(spool))
+        pending = sorted(os.path.basename(f.result().path) for f in ds._pending.values())
+        assert left == pending, "a spool file outlived its batch"
+    finally:
+        ds.close()
+    assert not os.path.exists(spool)
