@@ -22,9 +22,9 @@ from concurrent.futures.process import BrokenProcessPool
 
 import keras
 
+from . import workers
 from .backend import accelerators
 from .config import Config
-from . import workers
 from .data import BatchSpec, Mixer, draw_batch
 from .workers import WorkerError
 

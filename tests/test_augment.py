@@ -66,6 +66,16 @@ def test_speed_reads_factor_times_the_length_and_moves_the_pitch():
     assert peak_hz(augment.speed(sine(400, 8000), Fraction(9, 10), 8000)[:7000]) == pytest.approx(360, abs=2)
 
 
+@pytest.mark.parametrize("factor", [Fraction(6, 5), Fraction(9, 10), Fraction(37, 40), Fraction(41, 40), Fraction(1)])
+def test_speed_with_its_filter_designed_once_is_scipys_resampling(factor):
+    import scipy.signal
+
+    x = np.random.default_rng(0).standard_normal(4000)
+    expected = scipy.signal.resample_poly(x, factor.denominator, factor.numerator)[:3000]
+    np.testing.assert_allclose(augment.speed(x, factor, 3000), expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(augment.speed(x, factor, 3000), expected, rtol=0, atol=1e-12)  # from the cache
+
+
 @pytest.mark.parametrize("alpha", [0.9, 1.1])
 def test_vtlp_moves_a_frequency_by_its_factor_and_keeps_nyquist(alpha):
     freqs = np.fft.rfftfreq(augment.WINDOW, 1 / RATE)
