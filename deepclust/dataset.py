@@ -82,15 +82,23 @@ class MixtureDataset(keras.utils.PyDataset):
             return self.batch_at(self.epoch, index)
         epoch = self.epoch
         try:
-            return self._served(workers.received(self._submitted(epoch, index).result(timeout=BATCH_TIMEOUT_SECONDS)))
+            handed = self._submitted(epoch, index).result(timeout=BATCH_TIMEOUT_SECONDS)
         except (BrokenProcessPool, FutureTimeout) as exc:
             self._failed = True
-            what = ("a worker process ended abruptly (killed, out of memory?)" if isinstance(exc, BrokenProcessPool)
-                    else f"no batch came from the worker processes in {BATCH_TIMEOUT_SECONDS:.0f} s")
-            raise WorkerError(
-                f"batch {index + 1} of epoch {epoch + 1}: {what}. The last completed epoch is saved: run the same "
-                f"command to resume, or with --workers 0 to draw batches in the training process. "
-                f"Received: data.workers={self.processes}") from exc
+            raise self._worker_error(epoch, index, "a worker process ended abruptly (killed, out of memory?)"
+                                     if isinstance(exc, BrokenProcessPool) else
+                                     f"no batch came from the worker processes in {BATCH_TIMEOUT_SECONDS:.0f} s") from exc
+        try:
+            return self._served(workers.received(handed))
+        except OSError as exc:
+            raise self._worker_error(epoch, index, f"its file in the spool folder {self._spool} could not be read "
+                                     f"({exc}): something removed it while training ran") from exc
+
+    def _worker_error(self, epoch: int, index: int, what: str) -> WorkerError:
+        return WorkerError(
+            f"batch {index + 1} of epoch {epoch + 1}: {what}. The last completed epoch is saved: run the same "
+            f"command to resume, or with --workers 0 to draw batches in the training process. "
+            f"Received: data.workers={self.processes}")
 
     def _submitted(self, epoch: int, index: int) -> Future:
         """The future of batch ``index`` of ``epoch``, with the batches after it submitted too."""

@@ -163,3 +163,24 @@ def test_batches_come_back_through_spool_files_that_are_deleted(list_folder, tin
     finally:
         ds.close()
     assert not os.path.exists(spool)
+
+
+def test_a_spool_file_removed_before_it_is_read_is_a_clear_error(list_folder, tiny_config):
+    import os
+    import time
+
+    tiny_config.train.steps_per_epoch = 4
+    mixer = data.Mixer(data.load_corpus(list_folder / "train", 8000), tiny_config)
+    ds = MixtureDataset(mixer, tiny_config, processes=1)
+    try:
+        ds[0]
+        deadline = time.monotonic() + 60
+        while any(not f.done() for f in ds._pending.values()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for name in os.listdir(ds._spool):  # a cleaner of temporary files, say
+            os.unlink(os.path.join(ds._spool, name))
+        with pytest.raises(workers.WorkerError, match=r"batch 2 of epoch 1: its file in the spool folder .*"
+                                                      r"could not be read.*Received: data.workers=1"):
+            ds[1]
+    finally:
+        ds.close()
