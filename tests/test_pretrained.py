@@ -117,6 +117,22 @@ def test_recipe_joins_corpora_its_config_can_weigh(tmp_path, monkeypatch):
         assert sorted(w for w, _ in mixer.corpora) == ([0.3, 0.7] if split == "train" else [0.7])
 
 
+def test_gpu_recipe_is_the_cpu_recipe_with_its_overrides(tmp_path):
+    """scripts/pretrained.py build --gpu: each training command parses to configs/pretrained.toml with
+    GPU_RECIPE on top (a valid config, a larger network), and without --gpu to the recipe alone."""
+    recipe = load_script("pretrained")
+    parser = cli.get_parser()
+    configs = {}
+    for gpu in (False, True):
+        args = parser.parse_args(recipe.train_args(tmp_path / "run", "60m", gpu))
+        assert (args.base, args.time_limit) == (str(tmp_path / "run"), "60m")
+        overrides = cli._overrides(args, cli.TRAIN_FLAGS)
+        configs[gpu] = load_config(args.config, overrides)
+    assert configs[False] == load_config("pretrained")
+    assert configs[True] == load_config("pretrained", recipe.GPU_RECIPE) != configs[False]
+    assert configs[True].model.lstm_units > configs[False].model.lstm_units
+
+
 def test_real_voice_scores_keep_one_ibm_per_stft(tmp_path):
     """scripts/real_voices.py reuses its reports: another STFT gets an IBM of its own, a new model new scores."""
     real_voices = load_script("real_voices")
