@@ -5,12 +5,15 @@ reports) goes through :func:`replacing`: it is written to a temporary file
 beside its final path (``.NAME.PID.XXXX.tmp[.SUFFIX]``, hidden, so it never
 counts as a model or a state) and renamed over the final path once complete.
 A process killed mid-write leaves only such a temporary, which
-:func:`remove_stale_temporaries` deletes on the next run.
+:func:`remove_stale_temporaries` deletes on the next run. A disk that fills
+mid-write is a :class:`DiskFull` naming the folder; the file it was to
+replace is left as it was.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -23,6 +26,17 @@ log = logging.getLogger(__name__)
 
 # ".NAME.PID.RANDOM.tmp[.SUFFIX]" (earlier versions: no RANDOM): the PID tells whether the writer is alive.
 TEMPORARY_PATTERN = re.compile(r"^\..+?\.(\d+)(\.[a-z0-9_]+)?\.tmp(\..+)?$")
+
+
+# The errors of a device with no room left (ENOSPC), or of a user's quota spent (EDQUOT).
+FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+class DiskFull(OSError):
+    """No room left where a file was being written; the message names the folder and what was kept."""
+
+    def __str__(self) -> str:  # the message alone, without OSError's "[Errno 28]"
+        return str(self.strerror)
 
 
 def _refuse_existing(path: Path, overwrite: bool) -> None:
@@ -49,6 +63,12 @@ def replacing(path: str | Path, *, suffix: str = "", overwrite: bool = True) -> 
         if tmp.exists():  # mkstemp makes it 0600; the file gets the permissions any new file would
             os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
+    except OSError as exc:
+        if exc.errno not in FULL_ERRNOS or isinstance(exc, DiskFull):
+            raise
+        kept = f"{path.name} there is unchanged" if path.exists() else f"{path.name} was not written"
+        raise DiskFull(exc.errno, f"{path.parent}: no space left on the device ({kept}); free some space "
+                                  "and run the command again") from None
     finally:
         if tmp.exists():
             tmp.unlink()

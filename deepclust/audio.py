@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from fractions import Fraction
 from pathlib import Path
 
@@ -11,11 +9,35 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
+from . import atomic
+
 # Below this RMS a signal is digital silence: not level-normalised (it would blow up), not scorable.
 SILENT_RMS = 1e-6
 # Largest denominator accepted when turning a rate ratio into up/down factors;
 # any two integer rates give an exact ratio far below this.
 MAX_RESAMPLE_FACTOR = 1 << 16
+
+
+# libsndfile's formats (soundfile.available_formats()) and the endings of their files' names; RAW is
+# left out: it needs its rate and encoding given.
+FORMAT_EXTENSIONS = {
+    "WAV": (".wav",), "WAVEX": (".wav",), "FLAC": (".flac",), "OGG": (".ogg", ".oga", ".opus"),
+    "MP3": (".mp3",), "AIFF": (".aiff", ".aif", ".aifc"), "AU": (".au", ".snd"), "CAF": (".caf",),
+    "W64": (".w64",), "RF64": (".rf64",), "NIST": (".nist", ".sph"), "VOC": (".voc",), "IRCAM": (".sf",),
+    "PAF": (".paf",), "SVX": (".svx", ".8svx"), "MAT4": (".mat",), "MAT5": (".mat",), "PVF": (".pvf",),
+    "XI": (".xi",), "HTK": (".htk",), "SDS": (".sds",), "AVR": (".avr",), "SD2": (".sd2",),
+    "WVE": (".wve",), "MPC2K": (".mpc",),
+}
+
+
+def extensions() -> tuple[str, ...]:
+    """The name endings (lower case, with the dot) of every audio format this install's libsndfile reads."""
+    formats = sf.available_formats()
+    return tuple(sorted({e for name, endings in FORMAT_EXTENSIONS.items() if name in formats for e in endings}))
+
+
+def is_audio_name(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in extensions()
 
 
 class AudioError(ValueError):
@@ -30,10 +52,12 @@ def resample(signal: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray
     return resample_poly(signal, ratio.numerator, ratio.denominator, axis=0).astype(np.float32)
 
 
-def read(path: str | Path, sample_rate: int | None = None, *, start: int = 0, stop: int | None = None) -> tuple[np.ndarray, int]:
+def read(path: str | Path, sample_rate: int | None = None, *, start: int = 0, stop: int | None = None,
+         mono: bool = True) -> tuple[np.ndarray, int]:
     """Read ``path`` as mono float32 in [-1, 1], resampled to ``sample_rate`` if given.
 
-    Returns ``(signal, rate)``. Multichannel files are averaged to mono; any
+    Returns ``(signal, rate)``. Multichannel files are averaged to mono (kept as
+    (samples, channels) with ``mono=False``); any
     integer or float encoding libsndfile reads is converted. NaN or infinite
     samples are refused, since they would poison every spectrum they touch.
     """
@@ -45,7 +69,7 @@ def read(path: str | Path, sample_rate: int | None = None, *, start: int = 0, st
         raise AudioError(
             f"{path}: cannot read audio ({exc}); expected a file libsndfile reads (wav, flac, ogg ...)."
         ) from None
-    signal = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+    signal = data if not mono else data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     if not np.all(np.isfinite(signal)):
         bad = int(np.size(signal) - np.count_nonzero(np.isfinite(signal)))
         raise AudioError(f"{path}: {bad} samples are NaN or infinite; expected finite audio. Repair or remove the file.")
@@ -61,19 +85,9 @@ def write(path: str | Path, signal: np.ndarray, sample_rate: int, *, subtype: st
     The file appears complete or not at all (temporary file, then rename);
     an existing file is refused unless ``overwrite``.
     """
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path}: exists; refusing to overwrite (use --force to replace it).")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".wav.tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic.replacing(path, suffix=".wav", overwrite=overwrite) as tmp:
         sf.write(tmp, np.asarray(signal, dtype=np.float32), int(sample_rate), subtype=subtype, format="WAV")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return Path(path)
 
 
 def peak_safe(signals: np.ndarray, limit: float = 0.999) -> np.ndarray:

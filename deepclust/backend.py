@@ -8,15 +8,18 @@ JAX and PyTorch, so a machine without TensorFlow works as it is. A backend
 that is named but not installed, or none installed at all, is a
 :class:`BackendError` that says which extra to install (:func:`require`).
 :func:`accelerators` lists the GPUs the chosen backend sees, once it is loaded.
-Importing this module imports no backend.
+:func:`load` imports Keras with the backend's start-up lines kept off the
+console. Importing this module imports no backend.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 ENV = "KERAS_BACKEND"
@@ -87,6 +90,53 @@ def require() -> str:
         raise BackendError(f"the Keras backend {name!r} is not installed: pip install '{EXTRAS[name]}'{hint}. "
                            f"Received: {ENV}={name}")
     return name
+
+
+@contextlib.contextmanager
+def _stderr_captured():
+    """File descriptor 2 sent to a temporary file for the block; what was written there is shown if the
+    block fails, so an import error is never hidden."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode(errors="replace"))
+            raise
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def load(quiet: bool = True) -> str:
+    """Import Keras on the backend :func:`require` names, and return that backend's name.
+
+    With ``quiet``, the backend's start-up lines (TensorFlow's oneDNN and CUDA
+    notes, and "failed call to cuInit" on a machine without a GPU) are kept off
+    the console: its C++ logging writes them to file descriptor 2 before any
+    setting reaches it (``TF_CPP_MIN_LOG_LEVEL`` no longer does since
+    TensorFlow 2.20), so that descriptor is redirected while the backend starts
+    and finds its devices. They are shown if the import fails.
+    """
+    name = require()
+    if "keras" in sys.modules or not quiet:
+        import keras
+
+        return keras.backend.backend()
+    with _stderr_captured():
+        import keras
+
+        accelerators()  # the device probe is where CUDA's start-up lines come from
+        if name != "tensorflow" and installed("tensorflow"):
+            # Keras's JAX and torch backends import TensorFlow too where it is installed (their data
+            # adapters, at the first predict): imported here, its start-up lines stay off the console.
+            import tensorflow  # noqa: F401
+    return keras.backend.backend()
 
 
 def accelerators() -> list[str]:

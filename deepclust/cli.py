@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Any, Callable
 
-# Quiet TensorFlow's C++ start-up chatter unless the user asked for it.
+# Quiet TensorFlow's C++ logging where it still listens (its start-up lines: backend.load).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 log = logging.getLogger("deepclust")
@@ -38,19 +38,22 @@ def _overrides(args: argparse.Namespace, mapping: dict[str, str]) -> dict[str, A
 
 
 def num_speakers_arg(text: str) -> int | str:
+    from .config import MAX_SPEAKERS
+
     if text == "auto":
         return text
     try:
         value = int(text)
     except ValueError:
         value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto'. Received: {text!r}")
+    if not 1 <= value <= MAX_SPEAKERS:
+        raise argparse.ArgumentTypeError(f"expected a count from 1 to {MAX_SPEAKERS} or 'auto'. Received: {text!r}")
     return value
 
 
 def _model_or_shipped(args: argparse.Namespace):
-    """The model --model/--base/$DEEPC_BASE name, else the shipped one, said on the first line of output."""
+    """The model --model/--base/$DEEPC_BASE name, else the shipped one, said on the first line of output
+    (``separate``, ``evaluate`` and ``visualize`` alike)."""
     from .pretrained import resolve, shipped_notice
 
     model, shipped = resolve(args.base, args.model)
@@ -104,7 +107,6 @@ def _add_train(sub) -> None:
                                                    "a training folder or a .keras file (train.init)")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                    help="override any config value, e.g. --set model.lstm_units=200 (repeatable)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar (one line per epoch)")
     p.add_argument("--distribute", choices=("mirrored", "multiworker"),
                    help="train on all local GPUs (mirrored) or on the cluster in TF_CONFIG (multiworker); "
                         "TensorFlow backend only; --batch-size is then the global batch")
@@ -125,34 +127,40 @@ def _run_train(args: argparse.Namespace) -> int:
 # -- separate ----------------------------------------------------------------------
 def _add_separate(sub) -> None:
     p = sub.add_parser(
-        "separate", help="separate mixtures into out_1.wav ... out_k.wav",
-        description="Separate each mixture with a trained model. One input without --out-dir: out_N.wav beside it. "
-                    "Several inputs or --out-dir D: D/<stem>/out_N.wav (D defaults to each input's folder). "
-                    "Existing outputs are never replaced without --force.",
+        "separate", help="separate mixtures into one file per speaker",
+        description="Separate each mixture (a file, or every audio file in a folder) with a trained model, by "
+                    "default the shipped one. Writes OUT/<stem>/spk1.wav ... (OUT: --out-dir, else the input's "
+                    "folder), at the input's rate and length; inputs of one stem in one folder get their extension "
+                    "in the name (mix_flac/, mix_ogg/). Inputs, names and the output folder are checked before the "
+                    "model loads; existing outputs are never replaced without --force.",
     )
-    p.add_argument("inputs", nargs="+", metavar="MIXTURE", help="audio files (any format libsndfile reads)")
+    p.add_argument("inputs", nargs="+", metavar="MIXTURE", help="audio files (any format libsndfile reads) or folders")
     _add_model_args(p)
     p.add_argument("--num-speakers", type=num_speakers_arg,
-                   help="number of speakers k, or 'auto' to estimate it from the embeddings "
+                   help="number of speakers k (1-8), or 'auto' to count them from the embeddings "
                         "(default: the model's config)")
     p.add_argument("--mask", choices=("binary", "soft", "network"),
                    help="binary (k-means) or soft (soft k-means) masks, or network: a mask head's own (Chimera++)")
-    p.add_argument("--out-dir", help="write D/<stem>/out_N.wav instead of beside the input")
+    p.add_argument("--out-dir", help="folder for the outputs (default: each input's own folder)")
+    p.add_argument("--filename", metavar="TEMPLATE",
+                   help="output names under the output folder, with {speaker} and optionally {stem} and {ext} of "
+                        "the input's name (default: '{stem}/spk{speaker}.wav')")
+    p.add_argument("--seed-names", action="store_true",
+                   help="the 2017 project's names: out_N.wav beside one input, <stem>/out_N.wav for several")
     p.add_argument("--force", action="store_true", help="replace existing output files")
     p.set_defaults(func=_run_separate)
 
 
 def _run_separate(args: argparse.Namespace) -> int:
-    from .separate import separate_files
+    from .separate_files import separate_files
 
-    written, failed = separate_files(args.inputs, model=_model_or_shipped(args), num_speakers=args.num_speakers,
-                                     out_dir=args.out_dir, mask=args.mask, force=args.force)
-    for src, outs in written.items():
-        print(f"{src}: " + " ".join(str(o) for o in outs))
-    for src, why in failed.items():
-        print(f"{src}: FAILED: {why}", file=sys.stderr)
+    model = _model_or_shipped(args)
+    written, failed = separate_files(args.inputs, model, num_speakers=args.num_speakers, out_dir=args.out_dir,
+                                     filename=args.filename, seed_names=args.seed_names, mask=args.mask,
+                                     force=args.force, report=print,
+                                     fail=lambda line: print(f"deepclust separate: error: {line}", file=sys.stderr))
     if failed:
-        print(f"{len(failed)} of {len(args.inputs)} file(s) failed", file=sys.stderr)
+        print(f"{len(failed)} of {len(failed) + len(written)} input(s) failed", file=sys.stderr)
     return 0 if not failed else 1
 
 
@@ -232,7 +240,7 @@ def _add_evaluate(sub) -> None:
         "evaluate", help="SDR/SIR/SAR, SI-SDR (and improvements) on a test set, or oracle-mask baselines",
         description="Score separation on TEST: a wsj0-2mix-style folder (mix/, s1/, s2/ [, s3/] with files of the same "
                     "names) or a wsj0-2mix mixture list ('path1 gain_dB path2 gain_dB [...]' per line). BSS-eval v3 "
-                    "(mir_eval), SI-SDR, their improvements over the mixture, and STOI where pystoi is installed. "
+                    "(fast_bss_eval), SI-SDR, their improvements over the mixture, and STOI where pystoi is installed. "
                     "Writes per_mixture.csv and summary.json to the report folder.",
     )
     p.add_argument("test", metavar="TEST", help="test folder or mixture list")
@@ -255,7 +263,8 @@ def _add_evaluate(sub) -> None:
 def _run_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate
 
-    report = evaluate(args.test, base=args.base, model=args.model, num_speakers=args.num_speakers,
+    model = _model_or_shipped(args) if needs_backend(args) else None
+    report = evaluate(args.test, model=model, num_speakers=args.num_speakers,
                       oracle=args.oracle, out=args.out, jobs=args.jobs, save_audio=args.save_audio,
                       sample_rate=args.sample_rate, mask=args.mask)
     print(f"report: {report.out}")
@@ -296,9 +305,34 @@ def _run_visualize(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- export ------------------------------------------------------------------------
+def _add_export(sub) -> None:
+    p = sub.add_parser(
+        "export", help="the network as a TensorFlow SavedModel and an ONNX file",
+        description="Write the network (log-magnitude spectrogram in, embeddings out) of a model, by default the "
+                    "shipped one, as OUT/savedmodel/ and OUT/model.onnx (pip install 'deepclust[export]'), with "
+                    "OUT/EXPORT.md: the STFT before the network and the clustering after it, which stay outside, "
+                    "with this model's numbers. Needs the TensorFlow backend.",
+    )
+    _add_model_args(p)
+    p.add_argument("--out", default="export", help="folder to write into (default: export)")
+    p.add_argument("--format", nargs="+", choices=("savedmodel", "onnx"), default=["savedmodel", "onnx"],
+                   help="what to write (default: both)")
+    p.add_argument("--force", action="store_true", help="replace an earlier export in OUT")
+    p.set_defaults(func=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from .export import export
+
+    for kind, path in export(_model_or_shipped(args), args.out, formats=tuple(args.format), force=args.force).items():
+        print(f"{kind}: {path}")
+    return 0
+
+
 # -- main --------------------------------------------------------------------------
 COMMANDS: list[Callable] = [_add_train, _add_separate, _add_evaluate, _add_visualize, _add_make_corpus,
-                            _add_prepare]
+                            _add_prepare, _add_export]
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -307,11 +341,35 @@ def get_parser() -> argparse.ArgumentParser:
         description="Deep Clustering speech separation (Hershey et al. 2015): train on speaker lists, "
                     "separate mixtures of voices.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"deepclust {__version__}")
+    _add_console_options(parser, False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in COMMANDS:
         add(sub)
+    for command in sub.choices.values():  # accepted after the command too: deepclust separate -v x.wav
+        _add_console_options(command, argparse.SUPPRESS)
     return parser
+
+
+def _add_console_options(p: argparse.ArgumentParser, default) -> None:
+    p.add_argument("-v", "--verbose", action="store_true", default=default,
+                   help="debug logging, and the backend's own start-up lines")
+    p.add_argument("-q", "--quiet", action="store_true", default=default,
+                   help="no progress bars (train: one line per epoch)")
+
+
+class ConsoleFormatter(logging.Formatter):
+    """Information as plain lines, warnings and errors marked as such; the logger's name only with -v."""
+
+    def __init__(self, verbose: bool):
+        super().__init__("%(levelname)s %(name)s: %(message)s" if verbose else "%(message)s")
+        self.verbose = verbose
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        return text if self.verbose or record.levelno <= logging.INFO else f"{record.levelname.lower()}: {text}"
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
@@ -329,15 +387,19 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from .paths import ModelNotGiven
     from .runlock import RunLocked
     from .separate import SeparationError
+    from .separate_files import OutputError
+    from .atomic import DiskFull
+    from .export import ExportError
 
     return (AudioError, ConfigError, CorpusError, EvaluationError, VisualizeError, DataError, ListFormatError,
-            ModelError, ModelNotGiven, RunLocked, SeparationError, WorkerError, FileExistsError, FileNotFoundError,
-            PermissionError)
+            ModelError, ModelNotGiven, RunLocked, SeparationError, OutputError, ExportError, WorkerError, DiskFull,
+            FileExistsError, FileNotFoundError, PermissionError)
 
 
 # Commands that run a network: started from the shell, they re-execute themselves under
 # tcmalloc where the system has it (see deepclust.allocator for why), and need a Keras backend.
 FAST_ALLOCATOR_COMMANDS = ("train", "separate", "evaluate", "visualize")
+NETWORK_COMMANDS = (*FAST_ALLOCATOR_COMMANDS, "export")
 
 
 def needs_backend(args: argparse.Namespace) -> bool:
@@ -348,7 +410,7 @@ def needs_backend(args: argparse.Namespace) -> bool:
         return not (args.oracle in IDEAL_MASKS and args.base is None and args.model is None)
     if args.command == "visualize":
         return not args.history
-    return args.command in FAST_ALLOCATOR_COMMANDS
+    return args.command in NETWORK_COMMANDS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -361,16 +423,22 @@ def main(argv: list[str] | None = None) -> int:
         except FileNotFoundError as exc:
             print(f"deepclust {args.command}: error: {exc}", file=sys.stderr)
             return EXIT_USER_ERROR
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(ConsoleFormatter(args.verbose))
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[handler])
+    if not args.verbose:  # the backend's own progress notes ("Assets written to ...")
+        logging.getLogger("tensorflow").setLevel(logging.WARNING)
     if needs_backend(args):
-        from .backend import BackendError, require
+        from .backend import BackendError, load
 
         try:
-            require()
-        except BackendError as exc:  # before anything imports Keras, which would fail on the missing backend
+            load(quiet=not args.verbose)  # before anything else imports Keras
+        except BackendError as exc:
             print(f"deepclust {args.command}: error: {exc}", file=sys.stderr)
             return EXIT_USER_ERROR
+    from . import progress
+
+    progress.ENABLED = not args.quiet
     try:
         return args.func(args)
     except user_errors() as exc:
@@ -379,6 +447,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"deepclust {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        progress.ENABLED = True  # for this command alone: main() may run again in one process
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -33,6 +33,10 @@ class ConfigError(ValueError):
     """A config file or override is invalid; the message says which key and why."""
 
 
+# The most voices in a mixture, for training and for separation alike.
+MAX_SPEAKERS = 8
+
+
 def _range(lo=None, hi=None, *, lo_open=False, choices=None):
     return {"lo": lo, "hi": hi, "lo_open": lo_open, "choices": choices}
 
@@ -61,8 +65,8 @@ class FeatureConfig:
 
 @dataclass
 class DataConfig:
-    min_speakers: int = field(default=2, metadata=_range(1, 8))
-    max_speakers: int = field(default=2, metadata=_range(1, 8))  # label width
+    min_speakers: int = field(default=2, metadata=_range(1, MAX_SPEAKERS))
+    max_speakers: int = field(default=2, metadata=_range(1, MAX_SPEAKERS))  # label width
     # Share of training mixtures that hold a single voice (whatever min_speakers says), so the
     # network learns that one voice is one cluster: what --num-speakers auto counts on.
     single_speaker_fraction: float = field(default=0.0, metadata=_range(0.0, 1.0))
@@ -177,12 +181,12 @@ class TrainConfig:
 
 @dataclass
 class SeparateConfig:
-    num_speakers: int = field(default=2, metadata=_range(1, 8))
+    num_speakers: int = field(default=2, metadata=_range(1, MAX_SPEAKERS))
     # --num-speakers auto: the most clusters (at most auto_max_speakers) whose k-means centres all have a
     # cosine below auto_max_cosine (2 clusters) or auto_max_cosine_many (3 or more). 0.65/0.75 suit a model
     # trained without single voices, default.toml's 0.8/0.75 one trained with them (RESULTS.md, "Speaker
     # counting"); count_accuracy.py tunes both.
-    auto_max_speakers: int = field(default=3, metadata=_range(1, 8))
+    auto_max_speakers: int = field(default=3, metadata=_range(1, MAX_SPEAKERS))
     auto_max_cosine: float = field(default=0.65, metadata=_range(-1.0, 1.0, lo_open=True))
     auto_max_cosine_many: float = field(default=0.75, metadata=_range(-1.0, 1.0, lo_open=True))
     # "binary" (k-means), "soft" (soft k-means, measured better), or "network": the masks of a

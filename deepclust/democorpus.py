@@ -33,7 +33,8 @@ SENTENCES_PER_UTTERANCE = (1, 2)
 MIXTURE_SECONDS = 3.5
 MIXTURE_GAP_SECONDS = 0.2          # pause between a speaker's utterances when one is too short
 PCM_16_SCALE = 32768.0             # the references are quantised to 16 bits before they are summed
-MIN_DEMO_SPEAKERS = 4              # 2 test speakers for the mixture, 1 valid, 1 train
+# Every split needs two speakers: a mixture is of distinct voices (and the demo mixture is of two test speakers).
+MIN_SPLIT_SPEAKERS = 2
 # Held-out test mixtures written with the corpus, in the wsj0-2mix list format
 # ("path gain_dB path gain_dB ..."), for `deepclust evaluate`.
 TEST_MIXTURES = 40                 # per speaker count
@@ -188,12 +189,21 @@ class _Spoken:
     test_audio: dict[int, list[np.ndarray]] = field(default_factory=dict)
 
 
-def _check_counts(speakers: int, utterances: int) -> None:
-    if speakers < MIN_DEMO_SPEAKERS:
-        raise CorpusError(f"the demo corpus needs at least {MIN_DEMO_SPEAKERS} speakers (train, valid, and two "
-                          f"test speakers for the demo mixture). Received: speakers={speakers}")
+def _checked_sizes(speakers: int, utterances: int, valid_fraction: float, test_fraction: float) -> dict[str, int]:
+    """Speakers per split, each split at least two (a mixture needs two distinct voices; ``train`` refuses a
+    list with fewer): a count that leaves any split fewer is refused, naming the smallest that works."""
     if utterances < 1:
         raise CorpusError(f"utterances is per speaker and must be at least 1. Received: utterances={utterances}")
+    sizes = _split_sizes(speakers, valid_fraction, test_fraction, min_test=MIN_SPLIT_SPEAKERS,
+                         min_valid=MIN_SPLIT_SPEAKERS)
+    if min(sizes.values()) < MIN_SPLIT_SPEAKERS:
+        least = next(n for n in range(speakers, 10 * speakers + 20)
+                     if min(_split_sizes(n, valid_fraction, test_fraction, MIN_SPLIT_SPEAKERS,
+                                         MIN_SPLIT_SPEAKERS).values()) >= MIN_SPLIT_SPEAKERS)
+        raise CorpusError(f"speakers: {speakers} leaves {sizes['train']} for train, {sizes['valid']} for valid and "
+                          f"{sizes['test']} for test, and each split needs at least {MIN_SPLIT_SPEAKERS} (mixtures are of "
+                          f"distinct voices); use --speakers {least} or more. Received: speakers={speakers}")
+    return sizes
 
 
 def _check_shares(shares: dict[str, float]) -> None:
@@ -315,8 +325,7 @@ def make_corpus(directory: str | Path, speakers: int = 200, utterances: int = 6,
     stays).
     """
     directory = Path(directory)
-    _check_counts(speakers, utterances)
-    sizes = _split_sizes(speakers, valid_fraction, test_fraction, min_test=2)
+    sizes = _checked_sizes(speakers, utterances, valid_fraction, test_fraction)
     _refuse_existing_lists(directory, overwrite)
     shares = {"neural": neural_share, "flite": flite_share, "festival": festival_share}
     _check_shares(shares)

@@ -25,10 +25,9 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
-from . import audio, backend, features, report
+from . import audio, backend, features, pretrained, report
 from .config import AudioConfig, FeatureConfig
 from .metrics import score, stoi_available
-from .paths import find_model
 from .progress import Progress
 from .report import Report
 from .testsets import EvaluationError, MixtureSpec, SkipMixture, _source_folders, find_mixtures, load_mixture
@@ -141,7 +140,9 @@ def _resolve(oracle, num_speakers, base, model, mask, sample_rate) -> _Setup:
         return setup
     from .separate import Separator  # TensorFlow only when a model is used
 
-    setup.model_path = find_model(base, model)
+    setup.model_path, shipped = pretrained.resolve(base, model)
+    if shipped:
+        log.info(pretrained.shipped_notice(setup.model_path))
     separator = Separator.from_path(setup.model_path, mask=mask)
     if sample_rate and int(sample_rate) != separator.sample_rate:
         raise EvaluationError(
@@ -260,7 +261,7 @@ def _summary(test: Path, setup: _Setup, specs: list, found: _Collector, started:
         "num_scored": len(found.rows),
         "num_skipped": len(found.skipped),
         "method": {
-            "bss_eval": "v3: mir_eval.separation.bss_eval_sources, permutation by best mean SIR",
+            "bss_eval": "v3 (fast_bss_eval; mir_eval.separation.bss_eval_sources' numbers), permutation by best mean SIR",
             "si_sdr": "zero-mean scale-invariant SDR (Le Roux et al. 2019), permutation by best mean SI-SDR",
             "stoi": "pystoi, BSS-eval permutation" if stoi_available() else "unavailable (pystoi not installed)",
             "oracle": ORACLE_METHODS.get(setup.oracle),
@@ -293,8 +294,9 @@ def evaluate(test, *, base=None, model=None, num_speakers=None, oracle=None, out
     k-means centres (``oracle="centres"``), on a test set.
 
     ``test``: a wsj0-2mix-style folder or a wsj0-2mix mixture list (see
-    :mod:`deepclust.testsets`). The model comes from ``paths.find_model(base,
-    model)``; with an ideal mask a model is optional and only sets the rate
+    :mod:`deepclust.testsets`). The model is ``model`` (``"pretrained"``, a run folder or a
+    ``.keras`` file), else ``base`` or ``$DEEPC_BASE``'s, else the shipped one
+    (:func:`pretrained.resolve`); with an ideal mask a model is optional and only sets the rate
     and STFT. Mixtures are separated (``mask``: "binary", "soft" or "network",
     default the model's config) into as many sources as they have references,
     or ``num_speakers`` (mixtures with another count are skipped; "auto":

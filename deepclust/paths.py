@@ -25,6 +25,10 @@ class ModelNotGiven(ValueError):
     """No model was named; the message says the three ways to name one."""
 
 
+class ModelNotFound(FileNotFoundError):
+    """A model was named and is not there; the message says what was looked for."""
+
+
 def model_file(base_or_model: str | Path) -> Path:
     """A run folder's ``model.keras``, or the model file itself."""
     path = Path(base_or_model)

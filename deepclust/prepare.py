@@ -18,14 +18,13 @@ from typing import Sequence, TypeVar
 import numpy as np
 import soundfile as sf
 
-from . import lists
+from . import audio, lists
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "valid", "test")
 # Layouts name the folder level holding the speaker (1 = parent of the file).
 LAYOUT_LEVELS = {"librispeech": 2, "vctk": 1, "wsj0": 1}
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".sph")
 AUTO_MAX_LEVEL = 3                 # auto layout looks this many folders up for the speaker
 AUTO_MATCH_FRACTION = 0.9          # ... and takes a level whose name prefixes this share of file names
 SECONDS_PER_HOUR = 3600.0
@@ -53,17 +52,19 @@ def _check_fraction(name: str, value: float) -> None:
                           f"Received: {name}={value}")
 
 
-def _split_sizes(count: int, valid_fraction: float, test_fraction: float, min_test: int = 1) -> dict[str, int]:
-    """Speakers per split: rounded fractions, at least one speaker each (``min_test`` for test)."""
+def _split_sizes(count: int, valid_fraction: float, test_fraction: float, min_test: int = 1,
+                 min_valid: int = 1) -> dict[str, int]:
+    """Speakers per split: rounded fractions, at least one speaker each (``min_test`` for test, ``min_valid``
+    for valid)."""
     _check_fraction("valid_fraction", valid_fraction)
     _check_fraction("test_fraction", test_fraction)
     if valid_fraction + test_fraction >= 1.0:
         raise CorpusError(f"valid_fraction + test_fraction must leave speakers for training (sum < 1). "
                           f"Received: valid_fraction={valid_fraction}, test_fraction={test_fraction}")
     test = max(min_test, round(test_fraction * count))
-    valid = max(1, round(valid_fraction * count))
+    valid = max(min_valid, round(valid_fraction * count))
     while count - valid - test < 1:  # rounding took every speaker: give some back to train
-        if valid > 1 and (valid >= test or test <= min_test):
+        if valid > min_valid and (valid >= test or test <= min_test):
             valid -= 1
         elif test > min_test:
             test -= 1
@@ -101,7 +102,9 @@ class PrepareSummary:
         return "\n".join([f"layout {self.layout} ({level})", *rows, f"skipped {len(self.skipped)} unreadable file(s)"])
 
 
-def _scan(audio_dir: Path, extensions: tuple[str, ...]) -> list[Path]:
+def _scan(audio_dir: Path, extensions: tuple[str, ...] | None) -> list[Path]:
+    """The files below ``audio_dir`` ending in ``extensions`` (default: every format libsndfile reads)."""
+    extensions = audio.extensions() if extensions is None else extensions
     wanted = {e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions}
     return sorted(p for p in audio_dir.rglob("*") if p.suffix.lower() in wanted and p.is_file())
 
@@ -210,18 +213,19 @@ def _kaldi_by_speaker(data_dir: Path) -> tuple[dict[str, list[tuple[Path, float]
     return by_speaker, skipped
 
 
-def _scan_checked(audio_dir: Path, extensions: tuple[str, ...]) -> list[Path]:
+def _scan_checked(audio_dir: Path, extensions: tuple[str, ...] | None) -> list[Path]:
     """The audio files below ``audio_dir``, refusing a tree without any."""
     files = _scan(audio_dir, extensions)
     if not files:
-        raise CorpusError(f"{audio_dir}: no audio files found; expected files ending in {extensions} "
+        endings = " ".join(audio.extensions() if extensions is None else extensions)
+        raise CorpusError(f"{audio_dir}: no audio files found; expected files ending in one of {endings} "
                           f"somewhere below it. Received: extensions={extensions}")
     return files
 
 
 def prepare(audio_dir: str | Path, base: str | Path, speaker_level: int | None = None, layout: str = "auto",
             valid_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 0,
-            extensions: tuple[str, ...] = AUDIO_EXTENSIONS, overwrite: bool = False) -> PrepareSummary:
+            extensions: tuple[str, ...] | None = None, overwrite: bool = False) -> PrepareSummary:
     """Write ``base/train``, ``base/valid``, ``base/test`` for the audio under ``audio_dir``, split by speaker.
 
     The speaker is the name of a folder above each file: ``layout``
@@ -241,7 +245,7 @@ def prepare(audio_dir: str | Path, base: str | Path, speaker_level: int | None =
         layout, level = "kaldi", 0
         by_speaker, skipped = _kaldi_by_speaker(audio_dir)
     else:
-        files = _scan_checked(audio_dir, tuple(extensions))
+        files = _scan_checked(audio_dir, None if extensions is None else tuple(extensions))
         layout, level = _resolve_level(layout, speaker_level, files, audio_dir)
         by_speaker, skipped = _group_by_speaker(files, audio_dir, level)
     splits = [s for s in SPLITS if s != "test" or test_fraction > 0]

@@ -45,18 +45,28 @@ def resolve(base=None, model=None, directory: Path | None = None) -> tuple[Path,
 
 
 def shipped_notice(path: Path) -> str:
-    """The line ``separate`` prints first when it falls back to the shipped model."""
-    return (f"no --base, --model or ${paths.ENV_BASE} given: separating with the pretrained model shipped in "
+    """The line ``separate``, ``evaluate``, ``visualize`` and ``export`` print first when they fall back to the
+    shipped model."""
+    return (f"no --base, --model or ${paths.ENV_BASE} given: using the pretrained model shipped in "
             f"deepclust ({path}; what it was trained on and how well it does: {path.parent / CARD_FILENAME})")
+
+
+def locate(source: str | Path, directory: Path | None = None) -> Path:
+    """The model file ``source`` names: ``"pretrained"`` (the shipped model), a run folder holding
+    ``model.keras``, or a ``.keras`` file; :class:`paths.ModelNotFound` if there is none."""
+    path = shipped_model(directory) if str(source) == PRETRAINED else paths.model_file(source)
+    if not path.is_file():
+        raise paths.ModelNotFound(f"no model at {path}; expected 'pretrained' (the shipped model), a training "
+                                  f"folder holding {paths.MODEL_FILENAME}, or a .keras file. Received: {source!r}")
+    return path
 
 
 def init_model_path(init: str, directory: Path | None = None) -> Path:
     """``train.init``: ``"pretrained"`` (the shipped model), a run folder or a model file."""
-    path = shipped_model(directory) if init == PRETRAINED else paths.model_file(init)
-    if not path.is_file():
-        raise InitError(f"train.init: no model at {path}; expected 'pretrained' (the shipped model), a training "
-                        f"folder holding {paths.MODEL_FILENAME}, or a .keras file. Received: init={init!r}")
-    return path
+    try:
+        return locate(init, directory)
+    except paths.ModelNotFound as exc:
+        raise InitError(f"train.init: {exc}".replace("Received: ", "Received: init=")) from None
 
 
 def init_model(init: str, directory: Path | None = None):

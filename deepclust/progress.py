@@ -13,6 +13,7 @@ import time
 from typing import TextIO
 
 INTERVAL_SECONDS = 0.5  # shortest time between two in-place updates
+ENABLED = True  # False: no progress anywhere (the command line's --quiet)
 
 
 class Progress:
@@ -20,7 +21,7 @@ class Progress:
 
     def __init__(self, total: int, what: str, *, unit: str = "item", enabled: bool = True,
                  stream: TextIO | None = None, interval: float = INTERVAL_SECONDS):
-        self.total, self.what, self.unit, self.enabled = int(total), what, unit, enabled and total > 0
+        self.total, self.what, self.unit, self.enabled = int(total), what, unit, enabled and ENABLED and total > 0
         self.stream = stream if stream is not None else sys.stderr
         self.tty = self.enabled and getattr(self.stream, "isatty", lambda: False)()
         self.interval = interval

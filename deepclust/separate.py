@@ -7,7 +7,10 @@ a sample of every segment's active bins is kept, the speakers are counted
 (``--num-speakers auto``) and one masker is fitted on that sample for the
 whole file (:mod:`deepclust.clustering`), so speaker n is the same voice
 from start to end. Rendering then masks each segment, inverts it and
-cross-fades the segments. The CLI only calls this API.
+cross-fades the segments. :meth:`Separator.separate` takes audio at any rate,
+mono or (samples, channels), and gives the sources back at that rate and
+length; the ``separate`` command's work on files (:mod:`deepclust.separate_files`)
+only calls it.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,10 +26,10 @@ from typing import Callable, Iterator
 import keras
 import numpy as np
 
-from . import audio, features, paths
+from . import audio, features, paths, pretrained
 from . import model as model_lib
 from .clustering import HeadMasker, KMeansMasker, estimate_num_speakers, normalize
-from .config import SeparateConfig, read_config_file
+from .config import MAX_SPEAKERS, SeparateConfig, read_config_file
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,8 @@ EMBEDDING_CACHE_BYTES = 256 * 2**20
 # time: enough to occupy the cores, few enough to bound memory (8 x 8 s of
 # 40-dim embeddings at 8 kHz is about 170 MB).
 SEGMENT_BATCH = 8
+# Shorter inputs are refused: a few dozen frames cannot show which bins go together.
+MIN_SECONDS = 0.25
 
 
 class SeparationError(ValueError):
@@ -49,12 +53,17 @@ class SeparationError(ValueError):
 
 @dataclass
 class Separation:
-    """The result for one mixture: ``sources`` is (k, samples) at ``sample_rate``."""
+    """The result for one mixture: ``sources`` is (k, samples) at ``sample_rate`` (the input's rate and
+    length); ``notes`` say what was done to the input on the way (downmix, resampling, the count found),
+    ``warnings`` what may make the result poor; ``source`` is the file it came from, if any."""
 
     sources: np.ndarray
     sample_rate: int
     num_speakers: int
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    source: Path | None = None
+    counted: bool = False  # num_speakers came from --num-speakers auto
 
 
 class Timings(dict):
@@ -140,13 +149,14 @@ class Separator:
             )
 
     @classmethod
-    def from_path(cls, path: str | Path, **overrides) -> "Separator":
-        """From a training folder (``model.keras`` and ``config.toml``) or a model file.
+    def load(cls, source: str | Path = pretrained.PRETRAINED, **overrides) -> "Separator":
+        """From ``"pretrained"`` (the model shipped in the package), a training folder (``model.keras``
+        and ``config.toml``) or a ``.keras`` file.
 
         The ``[separate]`` section of the config saved beside the model sets the
         defaults; ``overrides`` (e.g. ``mask="soft"``) replace single values.
         """
-        model_path = paths.model_file(path)
+        model_path = pretrained.locate(source)
         net = model_lib.load(model_path)
         cfg = SeparateConfig()
         saved = paths.saved_config(model_path)
@@ -154,6 +164,13 @@ class Separator:
             cfg = read_config_file(saved).separate
         overrides = {k: v for k, v in overrides.items() if v is not None}
         return cls(net, replace(cfg, **overrides))
+
+    from_path = load  # the name before the public API; the same call
+
+    @property
+    def trained_max_speakers(self) -> int:
+        """The most voices in the mixtures this model was trained on (its ``data.max_speakers``)."""
+        return model_lib.feature_spec(self.model).max_speakers
 
     # -- stages ---------------------------------------------------------------
     @property
@@ -215,7 +232,7 @@ class Separator:
         for the config's value."""
         num_speakers = num_speakers or self.config.num_speakers
         auto = num_speakers == "auto"
-        k = 1 if auto else int(num_speakers)
+        k = 1 if auto else self._checked_count(num_speakers)
         if self.config.mask == "network" and k > self.mask_slots:
             raise SeparationError(
                 f"the model's mask head has {self.mask_slots} speaker slots (data.max_speakers it was "
@@ -223,9 +240,11 @@ class Separator:
             )
         analysis = self.embed_file(np.asarray(signal, np.float32), seed)
         if not analysis.length:
-            analysis.num_speakers = k
-            analysis.warnings.append("empty input")
-            return analysis
+            raise SeparationError("the signal is empty; expected at least "
+                                  f"{MIN_SECONDS} s of audio. Received: 0 samples")
+        if not auto and k > self.trained_max_speakers:
+            analysis.warnings.append(f"asked for {k} speakers, and the model was trained on mixtures of at most "
+                                     f"{self.trained_max_speakers}: expect a poor separation")
         with self.timings.measure("kmeans"):
             if auto:
                 most = self.config.auto_max_speakers
@@ -322,78 +341,77 @@ class Separator:
                                                                                seg.fade_out)
         return Separation(out, self.sample_rate, k, analysis.warnings)
 
-    def separate(self, signal: np.ndarray, num_speakers: int | str | None = None, seed: int = 0) -> Separation:
-        """Separate a mono signal at the model's sample rate into (k, samples): :meth:`analyse`,
-        then :meth:`render`. ``num_speakers``: a count, ``"auto"``, or None for the config's value."""
-        return self.render(self.analyse(signal, num_speakers, seed))
+    def _checked_count(self, num_speakers) -> int:
+        if isinstance(num_speakers, bool) or not isinstance(num_speakers, (int, np.integer)) \
+                or not 1 <= num_speakers <= MAX_SPEAKERS:
+            raise SeparationError(f"num_speakers: expected a count from 1 to {MAX_SPEAKERS} or 'auto' (a sample rate "
+                                  f"goes in sample_rate=). Received: num_speakers={num_speakers!r}")
+        return int(num_speakers)
 
-    # -- files ------------------------------------------------------------------
-    def separate_file(self, path: str | Path, out_dir: str | Path | None = None, *,
-                      num_speakers: int | None = None, force: bool = False) -> list[Path]:
-        """Separate ``path`` and write ``out_1.wav ... out_k.wav``.
+    def model_input(self, signal, sample_rate: int | None = None) -> tuple[np.ndarray, list[str]]:
+        """``signal`` ((samples,) or (samples, channels) at ``sample_rate``, default the model's) as the
+        network takes it, mono at the model's rate, and a note for each change made; refused with a
+        :class:`SeparationError` naming what it got where it cannot be separated."""
+        rate = self.sample_rate if sample_rate is None else sample_rate
+        if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or rate <= 0:
+            raise SeparationError(f"sample_rate: expected a positive whole number of Hz. Received: sample_rate={rate!r}")
+        array = np.asarray(signal)
+        if array.dtype.kind not in "fiu" or array.ndim not in (1, 2):
+            raise SeparationError("signal: expected real audio of shape (samples,) or (samples, channels). "
+                                  f"Received: an array of shape {array.shape} and dtype {array.dtype}")
+        if array.ndim == 2 and array.shape[1] > array.shape[0]:
+            raise SeparationError("signal: expected (samples, channels), and this has more channels than samples; "
+                                  f"pass signal.T if it is (channels, samples). Received: shape {array.shape}")
+        if array.size == 0:
+            raise SeparationError(f"signal: empty; expected at least {MIN_SECONDS} s of audio. "
+                                  f"Received: shape {array.shape}")
+        notes = []
+        array = array.astype(np.float32)
+        if not np.all(np.isfinite(array)):
+            bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+            raise SeparationError(f"signal: {bad} samples are NaN or infinite; expected finite audio. "
+                                  f"Received: shape {array.shape}")
+        if array.ndim == 2:
+            if array.shape[1] > 1:
+                notes.append(f"{array.shape[1]} channels downmixed to mono")
+            array = array.mean(axis=1)
+        if len(array) < MIN_SECONDS * rate:
+            raise SeparationError(f"signal: {len(array) / rate:.3f} s long; expected at least {MIN_SECONDS} s to "
+                                  f"tell voices apart. Received: {len(array)} samples at {rate} Hz")
+        if rate != self.sample_rate:
+            notes.append(f"resampled from {rate} Hz to the model's {self.sample_rate} Hz and back"
+                         + (f" (separated below {self.sample_rate // 2} Hz; above it the sources are silent)"
+                            if rate > self.sample_rate else ""))
+        return audio.resample(array, int(rate), self.sample_rate), notes
 
-        Outputs go beside the input, or into ``out_dir``. They have the input's
-        sample rate and length, are scaled together (max-abs) only if they would
-        clip, and never replace existing files unless ``force``.
-        """
-        path = Path(path)
-        num_speakers = num_speakers or self.config.num_speakers
-        target = Path(out_dir) if out_dir is not None else path.parent
-        # With "auto" the count is known only after clustering: check for up to the most it can be.
-        most = self.config.auto_max_speakers if num_speakers == "auto" else int(num_speakers)
-        existing = [str(target / f"out_{n}.wav") for n in range(1, most + 1) if (target / f"out_{n}.wav").exists()]
-        if existing and not force:
-            raise FileExistsError(
-                f"{path}: output exists ({', '.join(existing)}); refusing to overwrite. "
-                "Use --force to replace, or --out-dir to write elsewhere."
-            )
-        if target.exists() and not os.access(target, os.W_OK):
-            raise PermissionError(f"{target}: output folder is not writable; choose another with --out-dir.")
+    def separate(self, signal, num_speakers: int | str | None = None, *, sample_rate: int | None = None,
+                 seed: int = 0) -> Separation:
+        """Separate ``signal``, (samples,) or (samples, channels) at ``sample_rate`` (default: the model's),
+        into ``sources`` (k, samples) at that rate and length: downmix and resampling on the way in
+        (:meth:`model_input`), :meth:`analyse` and :meth:`render`, resampling back on the way out.
+        ``num_speakers``: a count, ``"auto"``, or None for the config's value."""
+        mono, notes = self.model_input(signal, sample_rate)
+        result = self.render(self.analyse(mono, num_speakers, seed))
+        result.counted = (num_speakers or self.config.num_speakers) == "auto"
+        result.notes = notes
+        rate = self.sample_rate if sample_rate is None else int(sample_rate)
+        if rate != self.sample_rate:
+            result.sources = audio.resample(result.sources.T, self.sample_rate, rate).T
+            result.sample_rate = rate
+        result.sources = np.ascontiguousarray(_fit_length(result.sources, len(np.asarray(signal))), np.float32)
+        return result
+
+    def separate_file(self, path: str | Path, num_speakers: int | str | None = None, *, seed: int = 0) -> Separation:
+        """:meth:`separate` on an audio file (any format libsndfile reads, at its own rate and channels):
+        the sources at the file's rate and length, ``source`` the file (:func:`deepclust.save` writes them)."""
         with self.timings.measure("io"):
-            original, rate = audio.read(path)
-            signal = audio.resample(original, rate, self.sample_rate)
-        result = self.separate(signal, num_speakers)
-        for message in result.warnings:
-            log.warning("%s: %s", path, message)
-        with self.timings.measure("io"):
-            sources = audio.resample(result.sources.T, self.sample_rate, rate).T
-            sources = audio.peak_safe(_fit_length(sources, len(original)))
-            target.mkdir(parents=True, exist_ok=True)
-            outputs = [target / f"out_{n}.wav" for n in range(1, result.num_speakers + 1)]
-            for out, source in zip(outputs, sources):
-                audio.write(out, source, rate, subtype=self.config.subtype, overwrite=force)
-        return outputs
+            signal, rate = audio.read(path, mono=False)
+        result = self.separate(signal, num_speakers, sample_rate=rate, seed=seed)
+        result.source = Path(path)
+        return result
 
 
 def _fit_length(sources: np.ndarray, length: int) -> np.ndarray:
     if sources.shape[1] >= length:
         return sources[:, :length]
     return np.pad(sources, ((0, 0), (0, length - sources.shape[1])))
-
-
-def output_dir_for(path: Path, out_dir: str | Path | None, many: bool) -> Path | None:
-    """``None`` (beside the input) for one file without --out-dir; else ``D/<stem>``."""
-    if out_dir is None and not many:
-        return None
-    root = Path(out_dir) if out_dir is not None else path.parent
-    return root / path.stem
-
-
-def separate_files(inputs: list[str | Path], *, base=None, model=None, num_speakers=None, out_dir=None,
-                   mask=None, force: bool = False) -> tuple[dict[Path, list[Path]], dict[Path, str]]:
-    """Separate many files; a failing file is reported and the others go on.
-
-    Returns ``(written, failed)``: outputs per input, and the error per failed input.
-    """
-    separator = Separator.from_path(paths.find_model(base, model), mask=mask)
-    written, failed = {}, {}
-    many = len(inputs) > 1
-    for p in map(Path, inputs):
-        try:
-            written[p] = separator.separate_file(p, output_dir_for(p, out_dir, many),
-                                                 num_speakers=num_speakers, force=force)
-            log.info("%s -> %s", p, ", ".join(map(str, written[p])))
-        except (audio.AudioError, FileExistsError, PermissionError, SeparationError, OSError) as exc:
-            failed[p] = str(exc)
-            log.error("%s: failed: %s", p, exc)
-    return written, failed

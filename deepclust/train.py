@@ -16,6 +16,7 @@ import csv
 import logging
 import math
 import signal
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,6 +123,9 @@ def train(
         cfg = validate_distribution(resolve_run_config(base, config, overrides), distribute)
         with dist.output_folder(base, STATE_DIRNAME) if dist else contextlib.nullcontext(base) as out:
             return _train(base, Path(out), cfg, verbose, dist, callbacks or [])
+    except atomic.DiskFull as exc:
+        raise atomic.DiskFull(exc.errno, f"{exc}; the last checkpoint in {base / STATE_DIRNAME} is whole, and "
+                                         "the same command resumes from it") from None
     finally:
         if dist is not None:
             dist.close()
@@ -295,6 +299,8 @@ def fit_phases(fit, dataset: MixtureDataset, validation, cfg: Config, run: cb.Ru
     if callbacks.curriculum is not None and run.weights is not None and callbacks.curriculum.due(run.epoch):
         phases = ["long"]  # resumed past the switch
         callbacks.curriculum.switched = True
+    if verbose == "auto":  # a progress bar on a terminal; in a log one line per epoch, without colour codes
+        verbose = 1 if sys.stdout.isatty() else 2
     fit_args = dict(validation_data=validation, batch_size=cfg.train.batch_size, epochs=cfg.train.epochs,
                     callbacks=callbacks.ordered(), verbose=verbose)
     try:

@@ -266,7 +266,7 @@ def separation_view(separator, signal: np.ndarray, k: int, references: np.ndarra
 def match_to_references(view: SeparationView, scaled_references: np.ndarray, separated: np.ndarray,
                         signal: np.ndarray) -> None:
     """Relabel the clusters as the speakers they match, and score the agreement and the SDR improvement."""
-    from .metrics import bss_eval
+    from .metrics import bss_eval, mixture_sdr
 
     k, active = view.k, view.active
     ideal = features.ideal_masks(features.stft(scaled_references, view.cfg), "ibm")  # (k, T, F)
@@ -281,7 +281,7 @@ def match_to_references(view: SeparationView, scaled_references: np.ndarray, sep
     references = scaled_references / max(float(np.max(np.abs(scaled_references))), 1e-12)
     try:
         est = bss_eval(references, separated)["sdr"]
-        base = bss_eval(references, np.repeat(signal[None], k, axis=0), compute_permutation=False)["sdr"]
+        base = mixture_sdr(references, signal)
         view.sdr, view.sdri = est, est - base
     except ValueError as exc:  # bss_eval refuses silent references
         log.warning("SDR not computed: %s", exc)

@@ -24,7 +24,7 @@ from deepclust.metrics import score
 d = Path(sys.argv[1]) / "data" / "test"
 mix, rate = audio.read(d / "mixed.wav")
 refs = np.stack([audio.read(d / f"s{i}.wav", rate)[0] for i in (1, 2)])
-ests = np.stack([audio.read(d / f"out_{i}.wav", rate)[0] for i in (1, 2)])
+ests = np.stack([audio.read(d / "mixed" / f"spk{i}.wav", rate)[0] for i in (1, 2)])
 s = score(refs, ests, mix, rate)
 print(f"mixed.wav: SDR improvement {s['sdri']:.2f} dB, SI-SDR improvement {s['si_sdri']:.2f} dB")
 PY
@@ -35,6 +35,6 @@ $DC visualize "$DIR/data/test/mixed.wav" --base "$DIR" --sources "$DIR/data/test
   --out "$DIR/separation.png"
 $DC visualize --history "$DIR" --out "$DIR/history.png"
 echo
-echo "demo done: separated $DIR/data/test/out_1.wav, out_2.wav; figures $DIR/separation.png, $DIR/history.png"
+echo "demo done: separated $DIR/data/test/mixed/spk1.wav, spk2.wav; figures $DIR/separation.png, $DIR/history.png"
 echo "held-out test voices, SDR improvement: model $(.venv/bin/python -c "import json;print(round(json.load(open('$DIR/eval_model/summary.json'))['overall']['sdri']['mean'],2))") dB," \
      "ideal binary mask $(.venv/bin/python -c "import json;print(round(json.load(open('$DIR/eval_ibm/summary.json'))['overall']['sdri']['mean'],2))") dB"

@@ -11,7 +11,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
-if ! "$PY" -c "import keras, soundfile, sklearn, mir_eval" 2>/dev/null && ls .whl/*.whl >/dev/null 2>&1; then
+if ! "$PY" -c "import keras, soundfile, sklearn, fast_bss_eval" 2>/dev/null && ls .whl/*.whl >/dev/null 2>&1; then
   "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/deepclust-site \
     .whl/*.whl || { echo "gpu_check: installing .whl/ failed" >&2; exit 1; }
   export PYTHONPATH="/tmp/deepclust-site${PYTHONPATH:+:$PYTHONPATH}"

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 VERSION=${1:-3.12}
 PY=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
 # name==version pins of what this checkout was tested with, so the GPU runs the same code.
-PACKAGES=(keras namex optree soundfile cffi pycparser mir_eval decorator typing-extensions)
+PACKAGES=(keras namex optree soundfile cffi pycparser fast_bss_eval typing-extensions)
 pins=()
 for name in "${PACKAGES[@]}"; do
   version=$("$PY" -c "import importlib.metadata as m, sys; print(m.version(sys.argv[1]))" "$name" 2>/dev/null || true)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create .venv (once) and install deepclust with the TensorFlow and JAX backends (JAX's CPU build, so
-# the JAX backend tests run rather than skip) and its demo, neural-voice, test and STOI extras into it.
+# the JAX backend tests run rather than skip) and its demo, neural-voice, test, STOI and export extras into it.
 # Idempotent: re-running only installs what changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,7 +9,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip
 fi
-.venv/bin/python -m pip install -q -e ".[tensorflow,jax,demo,neural,test,stoi]"
+.venv/bin/python -m pip install -q -e ".[tensorflow,jax,demo,neural,test,stoi,export]"
 
 # Optional: PyTorch's CPU build, for the Keras torch backend tests (tests/test_backends.py skip without it).
 # Installed only from a local CPU wheel (TORCH_WHEELS, default /opt/wheels), never resolved from PyPI, whose

@@ -17,7 +17,10 @@ ROOT = Path(__file__).resolve().parents[1]
 def fresh(monkeypatch, tmp_path):
     """As before Keras is imported, with an empty Keras home and no KERAS_BACKEND."""
     monkeypatch.delitem(sys.modules, "keras", raising=False)
-    monkeypatch.delenv(backend.ENV, raising=False)
+    # set, then removed: monkeypatch records the variable's state before the test (choose() sets it directly),
+    # so no backend a test chose leaks into later tests' subprocesses
+    monkeypatch.setenv(backend.ENV, "")
+    monkeypatch.delenv(backend.ENV)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
 
     def with_installed(*names):

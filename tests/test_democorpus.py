@@ -49,7 +49,7 @@ def test_make_corpus_lists_and_files(demo):
         entries = lists.parse_list(root / "a" / split)
         assert len(entries) == summary.utterances[split] == 2 * summary.speakers[split]
         speakers[split] = {e.speaker for e in entries}
-        assert len(speakers[split]) == summary.speakers[split]
+        assert len(speakers[split]) == summary.speakers[split] >= 2  # train refuses a list of one speaker
         seconds = 0.0
         for entry in entries:
             info = sf.info(str(entry.path))
@@ -132,6 +132,10 @@ def test_make_corpus_refuses_overwrite_and_bad_sizes(demo, tmp_path):
         dc.make_corpus(root / "a", speakers=6, utterances=1, seed=3, progress=False)
     with pytest.raises(CorpusError, match="speakers=3"):
         dc.make_corpus(tmp_path / "c", speakers=3, utterances=1, progress=False)
+    # 5 would leave one speaker for training: refused before anything is synthesised, naming the least that works
+    with pytest.raises(CorpusError, match=r"leaves 1 for train.*at least 2.*--speakers 6 or more.*speakers=5"):
+        dc.make_corpus(tmp_path / "c", speakers=5, utterances=1, progress=False)
+    assert not (tmp_path / "c").exists()
     with pytest.raises(CorpusError, match="utterances=0"):
         dc.make_corpus(tmp_path / "c", speakers=6, utterances=0, progress=False)
     with pytest.raises(CorpusError, match="test_fraction"):
@@ -212,10 +216,10 @@ def test_make_corpus_command_passes_the_shares(tmp_path, capsys):
     needs_espeak()
     from deepclust import cli
 
-    assert cli.main(["make-corpus", str(tmp_path / "c"), "--speakers", "4", "--utterances", "1", "--seed", "3",
+    assert cli.main(["make-corpus", str(tmp_path / "c"), "--speakers", "6", "--utterances", "1", "--seed", "3",
                      "--flite-share", "0.5", "--festival-share", "0.5"]) == 0
     speakers = {entry.speaker for split in ("train", "valid") for entry in lists.parse_list(tmp_path / "c" / split)}
     out = capsys.readouterr().out
-    assert "Flite voices (names fli...): 1 of the training and validation speakers" in out
-    assert "Festival voices (names fes...): 1 of the training and validation speakers" in out
+    assert "Flite voices (names fli...): 2 of the training and validation speakers" in out
+    assert "Festival voices (names fes...): 2 of the training and validation speakers" in out
     assert {name[:3] for name in speakers} == {"fli", "fes"}

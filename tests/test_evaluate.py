@@ -183,6 +183,22 @@ def _untrained_run(tmp_path: Path) -> tuple[Path, Path]:
     return train, listing
 
 
+def test_without_a_model_the_shipped_one_is_evaluated_and_named_first(tmp_path: Path, monkeypatch, capsys):
+    """As separate and visualize: no --base, --model or $DEEPC_BASE is the shipped model, said on the first line
+    (evaluate used to stop with 'no model given')."""
+    from deepclust import cli, pretrained
+
+    train, listing = _untrained_run(tmp_path)
+    monkeypatch.setattr(pretrained, "SHIPPED_DIR", train)
+    monkeypatch.delenv("DEEPC_BASE", raising=False)
+    assert cli.main(["evaluate", str(listing), "--out", str(tmp_path / "ev")]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("no --base, --model or $DEEPC_BASE given: using the pretrained model shipped")
+    assert json.loads((tmp_path / "ev" / "summary.json").read_text())["model"] == str(train / "model.keras")
+    ev.evaluate(listing, out=tmp_path / "ev2", progress=False)  # the library falls back alike
+    assert json.loads((tmp_path / "ev2" / "summary.json").read_text())["model"] == str(train / "model.keras")
+
+
 def test_untrained_model_writes_a_report(tmp_path: Path):
     """Only the plumbing: an untrained network's scores mean nothing."""
     train, listing = _untrained_run(tmp_path)

@@ -210,3 +210,25 @@ def test_speechocean762_train_prepares_without_its_test_speakers(tmp_path):
     assert len(listed) == 2500 and len({e.speaker for e in listed}) == 125 and not summary.skipped
     test_speakers = {line.split()[1] for line in (SHARED / "test" / "utt2spk").read_text().splitlines() if line}
     assert test_speakers.isdisjoint(e.speaker for e in listed)  # never a test speaker in a training list
+
+
+def test_every_format_libsndfile_reads_is_found(tmp_path: Path):
+    """prepare used to look for .wav, .flac, .ogg and .sph only, skipping .mp3 and .opus files that read fine."""
+    from deepclust import audio
+
+    written = {"wav": {}, "flac": {}, "ogg": {"subtype": "VORBIS"}, "opus": {"format": "OGG", "subtype": "OPUS"},
+               "mp3": {}, "aiff": {}}
+    made = []
+    for s, (ext, options) in enumerate(written.items()):
+        if f".{ext}" not in audio.extensions():
+            continue
+        for spk in (f"a{s}", f"b{s}"):
+            path = tmp_path / "audio" / spk / f"{spk}_0.{ext}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(path, tone(), RATE, **options)
+            made.append(path)
+    assert {".mp3", ".opus"} <= set(audio.extensions())
+    summary = pr.prepare(tmp_path / "audio", tmp_path / "lists", speaker_level=1, valid_fraction=0.2,
+                         test_fraction=0.2)
+    listed = {entry.path for split in summary.lists.values() for entry in parse_list(split)}
+    assert listed == set(made) and not summary.skipped

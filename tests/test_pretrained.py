@@ -58,7 +58,7 @@ def test_separate_names_the_shipped_model_first_when_none_is_given(trained, tmp_
     assert cli.main(["separate", str(tmp_path / "m.wav")]) == 0
     first = capsys.readouterr().out.splitlines()[0]
     assert "pretrained model shipped in deepclust" in first and str(tmp_path / "pre") in first
-    assert (tmp_path / "out_2.wav").is_file()
+    assert (tmp_path / "m" / "spk2.wav").is_file()
     monkeypatch.setenv("DEEPC_BASE", str(base))  # a named model wins, and nothing is said
     assert pretrained.resolve() == (base / "model.keras", False)
 

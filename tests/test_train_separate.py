@@ -10,6 +10,7 @@ import soundfile as sf
 
 from conftest import synth_voice
 from deepclust import cli, features, separate
+from deepclust.separate_files import save, separate_files
 from deepclust.dataset import MixtureDataset
 from deepclust.config import ConfigError, read_config_file
 from deepclust.train import train
@@ -77,10 +78,10 @@ def write_mixture(path, rate=8000, seconds=2.3):
 def test_separate_outputs_beside_input(trained, tmp_path):
     base, _ = trained
     mix = write_mixture(tmp_path / "mixed.wav")
-    written, failed = separate.separate_files([tmp_path / "mixed.wav"], base=base)
+    written, failed = separate_files([tmp_path / "mixed.wav"], base)
     assert not failed
     outs = written[tmp_path / "mixed.wav"]
-    assert [o.name for o in outs] == ["out_1.wav", "out_2.wav"]
+    assert outs == [tmp_path / "mixed" / "spk1.wav", tmp_path / "mixed" / "spk2.wav"]
     signals = []
     for o in outs:
         data, rate = sf.read(o)
@@ -96,17 +97,21 @@ def test_separate_keeps_input_rate_and_length_and_refuses_overwrite(trained, tmp
     mix = synth_voice(120, 1.7, 3, 16000) + synth_voice(240, 1.7, 4, 16000)
     stereo = np.stack([mix, mix * 0.5], axis=1)
     sf.write(tmp_path / "hi.flac", stereo, 16000)
-    sep = separate.Separator.from_path(base)
-    outs = sep.separate_file(tmp_path / "hi.flac", num_speakers=3)
-    assert len(outs) == 3
+    sep = separate.Separator.load(base)
+    result = sep.separate_file(tmp_path / "hi.flac", num_speakers=3)
+    assert result.sources.shape == (3, len(mix)) and result.sample_rate == 16000
+    assert result.notes[0] == "2 channels downmixed to mono" and "16000 Hz" in result.notes[1]
+    outs = save(result, tmp_path / "out")
+    assert [o.name for o in outs] == ["spk1.wav", "spk2.wav", "spk3.wav"]
     for o in outs:
         info = sf.info(o)
         assert info.samplerate == 16000 and info.frames == len(mix)
-    before = (tmp_path / "out_1.wav").read_bytes()
+    before = outs[0].read_bytes()
     with pytest.raises(FileExistsError, match="refusing to overwrite.*--force"):
-        sep.separate_file(tmp_path / "hi.flac", num_speakers=3)
-    assert (tmp_path / "out_1.wav").read_bytes() == before
-    sep.separate_file(tmp_path / "hi.flac", num_speakers=3, force=True)
+        save(result, tmp_path / "out")
+    assert outs[0].read_bytes() == before
+    save(sep.separate_file(tmp_path / "hi.flac", num_speakers=2), tmp_path / "out", overwrite=True)
+    assert outs[0].read_bytes() != before
 
 
 def test_long_input_is_segmented_and_clustered_jointly(trained):
@@ -159,7 +164,7 @@ def test_segments_equal_evenly_spaced_and_crossfades_sum_to_one(total):
     np.testing.assert_allclose(weight, 1.0, atol=1e-6)
 
 
-def test_several_inputs_out_dir_and_failures_continue(trained, tmp_path, monkeypatch):
+def test_several_inputs_out_dir_and_failures_continue(trained, tmp_path, monkeypatch, capsys):
     base, _ = trained
     write_mixture(tmp_path / "a.wav")
     write_mixture(tmp_path / "b.wav")
@@ -168,8 +173,10 @@ def test_several_inputs_out_dir_and_failures_continue(trained, tmp_path, monkeyp
     code = cli.main(["separate", str(tmp_path / "a.wav"), str(tmp_path / "broken.wav"), str(tmp_path / "b.wav"),
                      "--out-dir", str(tmp_path / "sep")])
     assert code == 1
-    assert (tmp_path / "sep/a/out_2.wav").is_file() and (tmp_path / "sep/b/out_2.wav").is_file()
+    assert (tmp_path / "sep/a/spk2.wav").is_file() and (tmp_path / "sep/b/spk2.wav").is_file()
     assert not (tmp_path / "sep/broken").exists()
+    err = capsys.readouterr().err
+    assert err.count("broken.wav") == 1 and "cannot read audio" in err  # reported once
 
 
 def test_separate_without_model_says_how_to_fix(tmp_path, monkeypatch, capsys):
@@ -184,12 +191,14 @@ def test_separate_without_model_says_how_to_fix(tmp_path, monkeypatch, capsys):
     assert "carries no pretrained model" in err
 
 
-def test_silent_and_tiny_inputs_do_not_crash(trained):
+def test_silent_inputs_do_not_crash_and_empty_or_tiny_ones_are_refused(trained):
     sep = separate.Separator.from_path(trained[0])
     silent = sep.separate(np.zeros(3000, np.float32), 2)
     assert silent.sources.shape == (2, 3000) and np.all(silent.sources == 0) and silent.warnings
-    short = sep.separate(np.random.default_rng(0).standard_normal(50).astype(np.float32) * 0.1, 2)
-    assert short.sources.shape == (2, 50) and np.all(np.isfinite(short.sources))
+    with pytest.raises(separate.SeparationError, match=r"0\.006 s long; expected at least 0\.25 s.*50 samples"):
+        sep.separate(np.random.default_rng(0).standard_normal(50).astype(np.float32) * 0.1, 2)
+    with pytest.raises(separate.SeparationError, match=r"empty.*Received: shape \(0,\)"):
+        sep.separate(np.zeros(0, np.float32), 2)
 
 
 def test_cli_help_lists_every_subcommand():
@@ -222,8 +231,9 @@ def test_auto_speaker_count_in_separation_and_cli_flag(trained, tmp_path, monkey
     assert (most, max_cosine, many) == (sep.config.auto_max_speakers, sep.config.auto_max_cosine,
                                         sep.config.auto_max_cosine_many)
     assert cli.num_speakers_arg("auto") == "auto" and cli.num_speakers_arg("3") == 3
-    with pytest.raises(Exception, match="positive integer or 'auto'"):
-        cli.num_speakers_arg("zero")
+    for wrong in ("zero", "0", "9"):  # 1 to 8 (separate.num_speakers' range), refused before any model loads
+        with pytest.raises(Exception, match=r"a count from 1 to 8 or 'auto'"):
+            cli.num_speakers_arg(wrong)
 
 
 @pytest.mark.slow
