@@ -172,7 +172,9 @@ class TrainConfig:
     init: str = ""
     time_limit: str = field(default="")  # "" = none; e.g. "90s", "15m", "2h"
     mixed_precision: bool = False
-    jit: bool = False
+    # Compile the training step: true, false, or "auto", what each backend was measured best with on a CPU
+    # (train.JIT_AUTO; RESULTS.md, "Speed").
+    jit: bool | str = field(default="auto", metadata=_range(choices=("auto",)))
     # The deep clustering loss: "affinity" ||VV^T - YY^T||^2 (the paper's) or "whitened" (L_W; losses.py).
     objective: str = field(default="affinity", metadata=_range(choices=("affinity", "whitened")))
     # With model.mask_head: loss_alpha x deep clustering + (1 - loss_alpha) x mask inference (Chimera++'s 0.975).
@@ -262,7 +264,14 @@ _SECTION_CLASSES = {
 def _check_value(where: str, f: dataclasses.Field, value: Any) -> Any:
     """Return ``value`` converted to the field's type, or raise ConfigError."""
     expected = f.type if isinstance(f.type, type) else {"int": int, "float": float, "str": str, "bool": bool,
-                                                         "dict": dict}[f.type]
+                                                         "dict": dict, "bool | str": (bool, str)}[f.type]
+    if expected == (bool, str):  # true, false, or a word among the choices
+        if isinstance(value, bool):
+            return value
+        if value not in f.metadata["choices"]:
+            raise ConfigError(f"{where}: expected true, false or one of {', '.join(map(repr, f.metadata['choices']))}. "
+                              f"Received: {f.name}={value!r}")
+        return value
     if expected is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{where}: expected true or false. Received: {f.name}={value!r}")

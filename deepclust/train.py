@@ -59,19 +59,32 @@ def _optimizer(config: Config) -> keras.optimizers.Optimizer:
     return cls(learning_rate=t.learning_rate, clipnorm=t.clipnorm)
 
 
+# train.jit = "auto": whether each backend's training step is compiled, as measured on a CPU (RESULTS.md,
+# "Speed"): JAX's uncompiled step is many times slower; TensorFlow's XLA step is slower than its own;
+# torch.compile's steps are faster, but compiling costs more than a run of minutes gains, and it needs a
+# C++ compiler at run time.
+JIT_AUTO = {"jax": True, "tensorflow": False, "torch": False}
+
+
+def jit_compile(config: Config) -> bool:
+    """Whether the training step is compiled: ``train.jit``, or for "auto" the backend's entry in JIT_AUTO."""
+    jit = config.train.jit
+    return JIT_AUTO.get(keras.backend.backend(), False) if jit == "auto" else bool(jit)
+
+
 def compile_model(net: keras.Model, config: Config) -> keras.Model:
     """Compile with the config's optimizer and loss: deep clustering alone, or with a mask
     head (Chimera++) ``loss_alpha`` x deep clustering + (1 - loss_alpha) x mask inference,
     or for the model that computes its own features (``features.on_device``) the packed loss."""
-    t = config.train
+    t, jit = config.train, jit_compile(config)
     if net.name == TRAINING_ON_SOURCES:
         net.compile(optimizer=_optimizer(config),
-                    loss=PackedDeepClusteringLoss(config.model.embedding_dim, t.objective), jit_compile=t.jit)
+                    loss=PackedDeepClusteringLoss(config.model.embedding_dim, t.objective), jit_compile=jit)
     elif model_lib.has_mask_head(net):
         net.compile(optimizer=_optimizer(config), loss=[DeepClusteringLoss(t.objective), MaskInferenceLoss()],
-                    loss_weights=[t.loss_alpha, 1.0 - t.loss_alpha], jit_compile=t.jit)
+                    loss_weights=[t.loss_alpha, 1.0 - t.loss_alpha], jit_compile=jit)
     else:
-        net.compile(optimizer=_optimizer(config), loss=DeepClusteringLoss(t.objective), jit_compile=t.jit)
+        net.compile(optimizer=_optimizer(config), loss=DeepClusteringLoss(t.objective), jit_compile=jit)
     return net
 
 

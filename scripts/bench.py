@@ -12,6 +12,12 @@
 - separation of a 10 s and a 60 s mixture: real-time factor per stage
   (features, network, k-means, inverse STFT, file I/O) and peak memory;
 - optionally a long file (``--long-minutes``) in a child process: its peak RSS;
+- the reference every training figure is a ratio to: the same network and low-rank
+  loss written as a plain PyTorch loop (``nn.LSTM``, ``torch.einsum``, Adam), timed
+  in the same run (``plain_torch_fps``; n/a where PyTorch is not installed);
+- ``--matrix``: the model step of each network (the default and shipped 2 x 160,
+  3 x 300, 4 x 300) on each installed backend, each in its own process, as a
+  table of frames/s and ratios to the plain PyTorch loop;
 - the machine, library versions and memory allocator (the benchmark re-executes
   itself under tcmalloc where ``deepclust`` would: see deepclust/allocator.py).
 
@@ -64,13 +70,24 @@ def synthetic_base(root: Path, speakers: int = 12, utterances: int = 4) -> Path:
     return root
 
 
+def cpu_name() -> str:
+    """The processor's model name (Linux's /proc/cpuinfo), else what platform knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.platform()
+
+
 def versions() -> dict:
     import keras
 
     from deepclust import allocator
     out = {"python": platform.python_version(), "keras": keras.__version__, "backend": keras.backend.backend(),
            "numpy": np.__version__, "machine": platform.machine(), "cpus": os.cpu_count(),
-           "processor": platform.processor() or platform.platform(), "allocator": allocator.describe()}
+           "processor": cpu_name(), "allocator": allocator.describe()}
     backend = keras.backend.backend()
     out[backend] = __import__(backend).__version__
     out["gpus"] = accelerators()
@@ -109,6 +126,57 @@ def time_model_step(net, cfg, steps: int) -> float:
     start = time.perf_counter()
     for _ in range(steps):
         net.train_on_batch(x, y)
+    return steps * b * t / (time.perf_counter() - start)
+
+
+def plain_torch_fps(cfg, steps: int) -> float | None:
+    """Frames/s of the reference: the network and loss of ``cfg`` as a researcher writes them in plain
+    PyTorch (normalisation, ``nn.LSTM`` both ways, dense tanh, unit norm; the low-rank loss by
+    ``torch.einsum``; Adam), on the same synthetic batch shape, with this process's cores. None without
+    PyTorch."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(os.cpu_count() or 1)
+    m = cfg.model
+    b, t, f, c, d = cfg.train.batch_size, cfg.data.chunk_frames, cfg.num_bins, cfg.data.max_speakers, m.embedding_dim
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("mean", torch.zeros(f))
+            self.register_buffer("std", torch.ones(f))
+            self.lstm = torch.nn.LSTM(f, m.lstm_units, m.lstm_layers, batch_first=True, bidirectional=True)
+            self.dense = torch.nn.Linear(2 * m.lstm_units, f * d)
+
+        def forward(self, x):
+            h, _ = self.lstm((x - self.mean) / self.std)
+            v = torch.tanh(self.dense(h)).reshape(x.shape[0], -1, d)
+            return torch.nn.functional.normalize(v, dim=-1)
+
+    def loss(v, y):  # the weighted low-rank form of deepclust.losses.deep_clustering_loss
+        w = (y * y).sum(-1, keepdim=True)
+        v = v * w.sqrt()
+        terms = [torch.einsum("bnd,bne->bde", a, z).square().sum((1, 2)) for a, z in ((v, v), (v, y), (y, y))]
+        return ((terms[0] - 2 * terms[1] + terms[2]) / (w.sum((1, 2)) ** 2 + 1e-8)).mean()
+
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.standard_normal((b, t, f)).astype(np.float32))
+    y = torch.from_numpy(np.eye(c, dtype=np.float32)[rng.integers(0, c, size=(b, t * f))])
+    net = Net()
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+
+    def step():
+        optimizer.zero_grad()
+        loss(net(x), y).backward()
+        optimizer.step()
+
+    for _ in range(2):
+        step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
     return steps * b * t / (time.perf_counter() - start)
 
 
@@ -151,6 +219,7 @@ def time_loss_share(cfg, step_seconds: float, repeats: int = 20) -> float | None
     import tensorflow as tf
 
     from deepclust.losses import deep_clustering_loss
+    from deepclust.train import jit_compile
 
     rng = np.random.default_rng(1)
     b, t, f, c, d = (cfg.train.batch_size, cfg.data.chunk_frames, cfg.num_bins, cfg.data.max_speakers,
@@ -158,7 +227,7 @@ def time_loss_share(cfg, step_seconds: float, repeats: int = 20) -> float | None
     y = tf.constant(np.eye(c, dtype=np.float32)[rng.integers(0, c, size=(b, t, f))])
     v = tf.Variable(rng.standard_normal((b, t, f, d)).astype(np.float32))
 
-    @tf.function(jit_compile=cfg.train.jit)
+    @tf.function(jit_compile=jit_compile(cfg))
     def loss_and_grad():
         with tf.GradientTape() as tape:
             value = tf.reduce_mean(deep_clustering_loss(y, v))
@@ -312,7 +381,12 @@ def main(argv=None) -> int:
     parser.add_argument("--pipeline", action="store_true",
                         help="time the input pipeline alone (no network): batches drawn in this process and in "
                              "data.workers processes, and its core-seconds per million frames")
+    parser.add_argument("--matrix", action="store_true",
+                        help="the model step of each network on each installed backend (own processes), against "
+                             "the plain PyTorch loop: a table of frames/s and ratios")
     parser.add_argument("--_long-child", dest="long_child", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--_step-child", dest="step_child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--_reference-child", dest="reference_child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if argv is None:  # the same allocator as `deepclust train` gets, so the ratios compare like with like
         from deepclust.allocator import reexec_with_fast_allocator
@@ -322,6 +396,13 @@ def main(argv=None) -> int:
     if args.long_child:
         long_file_child(args.config, args.long_child)
         return 0
+    if args.matrix:
+        return print_matrix(args.config, args.set, args.steps)
+    if args.step_child or args.reference_child:
+        return step_child(args.config, args.set, args.steps, reference=args.reference_child)
+    from deepclust.backend import load
+
+    load()  # the backend's start-up lines kept off the table, as the command line does
 
     import keras
 
@@ -346,6 +427,7 @@ def main(argv=None) -> int:
         net = compile_model(build_model(cfg), cfg)
 
         results["model_fps"] = time_model_step(net, cfg, args.steps)
+        results["plain_torch_fps"] = plain_torch_fps(cfg, args.steps)
         step_seconds = cfg.train.batch_size * cfg.data.chunk_frames / results["model_fps"]
         results["loss_share"] = time_loss_share(cfg, step_seconds)
         results["data_fps_1thread"], results["data_fps"], results["data_fps_busy"] = \
@@ -378,6 +460,62 @@ def main(argv=None) -> int:
     return 0
 
 
+# The networks of --matrix: the default's (which the shipped model has), and the larger ones a GPU recipe uses.
+NETWORKS = {"2 x 160": [], "3 x 300": ["model.lstm_layers=3", "model.lstm_units=300"],
+            "4 x 300": ["model.lstm_layers=4", "model.lstm_units=300"]}
+
+
+def step_child(config: str, sets: list[str], steps: int, reference: bool) -> int:
+    """In a child process: one JSON line with the model step's frames/s on this process's backend, or the
+    plain PyTorch loop's (``reference``)."""
+    from deepclust.config import load_config, parse_override
+
+    cfg = load_config(config, dict(parse_override(s) for s in sets))
+    if reference:
+        print(json.dumps({"fps": plain_torch_fps(cfg, steps)}))
+        return 0
+    import keras
+
+    from deepclust.model import build_model
+    from deepclust.train import compile_model
+
+    net = compile_model(build_model(cfg), cfg)
+    print(json.dumps({"fps": time_model_step(net, cfg, steps), "backend": keras.backend.backend()}))
+    return 0
+
+
+def print_matrix(config: str, sets: list[str], steps: int) -> int:
+    """``--matrix``: every network of NETWORKS on every installed backend, each in its own process (a
+    backend is chosen once per process), and the plain PyTorch loop of each network as the reference."""
+    from deepclust import backend
+
+    rows = []
+    for network, overrides in NETWORKS.items():
+        cells = {"plain PyTorch loop": ("torch", True)}
+        cells.update({name: (name, False) for name in backend.PREFERENCE if backend.installed(name)})
+        figures = {}
+        for label, (name, reference) in cells.items():
+            cmd = [sys.executable, __file__, "--config", config, "--steps", str(steps),
+                   "--_reference-child" if reference else "--_step-child"]
+            for item in [*sets, *overrides]:
+                cmd += ["--set", item]
+            done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, backend.ENV: name})
+            line = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
+            figures[label] = json.loads(line[-1])["fps"] if line else None
+            if not line:
+                print(f"{network} {label}: failed: {done.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+        rows.append((network, figures))
+    print(f"\nmodel step, frames/s (ratio to the plain PyTorch loop): config={config} {' '.join(sets)}, "
+          f"{steps} steps; {cpu_name()} ({os.cpu_count()} cpus)")
+    for network, figures in rows:
+        reference = figures.get("plain PyTorch loop")
+        cells = [f"{label} {fps:,.0f}" + (f" ({fps / reference:.2f})" if reference and label != "plain PyTorch loop"
+                                          else "") if fps else f"{label} n/a" for label, fps in figures.items()]
+        print(f"  {network:<8} " + "  |  ".join(cells))
+    print(json.dumps({network: figures for network, figures in rows}))
+    return 0
+
+
 def print_pipeline(results: dict, mixer, cfg, steps: int) -> int:
     """``--pipeline``: the input pipeline's rows alone, as a table and one JSON line."""
     results["data_fps_1thread"], results["data_fps"], results["data_fps_busy"] = time_data(mixer, cfg, steps)
@@ -403,6 +541,9 @@ def print_table(r: dict) -> None:
           + "".join(f", {k} {v[k]}" for k in ("tensorflow", "torch", "jax") if k in v))
     rows = [
         ("training: model step alone", f"{r['model_fps']:,.0f} frames/s"),
+        ("reference: the plain PyTorch loop", "n/a (no PyTorch)" if r["plain_torch_fps"] is None else
+         f"{r['plain_torch_fps']:,.0f} frames/s (model step / it: {r['model_fps'] / r['plain_torch_fps']:.2f}, "
+         f"train / it: {r['train_fps'] / r['plain_torch_fps']:.2f})"),
         ("training: data pipeline, in the training process", f"{r['data_fps_1thread']:,.0f} frames/s"),
         ("training: data pipeline, data.workers processes", f"{r['data_fps']:,.0f} frames/s"),
         ("training: the same, the training process busy in Python", f"{r['data_fps_busy']:,.0f} frames/s"),

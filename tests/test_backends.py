@@ -73,8 +73,9 @@ import numpy as np
 import keras
 from conftest import synth_voice, write_list_folder
 from deepclust import model as model_lib
+from deepclust.config import load_config
 from deepclust.separate import Separator
-from deepclust.train import train
+from deepclust.train import compile_model, train
 
 base = write_list_folder(Path("base"), {"low": 110.0, "mid": 180.0, "high": 260.0})
 result = train(base, "tiny", verbose=0)
@@ -105,6 +106,7 @@ print("DEEPCLUST-RESULT " + json.dumps({
     "losses": [float(r["loss"]) for r in history], "val_losses": [float(r["val_loss"]) for r in history],
     "num_speakers": out.num_speakers, "warnings": out.warnings,
     "tensorflow_imported": any(m.split(".")[0] == "tensorflow" for m in sys.modules),
+    "jit": compile_model(model_lib.build_model(load_config("tiny")), load_config("tiny")).jit_compile,
 }))
 """
 
@@ -115,6 +117,7 @@ def test_train_reload_separate_evaluate_visualize(backend, tmp_path):
     r = run_child(backend, TRAIN_AND_SEPARATE, tmp_path)
     assert r["backend"] == backend
     assert not r["tensorflow_imported"]
+    assert r["jit"] is (backend == "jax")  # train.jit = "auto": compiled where it pays (train.JIT_AUTO)
     assert r["stopped"] == "completed" and r["epochs"] == 2
     assert r["evaluated"] > 0 and np.isfinite(r["sdri"]) and r["figure"]
     assert len(r["losses"]) == 2 and all(np.isfinite(r["losses"] + r["val_losses"]))

@@ -129,3 +129,27 @@ def test_corpus_weights_a_table_of_shares_kept_in_the_saved_config():
     for bad in ({"a": -1}, {"a": 0}, "so762", {"a": True}, {"": 1.0}):
         with pytest.raises(ConfigError, match=r"data.corpus_weights: expected .*Received: corpus_weights="):
             load_config("tiny", {"data.corpus_weights": bad})
+
+
+def test_jit_is_true_false_or_auto_and_auto_follows_the_backend(tmp_path):
+    """train.jit = "auto" (every shipped config): compiled on the backends where that was measured faster
+    (train.JIT_AUTO); true and false as before, so configs saved by earlier runs still load."""
+    import keras
+
+    from deepclust.model import build_model
+    from deepclust.train import JIT_AUTO, compile_model
+
+    assert all(load_config(name).train.jit == "auto" for name in ("default", "pretrained", "demo", "seed"))
+    for value in (True, False, "auto"):
+        cfg = load_config("tiny", {"train.jit": value})
+        assert cfg.train.jit == value and read_config_file(_written(tmp_path, cfg)).train.jit == value
+        expected = JIT_AUTO[keras.backend.backend()] if value == "auto" else value
+        assert compile_model(build_model(cfg), cfg).jit_compile is expected
+    with pytest.raises(ConfigError, match=r"expected true, false or one of 'auto'. Received: jit='yes'"):
+        load_config("tiny", {"train.jit": "yes"})
+
+
+def _written(folder, cfg):
+    path = folder / "config.toml"
+    path.write_text(cfg.to_toml())
+    return path
