@@ -46,7 +46,6 @@ class Job:
     root: Path
     template: str
     stem: str
-    seconds: float = 0.0
 
     def outputs(self, count: int) -> list[Path]:
         return output_paths(self.root, self.template, count, stem=self.stem, ext=self.path.suffix.lstrip("."))
@@ -117,9 +116,9 @@ def expand(inputs: list[str | Path]) -> tuple[list[Path], dict[Path, str]]:
     return files, failed
 
 
-def _header(path: Path, min_seconds: float) -> float:
-    """The duration of ``path`` from its header; an :class:`audio.AudioError` if it is unreadable, empty or
-    shorter than ``min_seconds``."""
+def _check_header(path: Path, min_seconds: float) -> None:
+    """An :class:`audio.AudioError` if ``path``'s header says it is unreadable, empty or shorter than
+    ``min_seconds``."""
     try:
         info = sf.info(str(path))
     except Exception as exc:  # soundfile raises LibsndfileError (its reason alone, the path is said once), ...
@@ -130,7 +129,14 @@ def _header(path: Path, min_seconds: float) -> float:
         raise audio.AudioError("the file holds no audio (0 samples)")
     if seconds < min_seconds:
         raise audio.AudioError(f"{seconds:.3f} s long; expected at least {min_seconds} s to tell voices apart")
-    return seconds
+
+
+def _refuse_existing(outputs: list[Path]) -> None:
+    """A FileExistsError naming those of ``outputs`` that exist, if any."""
+    existing = [str(o) for o in outputs if o.exists()]
+    if existing:
+        raise FileExistsError(f"output exists ({', '.join(existing)}); refusing to overwrite. Use --force to "
+                              "replace, or --out-dir / --filename to write elsewhere")
 
 
 def plan(inputs: list[str | Path], *, out_dir: str | Path | None = None, filename: str | None = None,
@@ -164,7 +170,7 @@ def plan(inputs: list[str | Path], *, out_dir: str | Path | None = None, filenam
         stem = path.stem if stems[(root.resolve(), path.stem)] == 1 else f"{path.stem}_{path.suffix.lstrip('.')}"
         job = Job(path, root, template, stem)
         try:
-            job.seconds = _header(path, min_seconds)
+            _check_header(path, min_seconds)
             if out_dir is None:
                 check_folder(root)
             outputs = job.outputs(most_speakers)
@@ -172,10 +178,8 @@ def plan(inputs: list[str | Path], *, out_dir: str | Path | None = None, filenam
             if clash:
                 raise OutputError(f"its outputs would be those of {clash[0]} ({outputs[0]}); put {{stem}} in "
                                   "--filename, or separate them one at a time")
-            existing = [str(o) for o in outputs if o.exists()]
-            if existing and not force:
-                raise FileExistsError(f"output exists ({', '.join(existing)}); refusing to overwrite. Use --force "
-                                      "to replace, or --out-dir / --filename to write elsewhere")
+            if not force:
+                _refuse_existing(outputs)
         except (audio.AudioError, OutputError, FileExistsError) as exc:
             result.failed[path] = str(exc)
             continue
@@ -195,10 +199,8 @@ def save(separation, out_dir: str | Path, filename: str = "spk{speaker}.wav", *,
     stem = stem or (source.stem if source is not None else "mixture")
     ext = source.suffix.lstrip(".") if source is not None else "wav"
     outputs = output_paths(out_dir, check_template(filename), separation.num_speakers, stem=stem, ext=ext)
-    existing = [str(o) for o in outputs if o.exists()]
-    if existing and not overwrite:
-        raise FileExistsError(f"output exists ({', '.join(existing)}); refusing to overwrite. Use --force "
-                              "(overwrite=True) to replace, or write elsewhere")
+    if not overwrite:
+        _refuse_existing(outputs)
     sources = audio.peak_safe(separation.sources)
     for path, signal in zip(outputs, sources):
         audio.write(path, signal, separation.sample_rate, subtype=subtype, overwrite=True)
