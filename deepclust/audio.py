@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from fractions import Fraction
 from pathlib import Path
 
@@ -30,6 +31,7 @@ FORMAT_EXTENSIONS = {
 }
 
 
+@functools.lru_cache(maxsize=1)
 def extensions() -> tuple[str, ...]:
     """The name endings (lower case, with the dot) of every audio format this install's libsndfile reads."""
     formats = sf.available_formats()
@@ -42,6 +44,21 @@ def is_audio_name(path: str | Path) -> bool:
 
 class AudioError(ValueError):
     """An audio file cannot be used; the message names the file and the fix."""
+
+
+def readable_seconds(path: str | Path) -> tuple[float | None, str]:
+    """Duration in seconds from the header, or None and the reason the file cannot be used (the reason
+    alone: the caller names the file)."""
+    path = Path(path)
+    try:
+        info = sf.info(str(path))
+    except Exception as exc:  # soundfile raises LibsndfileError (its reason in error_string), RuntimeError, TypeError
+        hint = " (SPHERE files are often shorten-compressed: convert them with sph2pipe)" \
+            if path.suffix.lower() == ".sph" else ""
+        return None, f"cannot read audio ({getattr(exc, 'error_string', exc)}){hint}; expected a file libsndfile reads"
+    if info.frames <= 0:
+        return None, "the file holds no audio (0 samples)"
+    return info.frames / info.samplerate, ""
 
 
 def resample(signal: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Sequence, TypeVar
 
 import numpy as np
-import soundfile as sf
 
 from . import audio, lists
 
@@ -149,19 +148,6 @@ def _resolve_level(layout: str, speaker_level: int | None, files: list[Path], au
     return layout, LAYOUT_LEVELS[layout]
 
 
-def _readable_seconds(path: Path) -> tuple[float | None, str]:
-    """Duration in seconds from the header, or None and the reason the file cannot be used."""
-    try:
-        info = sf.info(str(path))
-    except Exception as exc:  # soundfile raises LibsndfileError / RuntimeError / TypeError
-        hint = " (SPHERE files are often shorten-compressed: convert them with sph2pipe)" \
-            if path.suffix.lower() == ".sph" else ""
-        return None, f"cannot read audio: {exc}{hint}"
-    if info.frames <= 0:
-        return None, "no audio frames"
-    return info.frames / info.samplerate, ""
-
-
 def _unlistable(path: Path) -> str:
     """Why ``path`` cannot stand in a list line, or ''."""
     if re.search(r"[\r\n]", str(path)):
@@ -177,7 +163,7 @@ def _group_by_speaker(files: list[Path], audio_dir: Path,
     by_speaker: dict[str, list[tuple[Path, float]]] = {}
     skipped: list[tuple[Path, str]] = []
     for path in files:
-        seconds, reason = _readable_seconds(path)
+        seconds, reason = audio.readable_seconds(path)
         speaker = _folder_at(path, audio_dir, level)
         if seconds is not None and speaker is None:
             reason = f"lies fewer than {level} folder(s) below {audio_dir}, so it has no speaker folder"
@@ -201,7 +187,7 @@ def _kaldi_by_speaker(data_dir: Path) -> tuple[dict[str, list[tuple[Path, float]
     for where, why in bad:
         log.warning("%s: skipped: %s", where, why)
     for entry in entries:
-        seconds, reason = _readable_seconds(entry.path)
+        seconds, reason = audio.readable_seconds(entry.path)
         reason = reason or _unlistable(entry.path.absolute())
         if reason:
             log.warning("%s: skipped: %s: %s", entry.where, entry.path, reason)

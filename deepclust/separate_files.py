@@ -21,8 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import soundfile as sf
-
 from . import atomic, audio, paths, pretrained
 from .config import SeparateConfig, read_config_file
 
@@ -119,14 +117,9 @@ def expand(inputs: list[str | Path]) -> tuple[list[Path], dict[Path, str]]:
 def _check_header(path: Path, min_seconds: float) -> None:
     """An :class:`audio.AudioError` if ``path``'s header says it is unreadable, empty or shorter than
     ``min_seconds``."""
-    try:
-        info = sf.info(str(path))
-    except Exception as exc:  # soundfile raises LibsndfileError (its reason alone, the path is said once), ...
-        raise audio.AudioError(f"cannot read audio ({getattr(exc, 'error_string', exc)}); expected a file libsndfile reads "
-                               f"({' '.join(audio.extensions())})") from None
-    seconds = info.frames / info.samplerate if info.samplerate else 0.0
-    if info.frames <= 0:
-        raise audio.AudioError("the file holds no audio (0 samples)")
+    seconds, reason = audio.readable_seconds(path)
+    if seconds is None:
+        raise audio.AudioError(reason)
     if seconds < min_seconds:
         raise audio.AudioError(f"{seconds:.3f} s long; expected at least {min_seconds} s to tell voices apart")
 
