@@ -5,6 +5,9 @@ different voice on a different channel might have given it: speed
 perturbation, vocal-tract-length warping, spectral tilt and a peaking EQ band,
 telephone band-limiting, G.711 mu-law, a room, a noise floor, each as
 ``[augment]`` asks (:class:`deepclust.config.AugmentConfig`), in that order.
+The room and the noise are synthetic, or drawn from recordings (``rir_list``,
+``noise_list``: a list file or a Kaldi data directory, as SpeechBrain's and
+ESPnet's noise lists), held by a :class:`ClipBank`.
 Levels are left to :mod:`deepclust.mixing`, which brings every source to its
 level afterwards. Every draw comes from the generator it is given and only for
 what is switched on, so a config without augmentation draws the mixtures it
@@ -14,8 +17,10 @@ drew before, and a batch is the same arrays in whichever process draws it.
 from __future__ import annotations
 
 import functools
+import logging
 import math
 from fractions import Fraction
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -33,16 +38,21 @@ EQ_Q = (0.7, 2.0)
 DIRECT_TO_REVERB_DB = (0.0, 10.0)
 VTLP_BOUNDARY = 0.8  # of Nyquist: the warp is linear below it, then meets Nyquist (Jaitly & Hinton 2013)
 SPEED_DENOMINATOR = 40  # speed factors are rationals p/q with q <= this (resample_poly needs integers)
+log = logging.getLogger(__name__)
+
 WINDOW = 256  # samples of the STFT that applies tilt, EQ and VTLP (32 ms at 8 kHz)
 
 
 class Augmenter:
     """Draws and applies the ``[augment]`` changes to one source at a time, at ``sample_rate``."""
 
-    def __init__(self, cfg: AugmentConfig, sample_rate: int):
+    def __init__(self, cfg: AugmentConfig, sample_rate: int, base: Path | None = None):
+        """``base``: the folder relative paths of ``noise_list`` and ``rir_list`` start from (the lists')."""
         self.cfg = cfg
         self.rate = sample_rate
         self.active = cfg.active
+        self.noises = ClipBank("augment.noise_list", cfg.noise_list, sample_rate, base) if cfg.noise_list else None
+        self.rooms = ClipBank("augment.rir_list", cfg.rir_list, sample_rate, base) if cfg.rir_list else None
 
     def source(self, read: Callable[[int], np.ndarray], length: int, rng: np.random.Generator) -> np.ndarray:
         """A ``length``-sample source: ``read(n)`` gives ``n`` samples of the utterance (the mixer's random
@@ -62,9 +72,11 @@ class Augmenter:
         if c.codec and rng.random() < c.codec:
             x = mu_law(x)
         if c.reverb and rng.random() < c.reverb:
-            x = reverberate(x, room_response(rng, self.rate, rng.uniform(c.rt60_min, c.rt60_max)))
+            x = reverberate(x, recorded_response(self.rooms.draw(rng)) if self.rooms else
+                            room_response(rng, self.rate, rng.uniform(c.rt60_min, c.rt60_max)))
         if c.noise and rng.random() < c.noise:
-            x = add_noise(x, rng, rng.uniform(c.snr_min_db, c.snr_max_db))
+            noise = self.noises.excerpt(rng, len(x)) if self.noises else None
+            x = add_noise(x, rng, rng.uniform(c.snr_min_db, c.snr_max_db), noise)
         return x.astype(np.float32)
 
     def spectral(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -177,16 +189,27 @@ def room_response(rng: np.random.Generator, rate: float, rt60: float) -> np.ndar
     return tail
 
 
+def recorded_response(response: np.ndarray) -> np.ndarray:
+    """A recorded room impulse response as ``reverberate`` takes it: from its direct path (the largest
+    sample) on, that path scaled to 1 like the synthetic one's."""
+    peak = int(np.argmax(np.abs(response)))
+    return np.asarray(response[peak:], np.float64) / response[peak]
+
+
 def reverberate(x: np.ndarray, response: np.ndarray) -> np.ndarray:
     """``x`` convolved with ``response``, as long as ``x`` (the reverberant image is the source)."""
     return scipy.signal.fftconvolve(x, response)[:len(x)]
 
 
-def add_noise(x: np.ndarray, rng: np.random.Generator, snr_db: float) -> np.ndarray:
-    """``x`` plus noise at ``snr_db`` below its RMS, coloured between white and pink (1/f) at random."""
+def add_noise(x: np.ndarray, rng: np.random.Generator, snr_db: float, noise: np.ndarray | None = None) -> np.ndarray:
+    """``x`` plus ``noise`` (as long as ``x``; None: coloured between white and pink (1/f) at random)
+    scaled to ``snr_db`` below the RMS of ``x``."""
     rms = np.sqrt(np.mean(x**2)) if len(x) else 0.0
     if rms == 0:
         return x
+    if noise is not None:
+        level = np.sqrt(np.mean(np.square(noise, dtype=np.float64)))
+        return x + noise * (rms * 10.0 ** (-snr_db / 20) / level) if level > 0 else x
     # Coloured at a length the FFT is fast for (a source's length may have large prime factors, which
     # made this the costliest augmentation), then cut back.
     size = scipy.fft.next_fast_len(len(x), real=True)
@@ -196,3 +219,59 @@ def add_noise(x: np.ndarray, rng: np.random.Generator, snr_db: float) -> np.ndar
     noise = scipy.fft.irfft(spectrum, n=size)[:len(x)]
     noise *= rms * 10.0 ** (-snr_db / 20) / max(np.sqrt(np.mean(noise**2)), 1e-12)
     return x + noise
+
+
+class ClipBank:
+    """The recordings of a noise or room list (``path [label]`` lines, or a Kaldi data directory), read
+    on first use at the augmenter's rate and kept. Unreadable or silent files are left out with one
+    warning; a list with none left is refused when training starts, naming the config key."""
+
+    def __init__(self, key: str, where: str, rate: int, base: Path | None = None):
+        from . import audio
+
+        self.rate = rate
+        path = Path(where).expanduser()
+        path = path if path.is_absolute() or base is None else base / path
+        entries, problems = _listed(key, where, path)
+        self.paths, left_out = [], list(problems)
+        for p in entries:
+            seconds, why = audio.readable_seconds(p)
+            self.paths.append(p) if seconds else left_out.append((str(p), why))
+        if left_out:
+            log.warning("%s: %d of the files %s lists left out, the first: %s: %s", key, len(left_out), path,
+                        *left_out[0])
+        if not self.paths:
+            raise ValueError(f"{key}: {path} lists no readable audio; expected lines 'path/to/audio [label]' or a Kaldi "
+                             f"data directory of noise or impulse-response recordings. Received: {key}={where!r}")
+        self.clips: dict[int, np.ndarray] = {}
+
+    def draw(self, rng: np.random.Generator) -> np.ndarray:
+        """One recording, whole, at random."""
+        from . import audio
+
+        i = int(rng.integers(len(self.paths)))
+        if i not in self.clips:
+            self.clips[i] = audio.read(self.paths[i], self.rate)[0].astype(np.float64)
+        return self.clips[i]
+
+    def excerpt(self, rng: np.random.Generator, length: int) -> np.ndarray:
+        """``length`` samples of one recording from a random place, looped where it is shorter."""
+        clip = self.draw(rng)
+        return np.resize(np.roll(clip, -int(rng.integers(len(clip)))), length)
+
+
+def _listed(key: str, where: str, path: Path) -> tuple[list[Path], list[tuple[str, str]]]:
+    from . import lists
+
+    if (path / "wav.scp").is_file():
+        entries, problems = lists.read_kaldi_dir(path)
+        return [e.path for e in entries], problems
+    if path.is_file():
+        found = []
+        for _, content, _ in lists.lines(path, "path/to/audio [label]"):
+            whole = lists.resolve(path, content)  # a path alone (it may hold spaces), else the label is last
+            found.append(whole if whole.is_file() else lists.resolve(path, content.rsplit(None, 1)[0]))
+        return found, []
+    raise ValueError(f"{key}: {path}: no such list file or Kaldi data directory; expected a file of "
+                     f"'path/to/audio [label]' lines (relative paths from the list's folder) or a folder with "
+                     f"wav.scp. Received: {key}={where!r}")

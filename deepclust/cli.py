@@ -222,8 +222,21 @@ def _add_prepare(sub) -> None:
     p.add_argument("--valid-fraction", type=float, default=0.1, help="share of speakers for validation (default 0.1)")
     p.add_argument("--test-fraction", type=float, default=0.1, help="share of speakers for testing (default 0.1; 0: no test list)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the speaker split")
+    p.add_argument("--string-clips", metavar="N or LOW-HIGH", type=_clip_count,
+                   help="for corpora of short clips (keywords, digits): trim each clip to its speech and string "
+                        "each speaker's clips into utterances of LOW-HIGH clips (such as 4-7), written under "
+                        "DIR/strings/; the lists name those")
     p.add_argument("--force", action="store_true", help="replace existing lists in DIR")
     p.set_defaults(func=_run_prepare)
+
+
+def _clip_count(text: str):
+    from .clipstrings import ClipCount
+
+    try:
+        return ClipCount.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _run_prepare(args: argparse.Namespace) -> int:
@@ -231,7 +244,7 @@ def _run_prepare(args: argparse.Namespace) -> int:
 
     summary = prepare(args.audio_dir, args.base, speaker_level=args.speaker_level, layout=args.layout,
                       valid_fraction=args.valid_fraction, test_fraction=args.test_fraction, seed=args.seed,
-                      overwrite=args.force)
+                      overwrite=args.force, string_clips=args.string_clips)
     print(summary.describe())
     return 0
 

@@ -125,6 +125,11 @@ class AugmentConfig:
     noise: float = _share()  # share of sources with a noise floor of their own (white to pink)
     snr_min_db: float = field(default=15.0, metadata=_range(-20.0, 100.0))
     snr_max_db: float = field(default=40.0, metadata=_range(-20.0, 100.0))
+    # Recordings instead of the synthetic noise and rooms: a list file ('path [label]' lines) or a Kaldi data
+    # directory, relative paths from the base folder. "noise" and "reverb" still say which share of sources
+    # get one (augment.ClipBank).
+    noise_list: str = ""
+    rir_list: str = ""
 
     @property
     def active(self) -> bool:

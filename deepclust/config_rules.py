@@ -39,6 +39,11 @@ def check_relations(config: Config, source: str = "config") -> None:
         raise ConfigError(f"{source}: augment.rt60_min and augment.snr_min_db must not exceed their maxima. "
                           f"Received: rt60_min={a.rt60_min}, rt60_max={a.rt60_max}, "
                           f"snr_min_db={a.snr_min_db}, snr_max_db={a.snr_max_db}")
+    for listed, share in (("noise_list", "noise"), ("rir_list", "reverb")):
+        if getattr(a, listed) and not getattr(a, share):
+            raise ConfigError(f"{source}: augment.{listed} gives recordings, but augment.{share} = 0 lets no source "
+                              f"have one; set augment.{share} to the share of sources that should (such as 0.5). "
+                              f"Received: {listed}={getattr(a, listed)!r}, {share}=0.0")
     if config.train.lr_schedule != "plateau":
         refuse_set(config, (("train", "lr_patience", "it halves the rate on plateaus: use one, lr_patience = 0 or "
                                                      "lr_schedule = 'plateau'"),),

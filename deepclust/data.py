@@ -109,7 +109,7 @@ class Mixer:
                 "add speakers or lower data.min_speakers."
             )
         self.chunk_samples = features.samples_for_frames(config.data.chunk_frames, config.features)
-        self.augmenter = Augmenter(config.augment, config.audio.sample_rate)
+        self.augmenter = Augmenter(config.augment, config.audio.sample_rate, base=corpus.list_file.parent)
         self.corpora = corpus_groups(self.names, config.data.corpus_weights, corpus.list_file,
                                      config.data.min_speakers)
 

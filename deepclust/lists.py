@@ -68,7 +68,8 @@ def lines(list_file: str | Path, what: str) -> Iterator[tuple[int, str, str]]:
             yield number, content, raw
 
 
-def _resolve(list_file: Path, path: str) -> Path:
+def resolve(list_file: Path, path: str) -> Path:
+    """A path as a list names it: relative paths start from the list's folder."""
     path = Path(path.strip())
     return path if path.is_absolute() else list_file.parent / path
 
@@ -84,7 +85,7 @@ def parse_list(list_file: str | Path) -> list[Entry]:
                 f"{list_file}:{number}: expected {SPEAKER_LINE}. Received: {raw.strip()!r}. "
                 f"Add the speaker ID after the path, or comment the line out with #."
             )
-        entries.append(Entry(_resolve(list_file, parts[0]), parts[1], list_file, number))
+        entries.append(Entry(resolve(list_file, parts[0]), parts[1], list_file, number))
     return entries
 
 
@@ -113,7 +114,7 @@ def read_mixture_list(list_file: str | Path) -> list[MixtureLine]:
         if mixture_id in seen:
             mixture_id = f"{mixture_id}@{number}"
         seen.add(mixture_id)
-        mixtures.append(MixtureLine(mixture_id, tuple(_resolve(list_file, p) for p in paths), gains_db, where))
+        mixtures.append(MixtureLine(mixture_id, tuple(resolve(list_file, p) for p in paths), gains_db, where))
     if not mixtures:
         raise ListFormatError(f"{list_file}: no mixtures in the list; expected lines {MIXTURE_LINE}. "
                               f"Received: an empty list")

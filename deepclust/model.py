@@ -15,7 +15,7 @@ import keras
 import numpy as np
 
 from .config import Config, FeatureConfig
-from . import device_features
+from . import device_features, recurrent
 from . import losses  # noqa: F401  (registers the loss for load_model)
 
 SPEC_LAYER = "feature_spec"
@@ -125,14 +125,14 @@ def build_model(config: Config, mean: np.ndarray | None = None, variance: np.nda
     if m.utterance_mean:
         x = UtteranceMeanNormalization(config.features.silence_db, name=UTTERANCE_MEAN_LAYER)([spectrum, x])
     for i in range(m.lstm_layers):
-        # Default activations, no recurrent dropout, unroll=False: the
-        # conditions under which TensorFlow uses the fused cuDNN kernel.
-        lstm = keras.layers.LSTM(
+        # Default activations, no recurrent dropout, unroll=False: the conditions under which
+        # every backend runs a fused whole-sequence kernel (cuDNN on a GPU; see recurrent.py).
+        lstm = recurrent.LSTM(
             m.lstm_units, return_sequences=True, dropout=m.dropout, recurrent_dropout=m.recurrent_dropout,
             kernel_regularizer=regularizer, recurrent_regularizer=regularizer,
         )
         x = keras.layers.Bidirectional(lstm, name=f"blstm_{i + 1}")(x)
-    recurrent = x
+    states = x
     x = keras.layers.Dense(bins * m.embedding_dim, activation="tanh", kernel_regularizer=regularizer, name="dense")(x)
     x = keras.layers.Reshape((-1, bins, m.embedding_dim), name="to_embeddings")(x)
     # float32 output: unit-normalising in float16 loses the precision k-means needs.
@@ -141,7 +141,7 @@ def build_model(config: Config, mean: np.ndarray | None = None, variance: np.nda
         return keras.Model(inputs, embeddings, name="deep_clustering")
     # Chimera++: masks for every speaker slot from the same BLSTM states, softmax over slots.
     slots = config.data.max_speakers
-    y = keras.layers.Dense(bins * slots, kernel_regularizer=regularizer, name="mask_dense")(recurrent)
+    y = keras.layers.Dense(bins * slots, kernel_regularizer=regularizer, name="mask_dense")(states)
     y = keras.layers.Reshape((-1, bins, slots), name="to_masks")(y)
     masks = keras.layers.Softmax(axis=-1, dtype="float32", name=MASK_OUTPUT)(y)
     return keras.Model(inputs, [embeddings, masks], name="chimera")
@@ -183,4 +183,5 @@ def load(path: str | Path, compile: bool = False) -> keras.Model:
             "expected a .keras file written by `deepclust train`. Retrain, or restore the file from a backup."
         ) from None
     feature_spec(model)  # raises if it is some other network
+    recurrent.adopt(model)
     return model

@@ -17,7 +17,7 @@ from typing import Sequence, TypeVar
 
 import numpy as np
 
-from . import audio, lists
+from . import audio, clipstrings, lists
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,7 @@ LAYOUT_LEVELS = {"librispeech": 2, "vctk": 1, "wsj0": 1}
 AUTO_MAX_LEVEL = 3                 # auto layout looks this many folders up for the speaker
 AUTO_MATCH_FRACTION = 0.9          # ... and takes a level whose name prefixes this share of file names
 SECONDS_PER_HOUR = 3600.0
+STRINGS_FOLDER = "strings"         # below the base folder: the clips strung by --string-clips
 
 T = TypeVar("T")
 
@@ -199,6 +200,21 @@ def _kaldi_by_speaker(data_dir: Path) -> tuple[dict[str, list[tuple[Path, float]
     return by_speaker, skipped
 
 
+def _strung(by_speaker: dict[str, list[tuple[Path, float]]], folder: Path, clips: clipstrings.ClipCount,
+            seed: int) -> tuple[dict[str, list[tuple[Path, float]]], list[tuple[Path, str]]]:
+    """``by_speaker`` with each speaker's clips replaced by strings of them written to ``folder``."""
+    written, skipped = clipstrings.string_clips({s: [p for p, _ in files] for s, files in by_speaker.items()},
+                                                folder, clips, np.random.default_rng(seed))
+    for path, why in skipped:
+        log.warning("%s: left out of the strings: %s", path, why)
+    strung: dict[str, list[tuple[Path, float]]] = {}
+    for path, speaker in written:
+        strung.setdefault(speaker, []).append((path.absolute(), audio.readable_seconds(path)[0]))
+    log.info("%s: %d clips strung into %d utterances of %s clips", folder, sum(len(f) for f in by_speaker.values())
+             - len(skipped), len(written), f"{clips.low}-{clips.high}")
+    return strung, skipped
+
+
 def _scan_checked(audio_dir: Path, extensions: tuple[str, ...] | None) -> list[Path]:
     """The audio files below ``audio_dir``, refusing a tree without any."""
     files = _scan(audio_dir, extensions)
@@ -211,7 +227,8 @@ def _scan_checked(audio_dir: Path, extensions: tuple[str, ...] | None) -> list[P
 
 def prepare(audio_dir: str | Path, base: str | Path, speaker_level: int | None = None, layout: str = "auto",
             valid_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 0,
-            extensions: tuple[str, ...] | None = None, overwrite: bool = False) -> PrepareSummary:
+            extensions: tuple[str, ...] | None = None, overwrite: bool = False,
+            string_clips: clipstrings.ClipCount | None = None) -> PrepareSummary:
     """Write ``base/train``, ``base/valid``, ``base/test`` for the audio under ``audio_dir``, split by speaker.
 
     The speaker is the name of a folder above each file: ``layout``
@@ -221,6 +238,11 @@ def prepare(audio_dir: str | Path, base: str | Path, speaker_level: int | None =
     ``seed`` and dealt to the splits by the fractions, each split getting at
     least one. Paths in the lists are absolute, so the lists can live away
     from the audio. Unreadable files are skipped with a warning and counted.
+
+    ``string_clips`` (keyword and digit corpora of one-second clips): each
+    speaker's clips are trimmed and strung into utterances of that many clips
+    (``deepclust.clipstrings``), written under ``base/strings/``, and the lists
+    name those instead of the clips.
     """
     audio_dir, base = Path(audio_dir), Path(base)
     if not audio_dir.is_dir():
@@ -242,10 +264,13 @@ def prepare(audio_dir: str | Path, base: str | Path, speaker_level: int | None =
     sizes = _split_sizes(len(by_speaker), valid_fraction, test_fraction, min_test=1 if test_fraction > 0 else 0)
     names = sorted(by_speaker)
     dealt = _deal([names[i] for i in np.random.default_rng(seed).permutation(len(names))], sizes)
+    if string_clips is not None:
+        by_speaker, unstrung = _strung(by_speaker, base / STRINGS_FOLDER, string_clips, seed)
+        skipped += unstrung
     paths, files_per, hours = {}, {}, {}
     for split in splits:
         entries = [(path, speaker, seconds) for speaker in sorted(dealt[split])
-                   for path, seconds in by_speaker[speaker]]
+                   for path, seconds in by_speaker.get(speaker, [])]
         header = f"{split} split of {audio_dir.absolute()} (layout {layout}, speaker level {level}, seed {seed})"
         paths[split] = lists.write_list(base / split, [(path, speaker) for path, speaker, _ in entries], header)
         files_per[split] = len(entries)

@@ -6,10 +6,13 @@
 ``build`` runs the recipe step by step, each a command a user could type:
 1. ``deepclust make-corpus DIR/espeak --speakers 600 --neural-share 0.2`` (synthetic voices, 420 of them for
    training, one in five a Kokoro-82M blend: the ``neural`` extra);
-2. ``deepclust prepare ../shared/data/speechocean762/train --base DIR/so762 --test-fraction 0``
-   (113 + 12 real speakers; speechocean762's test/ speakers are never listed);
-3. both corpora's train lists joined into DIR/run, speaker IDs prefixed by corpus (the names of
-   ``data.corpus_weights``), and speechocean762's valid list (real voices pick the model);
+2. ``deepclust prepare CORPUS/train --base DIR/NAME --test-fraction 0`` for each real corpus of :data:`REAL`
+   (speechocean762, LibriSpeech excerpts, Speech Commands words strung 4-7 to an utterance with
+   ``--string-clips``, Picovoice; about 680 real voices, a tenth of each corpus's held out for validation;
+   no ``test/`` speaker is ever listed);
+3. every corpus's train list joined into DIR/run, speaker IDs prefixed by corpus (the names of
+   ``data.corpus_weights``), the valid lists of :data:`VALID_FROM` (held-out real voices pick the model),
+   and DIR/run/noise listing Speech Commands' background-noise recordings (``augment.noise_list``);
 4. ``deepclust train --base DIR/run --config configs/pretrained.toml --time-limit T`` for each T of
    ``--time-limits`` in turn (augmentation; the run resumes, its cosine schedule restarting from where the
    longer budget puts it: 60 minutes, then a second and a third hour, as the shipped model was trained);
@@ -31,14 +34,22 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SO762 = ROOT.parent / "shared" / "data" / "speechocean762"
+DATA = ROOT.parent / "shared" / "data"
+# The real training corpora: name (data.corpus_weights's) -> (its train/ Kaldi directory, prepare's extra arguments).
+REAL = {
+    "so762": (DATA / "speechocean762" / "train", []),
+    "libri": (DATA / "librispeech-excerpts" / "train", []),
+    "commands": (DATA / "speech-commands" / "train", ["--string-clips", "4-7"]),  # one-second words
+    "pico": (DATA / "picovoice" / "train", []),  # no speaker IDs: one pseudo-speaker per file, never validation
+}
+NOISE = DATA / "speech-commands" / "noise"  # real background noise, the [augment] noise_list of the recipe
 ESPEAK_SPEAKERS = 600
 NEURAL_SHARE = 0.2  # neural voices among the synthetic ones help unheard adult voices (RESULTS.md, "Neural voices")
 # A second and a third hour each helped every test set (RESULTS.md, "... and a second hour", "A third hour").
 TIME_LIMITS = ("60m", "120m", "180m")
 # The model is chosen by its loss on real speakers alone: with espeak-ng voices in the validation list
 # too, validation kept a later model that separated real voices worse (RESULTS.md, "Real voices").
-VALID_FROM = ("so762",)
+VALID_FROM = ("so762", "libri", "commands")
 # A GPU's step takes about as long for a larger network and batch as for the CPU recipe's, so its recipe
 # spends the step on both; the larger network wants the lower peak rate at large batches, and long chunks
 # late in training help long recordings (RESULTS.md, "A larger network at equal frames", "Batch size at
@@ -67,6 +78,16 @@ def join_lists(parts: dict[str, Path], run: Path, valid_from: tuple[str, ...]) -
         lists.write_list(run / split, entries, f"{split}: " + " + ".join(f"{n} ({parts[n] / split})" for n in names))
 
 
+def write_noise_list(path: Path) -> Path:
+    """``path``: :data:`NOISE`'s recordings as a list (``augment.noise_list = "noise"`` finds it in the run folder)."""
+    from deepclust import lists
+
+    entries, problems = lists.read_kaldi_dir(NOISE)
+    if problems:
+        print(f"{NOISE}: {len(problems)} unusable line(s) skipped", file=sys.stderr)
+    return lists.write_list(path, [(e.path.resolve(), "noise") for e in entries], f"background noise of {NOISE}")
+
+
 def train_args(run: Path, limit: str, gpu: bool) -> list[str]:
     """``deepclust train``'s arguments for one budget of the recipe (the GPU recipe's overrides with ``gpu``)."""
     overrides = [arg for key, value in GPU_RECIPE.items() for arg in ("--set", f"{key}={value}")] if gpu else []
@@ -80,11 +101,13 @@ def build(args) -> None:
     if not (work / "espeak" / "train").is_file():
         deepclust("make-corpus", str(work / "espeak"), "--speakers", str(ESPEAK_SPEAKERS), "--seed", "0",
                   "--neural-share", str(NEURAL_SHARE))
-    if not (work / "so762" / "train").is_file():
-        deepclust("prepare", str(SO762 / "train"), "--base", str(work / "so762"), "--test-fraction", "0")
+    for name, (source, extra) in REAL.items():
+        if not (work / name / "train").is_file():
+            deepclust("prepare", str(source), "--base", str(work / name), "--test-fraction", "0", *extra)
     run = work / "run"
     if not (run / "train").is_file():
-        join_lists({"espeak": work / "espeak", "so762": work / "so762"}, run, valid_from=VALID_FROM)
+        join_lists({"espeak": work / "espeak", **{name: work / name for name in REAL}}, run, valid_from=VALID_FROM)
+        write_noise_list(run / "noise")
     for limit in args.time_limits:  # each a resume of the same run with a longer budget
         deepclust(*train_args(run, limit, args.gpu), env=env)
     export(argparse.Namespace(run=str(run)))

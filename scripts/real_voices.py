@@ -8,6 +8,9 @@ first source up, the others down; cut to the shortest) of 2 and 3 speakers of
 - FSDD (``../shared/data/fsdd``, 6 men): each "utterance" 5 random digits of one
   speaker joined by 0.1-0.3 s pauses (a check, never training data);
 - speechocean762 ``test/`` (125 speakers no training list holds);
+- librispeech-excerpts ``test/`` (40 adult readers, one sentence each);
+- speech-commands ``test/`` (40 speakers): each speaker's one-second words trimmed and strung
+  4-7 to an utterance (``deepclust.clipstrings``, as ``prepare --string-clips`` strings them for training);
 - long recordings (``so762_test_long``): 40 s of each of those speakers, their
   utterances joined by short pauses, 20 mixtures each: long files are separated
   in segments clustered jointly, which these score.
@@ -79,7 +82,20 @@ def long_recordings(entries, out: Path, seconds: float, rng: np.random.Generator
     return recordings
 
 
-def so762_utterances(data_dir: Path) -> list[tuple[Path, str]]:
+def command_strings(data_dir: Path, out: Path, rng: np.random.Generator) -> list[tuple[Path, str]]:
+    """Speech Commands words of each speaker of ``data_dir`` strung 4-7 to an utterance, written to ``out``."""
+    from deepclust import clipstrings
+
+    by_speaker: dict[str, list[Path]] = {}
+    for path, speaker in kaldi_utterances(data_dir):
+        by_speaker.setdefault(speaker, []).append(path)
+    written, skipped = clipstrings.string_clips(by_speaker, out, clipstrings.ClipCount(4, 7), rng)
+    if skipped:
+        print(f"{data_dir}: {len(skipped)} clip(s) left out of the strings", file=sys.stderr)
+    return written
+
+
+def kaldi_utterances(data_dir: Path) -> list[tuple[Path, str]]:
     from deepclust import lists
 
     entries, problems = lists.read_kaldi_dir(data_dir)
@@ -105,7 +121,10 @@ def make(args) -> None:
 
     out = Path(args.out)
     sets = {"fsdd": fsdd_utterances(DATA / "fsdd", out / "fsdd", np.random.default_rng(args.seed)),
-            "so762_test": so762_utterances(DATA / "speechocean762" / "test")}
+            "so762_test": kaldi_utterances(DATA / "speechocean762" / "test"),
+            "libri_test": kaldi_utterances(DATA / "librispeech-excerpts" / "test"),
+            "commands_test": command_strings(DATA / "speech-commands" / "test", out / "commands",
+                                             np.random.default_rng(args.seed))}
     # The digit strings as a speaker list too: count_accuracy.py's single voices (--speakers DIR/fsdd/list).
     print(lists.write_list(out / "fsdd" / "list", sets["fsdd"], "FSDD digit strings, one speaker each"))
     for name, entries in sets.items():

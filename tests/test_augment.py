@@ -179,3 +179,81 @@ def test_inverse_stft_is_scipys_istft(length):
     _, expected = scipy.signal.istft(spec, 8000, **args)
     np.testing.assert_allclose(augment.inverse_stft(spec, window, length), expected[:length], atol=1e-12)
 
+
+
+# -- recorded noise and rooms (augment.noise_list, augment.rir_list) ------------------------------------
+def write_noise_list(folder, kaldi=False):
+    """Two noise recordings (a hum, a hiss) and one room response, listed as a file or a Kaldi directory."""
+    import soundfile as sf
+
+    folder.mkdir(parents=True, exist_ok=True)
+    sf.write(folder / "hum.wav", 0.1 * sine(60, RATE // 2), RATE)
+    sf.write(folder / "hiss.wav", 0.01 * np.random.default_rng(0).standard_normal(3 * RATE), RATE)
+    room = np.zeros(800)
+    room[40], room[400] = 0.5, 0.25  # the direct path 40 samples in, one echo
+    sf.write(folder / "room.wav", room, RATE)
+    if kaldi:
+        (folder / "wav.scp").write_text("hum hum.wav\nhiss hiss.wav\n")
+        (folder / "utt2spk").write_text("hum noise\nhiss noise\n")
+    else:
+        (folder / "noise").write_text("# path label\nhum.wav noise\n" + str(folder / "hiss.wav") + "\n")
+    (folder / "rooms").write_text("room.wav\n")
+    return folder
+
+
+@pytest.mark.parametrize("kaldi", [False, True])
+def test_clip_bank_reads_a_list_or_a_kaldi_directory_and_loops_short_recordings(tmp_path, kaldi):
+    write_noise_list(tmp_path / "noise", kaldi)
+    bank = augment.ClipBank("augment.noise_list", "noise" if kaldi else "noise/noise", RATE, base=tmp_path)
+    assert sorted(p.name for p in bank.paths) == ["hiss.wav", "hum.wav"]
+    rng = np.random.default_rng(1)
+    lengths = {len(bank.draw(rng)) for _ in range(20)}
+    assert lengths == {RATE // 2, 3 * RATE}
+    for _ in range(10):
+        piece = bank.excerpt(rng, 2 * RATE)  # longer than the hum: looped, never padded with silence
+        assert piece.shape == (2 * RATE,) and np.sqrt(np.mean(piece[-RATE // 2:] ** 2)) > 1e-3
+
+
+def test_recorded_noise_is_added_at_the_drawn_snr(tmp_path):
+    write_noise_list(tmp_path)
+    cfg = load_config("tiny", {"augment.noise": 1.0, "augment.noise_list": "noise", "augment.snr_min_db": 10.0,
+                               "augment.snr_max_db": 10.0})
+    aug = augment.Augmenter(cfg.augment, RATE, base=tmp_path)
+    x = sine(440, 2 * RATE).astype(np.float32)
+    out = aug.source(lambda n: x[:n], 2 * RATE, np.random.default_rng(2))
+    noise = out - x
+    snr = 10 * np.log10(np.mean(x**2) / np.mean(noise**2))
+    assert snr == pytest.approx(10.0, abs=0.01)
+    hum = band_energy_db(noise, 50, 70) - band_energy_db(noise, 500, 4000)
+    assert hum > 20 or abs(hum) < 6  # one of the recordings (the hum, or white hiss), not coloured noise
+
+
+def test_a_recorded_room_starts_at_its_direct_path(tmp_path):
+    write_noise_list(tmp_path)
+    cfg = load_config("tiny", {"augment.reverb": 1.0, "augment.rir_list": str(tmp_path / "rooms")})
+    aug = augment.Augmenter(cfg.augment, RATE)
+    x = np.zeros(RATE, np.float32)
+    x[100] = 1.0
+    out = aug.source(lambda n: x[:n], RATE, np.random.default_rng(0))
+    np.testing.assert_allclose(out[[100, 460]], [1.0, 0.5], atol=1e-6)  # direct path at 1, the echo 360 later
+    assert np.count_nonzero(np.abs(out) > 1e-6) == 2
+
+
+def test_recordings_are_refused_clearly(tmp_path):
+    with pytest.raises(ValueError, match=r"augment.noise_list: .*missing: no such list file or Kaldi data directory"
+                                         r".*Received: augment.noise_list='missing'"):
+        augment.ClipBank("augment.noise_list", "missing", RATE, base=tmp_path)
+    (tmp_path / "empty").write_text("nothing.wav\n")
+    with pytest.raises(ValueError, match=r"lists no readable audio.*Received: augment.rir_list='empty'"):
+        augment.ClipBank("augment.rir_list", "empty", RATE, base=tmp_path)
+    with pytest.raises(ConfigError, match=r"augment.noise_list gives recordings, but augment.noise = 0"):
+        load_config("tiny", {"augment.noise_list": "noise"})
+
+
+def test_the_mixer_finds_the_noise_list_beside_its_lists(list_folder):
+    write_noise_list(list_folder / "noise")
+    cfg = load_config("tiny", {"augment.noise": 1.0, "augment.noise_list": "noise/noise"})
+    mixer = data.Mixer(data.load_corpus(list_folder / "train", RATE), cfg)
+    assert mixer.augmenter.noises is not None and len(mixer.augmenter.noises.paths) == 2
+    batch = mixer.batch(np.random.default_rng(0), 2)
+    assert all(np.all(np.isfinite(part)) for part in batch)

@@ -232,3 +232,25 @@ def test_every_format_libsndfile_reads_is_found(tmp_path: Path):
                          test_fraction=0.2)
     listed = {entry.path for split in summary.lists.values() for entry in parse_list(split)}
     assert listed == set(made) and not summary.skipped
+
+
+def test_string_clips_lists_strings_of_each_speakers_clips(tmp_path):
+    """A keyword corpus as a Kaldi directory: the lists name strings of several clips, speakers still disjoint."""
+    from deepclust.clipstrings import ClipCount
+    from deepclust.lists import parse_list
+    from deepclust.prepare import STRINGS_FOLDER, prepare
+
+    data = _kaldi_dir(tmp_path / "recipe")  # 4 speakers of 3 half-second clips
+    summary = prepare(data, tmp_path / "base", valid_fraction=0.25, test_fraction=0.0, string_clips=ClipCount(2, 3))
+    train, valid = (parse_list(tmp_path / "base" / s) for s in ("train", "valid"))
+    assert len(train) == 3 and len(valid) == 1  # one string per speaker
+    assert {e.speaker for e in train}.isdisjoint(e.speaker for e in valid)
+    assert all(e.path.parent.parent == tmp_path / "base" / STRINGS_FOLDER for e in train + valid)
+    assert all(sf_seconds(e.path) > 0.5 for e in train + valid)  # longer than any clip
+    assert summary.files == {"train": 3, "valid": 1}
+
+
+def sf_seconds(path) -> float:
+    import soundfile as sf
+
+    return sf.info(str(path)).duration

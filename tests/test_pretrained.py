@@ -94,27 +94,42 @@ def test_init_refuses_a_missing_or_different_network(trained, tmp_path):  # noqa
 
 def test_recipe_joins_corpora_its_config_can_weigh(tmp_path, monkeypatch):
     """scripts/pretrained.py's lists: every corpus's train speakers prefixed by its name (so the recipe's
-    data.corpus_weights finds each), absolute paths from any folder, validation of the real corpus alone."""
-    from conftest import write_list_folder
+    data.corpus_weights finds each, and weighs every one), absolute paths from any folder, validation of
+    the real corpora of VALID_FROM alone, and the noise list the recipe's config names beside them."""
+    import soundfile as sf
+
+    from conftest import synth_voice, write_list_folder
 
     from deepclust import data, lists
 
     recipe = load_script("pretrained")
-    write_list_folder(tmp_path / "espeak", {"spk000f": 220.0, "spk001m": 110.0, "spk002f": 250.0})
-    write_list_folder(tmp_path / "so762", {"0001": 130.0, "0002": 200.0})
+    corpora = {"espeak": {"spk000f": 220.0, "spk001m": 110.0, "spk002f": 250.0}}
+    corpora.update({name: {f"{name}{i}": 120.0 + 40 * i for i in range(2)} for name in recipe.REAL})
+    for name, speakers in corpora.items():
+        write_list_folder(tmp_path / name, speakers, utterances=2, seconds=1.0)
+    noise = tmp_path / "noise_dir"
+    noise.mkdir()
+    sf.write(noise / "n.wav", 0.01 * synth_voice(60.0, 1.0, 0), 8000)
+    (noise / "wav.scp").write_text("n n.wav\n")
+    (noise / "utt2spk").write_text("n noise\n")
+    monkeypatch.setattr(recipe, "NOISE", noise)
     monkeypatch.chdir(tmp_path)
-    recipe.join_lists({"espeak": Path("espeak"), "so762": Path("so762")}, Path("run"), recipe.VALID_FROM)
+    recipe.join_lists({name: Path(name) for name in corpora}, Path("run"), recipe.VALID_FROM)
+    recipe.write_noise_list(Path("run") / "noise")
     train_entries = lists.parse_list(tmp_path / "run" / "train")
     assert all(Path(line.split()[0]).is_absolute() for line in (tmp_path / "run" / "train").read_text().splitlines()
                if not line.startswith("#"))
-    assert {e.speaker for e in train_entries} == {"espeak-spk000f", "espeak-spk001m", "espeak-spk002f",
-                                                  "so762-0001", "so762-0002"}
+    assert {e.speaker for e in train_entries} == {f"{name}-{s}" for name, speakers in corpora.items() for s in speakers}
     assert all(e.path.is_file() for e in train_entries)
-    assert {e.speaker for e in lists.parse_list(tmp_path / "run" / "valid")} == {"so762-0001", "so762-0002"}
+    valid = {e.speaker.split("-")[0] for e in lists.parse_list(tmp_path / "run" / "valid")}
+    assert valid == set(recipe.VALID_FROM) and "pico" not in valid  # no pseudo-speakers pick the model
     cfg = load_config("pretrained")
+    assert set(cfg.data.corpus_weights) == set(corpora)  # the config weighs every corpus the recipe lists
     for split in ("train", "valid"):
         mixer = data.Mixer(data.load_corpus(tmp_path / "run" / split, 8000), cfg)
-        assert sorted(w for w, _ in mixer.corpora) == ([0.3, 0.7] if split == "train" else [0.7])
+        names = corpora if split == "train" else recipe.VALID_FROM
+        assert sorted(w for w, _ in mixer.corpora) == sorted(cfg.data.corpus_weights[n] for n in names)
+        assert [p.name for p in mixer.augmenter.noises.paths] == ["n.wav"]  # run/noise, found from the lists
 
 
 def test_gpu_recipe_is_the_cpu_recipe_with_its_overrides(tmp_path):
