@@ -8,7 +8,8 @@ The public API, in a few lines::
     out.sources                                    # (num_speakers, samples) at sr, as long as the input
     deepclust.save(sep.separate_file("mix.wav"), "outdir")   # outdir/spk1.wav, spk2.wav, ...
 
-``load_config`` reads a config as ``train`` does. Names are imported on first use, so ``import
+``load_config`` reads a config as ``train`` does; ``train(base, config)`` and ``evaluate(test, model=...)``
+are the ``train`` and ``evaluate`` commands as functions. Names are imported on first use, so ``import
 deepclust`` loads no Keras backend; the first that needs one loads it with
 its start-up lines kept off the console (:func:`deepclust.backend.load`).
 """
@@ -27,11 +28,13 @@ _choose_backend()  # before any module imports Keras: a machine without TensorFl
 
 # public name -> (module, name there, whether it needs Keras)
 _EXPORTS = {
-    "Separator": ("separate", "Separator", True),
-    "Separation": ("separate", "Separation", True),
-    "SeparationError": ("separate", "SeparationError", True),
-    "save": ("separate_files", "save", False),
+    "Separator": ("separation.separator", "Separator", True),
+    "Separation": ("separation.separator", "Separation", True),
+    "SeparationError": ("separation.separator", "SeparationError", True),
+    "save": ("separation.files", "save", False),
     "load_config": ("config", "load_config", False),
+    "train": ("training.train", "train", True),
+    "evaluate": ("evaluation.evaluate", "evaluate", False),
 }
 __all__ = ["__version__", *_EXPORTS]
 

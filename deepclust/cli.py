@@ -54,7 +54,7 @@ def num_speakers_arg(text: str) -> int | str:
 def _model_or_shipped(args: argparse.Namespace):
     """The model --model/--base/$DEEPC_BASE name, else the shipped one, said on the first line of output
     (``separate``, ``evaluate`` and ``visualize`` alike)."""
-    from .pretrained import resolve, shipped_notice
+    from .nn.pretrained import resolve, shipped_notice
 
     model, shipped = resolve(args.base, args.model)
     if shipped:
@@ -116,7 +116,7 @@ def _add_train(sub) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from .train import train
+    from .training.train import train
 
     result = train(args.base, args.config, _overrides(args, TRAIN_FLAGS), verbose=2 if args.quiet else "auto",
                    distribute=args.distribute)
@@ -154,7 +154,7 @@ def _add_separate(sub) -> None:
 
 
 def _run_separate(args: argparse.Namespace) -> int:
-    from .separate_files import separate_files
+    from .separation.files import separate_files
 
     model = _model_or_shipped(args)
     written, failed = separate_files(args.inputs, model, num_speakers=args.num_speakers, out_dir=args.out_dir,
@@ -196,7 +196,7 @@ def _add_make_corpus(sub) -> None:
 
 
 def _run_make_corpus(args: argparse.Namespace) -> int:
-    from .democorpus import make_corpus
+    from .corpus.demo import make_corpus
 
     summary = make_corpus(args.directory, speakers=args.speakers, utterances=args.utterances, seed=args.seed,
                           sample_rate=args.sample_rate, overwrite=args.force, neural_share=args.neural_share,
@@ -231,7 +231,7 @@ def _add_prepare(sub) -> None:
 
 
 def _clip_count(text: str):
-    from .clipstrings import ClipCount
+    from .corpus.clipstrings import ClipCount
 
     try:
         return ClipCount.parse(text)
@@ -240,7 +240,7 @@ def _clip_count(text: str):
 
 
 def _run_prepare(args: argparse.Namespace) -> int:
-    from .prepare import prepare
+    from .corpus.prepare import prepare
 
     summary = prepare(args.audio_dir, args.base, speaker_level=args.speaker_level, layout=args.layout,
                       valid_fraction=args.valid_fraction, test_fraction=args.test_fraction, seed=args.seed,
@@ -276,7 +276,7 @@ def _add_evaluate(sub) -> None:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate
+    from .evaluation.evaluate import evaluate
 
     model = _model_or_shipped(args) if needs_backend(args) else None
     report = evaluate(args.test, model=model, num_speakers=args.num_speakers,
@@ -306,10 +306,10 @@ def _add_visualize(sub) -> None:
 
 
 def _run_visualize(args: argparse.Namespace) -> int:
-    from . import visualize
+    from .evaluation import visualize
 
     if args.history:
-        from .history import plot_history
+        from .evaluation.history import plot_history
 
         print(plot_history(args.history, out=args.out, show=args.show))
         return 0
@@ -338,7 +338,7 @@ def _add_export(sub) -> None:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from .export import export
+    from .nn.export import export
 
     for kind, path in export(_model_or_shipped(args), args.out, formats=tuple(args.format), force=args.force).items():
         print(f"{kind}: {path}")
@@ -390,21 +390,21 @@ class ConsoleFormatter(logging.Formatter):
 def user_errors() -> tuple[type[BaseException], ...]:
     """The exceptions reported as a message rather than a traceback: bad input, and worker processes
     that failed (the message says how to go on)."""
-    from .audio import AudioError
+    from .dsp.audio import AudioError
     from .config import ConfigError
-    from .prepare import CorpusError
-    from .evaluate import EvaluationError
-    from .visualize import VisualizeError
-    from .data import DataError
-    from .workers import WorkerError
-    from .lists import ListFormatError
-    from .model import ModelError
+    from .corpus.split import CorpusError
+    from .evaluation.evaluate import EvaluationError
+    from .evaluation.figure import VisualizeError
+    from .data.index import DataError
+    from .data.workers import WorkerError
+    from .corpus.lists import ListFormatError
+    from .nn.model import ModelError
     from .paths import ModelNotGiven
-    from .runlock import RunLocked
-    from .separate import SeparationError
-    from .separate_files import OutputError
+    from .training.runlock import RunLocked
+    from .separation.separator import SeparationError
+    from .separation.files import OutputError
     from .atomic import DiskFull
-    from .export import ExportError
+    from .nn.export import ExportError
 
     return (AudioError, ConfigError, CorpusError, EvaluationError, VisualizeError, DataError, ListFormatError,
             ModelError, ModelNotGiven, RunLocked, SeparationError, OutputError, ExportError, WorkerError, DiskFull,
@@ -420,7 +420,7 @@ NETWORK_COMMANDS = (*FAST_ALLOCATOR_COMMANDS, "export")
 def needs_backend(args: argparse.Namespace) -> bool:
     """Whether the command runs a network (an oracle evaluation without a model does not)."""
     if args.command == "evaluate":
-        from .features import IDEAL_MASKS  # the oracles that need no model
+        from .dsp.features import IDEAL_MASKS  # the oracles that need no model
 
         return not (args.oracle in IDEAL_MASKS and args.base is None and args.model is None)
     if args.command == "visualize":

@@ -52,7 +52,7 @@ RATE = 8000
 
 
 def synth_voice(f0: float, seconds: float, seed: int, rate: int = RATE) -> np.ndarray:
-    from deepclust.voices import harmonic_voice
+    from deepclust.corpus.voices import harmonic_voice
 
     return harmonic_voice(f0, seconds, seed, rate, level=0.2)
 
@@ -155,7 +155,7 @@ def plain_torch_fps(cfg, steps: int) -> float | None:
             v = torch.tanh(self.dense(h)).reshape(x.shape[0], -1, d)
             return torch.nn.functional.normalize(v, dim=-1)
 
-    def loss(v, y):  # the weighted low-rank form of deepclust.losses.deep_clustering_loss
+    def loss(v, y):  # the weighted low-rank form of deepclust.nn.losses.deep_clustering_loss
         w = (y * y).sum(-1, keepdim=True)
         v = v * w.sqrt()
         terms = [torch.einsum("bnd,bne->bde", a, z).square().sum((1, 2)) for a, z in ((v, v), (v, y), (y, y))]
@@ -183,9 +183,9 @@ def plain_torch_fps(cfg, steps: int) -> float | None:
 def time_model_step_on_device(cfg, mixer, steps: int) -> float:
     """Frames/s of train_on_batch with the features computed inside the step (features.on_device):
     the model that fit trains then, on a fixed batch of scaled sources."""
-    from deepclust.device_features import training_model
-    from deepclust.model import build_model
-    from deepclust.train import compile_model
+    from deepclust.dsp.device_features import training_model
+    from deepclust.nn.model import build_model
+    from deepclust.training.train import compile_model
 
     trained = compile_model(training_model(build_model(cfg), cfg), cfg)
     x = mixer.source_batch(np.random.default_rng(0), cfg.train.batch_size)
@@ -218,8 +218,8 @@ def time_loss_share(cfg, step_seconds: float, repeats: int = 20) -> float | None
         return None
     import tensorflow as tf
 
-    from deepclust.losses import deep_clustering_loss
-    from deepclust.train import jit_compile
+    from deepclust.nn.losses import deep_clustering_loss
+    from deepclust.training.train import jit_compile
 
     rng = np.random.default_rng(1)
     b, t, f, c, d = (cfg.train.batch_size, cfg.data.chunk_frames, cfg.num_bins, cfg.data.max_speakers,
@@ -244,7 +244,7 @@ def time_data(mixer, cfg, steps: int) -> tuple[float, float, float]:
     """Frames/s of batch drawing: in this process, in ``data.workers`` worker processes (their start
     excluded), as training draws them, and the same while another thread of this process runs Python
     (as a training loop driving a GPU does, holding the interpreter lock most of the time)."""
-    from deepclust.dataset import MixtureDataset
+    from deepclust.data.dataset import MixtureDataset
 
     b, t = cfg.train.batch_size, cfg.data.chunk_frames
     rates = []
@@ -295,7 +295,7 @@ def time_train(base: Path, config: str, overrides: list[str], steps: int, folder
     import csv
 
     from deepclust import paths
-    from deepclust.lists import parse_list, write_list
+    from deepclust.corpus.lists import parse_list, write_list
 
     run = folder / "train_run"
     run.mkdir()
@@ -314,8 +314,8 @@ def time_train(base: Path, config: str, overrides: list[str], steps: int, folder
 
 
 def time_separation(net, cfg, seconds: float, folder: Path) -> dict:
-    from deepclust.separate import Separator
-    from deepclust.separate_files import save
+    from deepclust.separation.files import save
+    from deepclust.separation.separator import Separator
 
     mix = 0.5 * (synth_voice(110, seconds, 11) + synth_voice(230, seconds, 12))
     path = folder / f"mix_{int(seconds)}s.wav"
@@ -340,9 +340,9 @@ def time_separation(net, cfg, seconds: float, folder: Path) -> dict:
 def long_file_child(config: str, minutes: float) -> None:
     """Run in a child process: separate a ``minutes``-long file, print peak RSS (MiB)."""
     from deepclust.config import load_config
-    from deepclust.model import build_model
-    from deepclust.separate import Separator
-    from deepclust.separate_files import save
+    from deepclust.nn.model import build_model
+    from deepclust.separation.files import save
+    from deepclust.separation.separator import Separator
 
     cfg = load_config(config)
     net = build_model(cfg)
@@ -406,11 +406,11 @@ def main(argv=None) -> int:
 
     import keras
 
-    from deepclust import data
     from deepclust.config import load_config, parse_override
-    from deepclust.dataset import MixtureDataset
-    from deepclust.model import build_model
-    from deepclust.train import compile_model
+    from deepclust.data import mixer as mixer_lib
+    from deepclust.data.dataset import MixtureDataset
+    from deepclust.nn.model import build_model
+    from deepclust.training.train import compile_model
 
     cfg = load_config(args.config, dict(parse_override(s) for s in args.set))
     if cfg.train.mixed_precision:
@@ -421,7 +421,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         base = Path(args.base) if args.base else synthetic_base(tmp / "base")
-        mixer = data.Mixer(data.load_corpus(base / "train", cfg.audio.sample_rate), cfg)
+        mixer = mixer_lib.Mixer(mixer_lib.load_corpus(base / "train", cfg.audio.sample_rate), cfg)
         if args.pipeline:
             return print_pipeline(results, mixer, cfg, args.steps)
         net = compile_model(build_model(cfg), cfg)
@@ -438,7 +438,7 @@ def main(argv=None) -> int:
         results["on_device_step_cost"] = results["model_fps"] / results["model_fps_on_device"] - 1
         fitted = net
         if cfg.features.on_device:  # fit trains the model that computes the features from the sources
-            from deepclust.device_features import training_model
+            from deepclust.dsp.device_features import training_model
 
             fitted = compile_model(training_model(build_model(cfg), cfg), cfg)
         results["full_fps"] = time_full_fit(fitted, MixtureDataset(mixer, cfg), cfg, args.steps)
@@ -476,8 +476,8 @@ def step_child(config: str, sets: list[str], steps: int, reference: bool) -> int
         return 0
     import keras
 
-    from deepclust.model import build_model
-    from deepclust.train import compile_model
+    from deepclust.nn.model import build_model
+    from deepclust.training.train import compile_model
 
     net = compile_model(build_model(cfg), cfg)
     print(json.dumps({"fps": time_model_step(net, cfg, steps), "backend": keras.backend.backend()}))

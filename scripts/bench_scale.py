@@ -28,7 +28,8 @@ CHILD = r"""
 import json, sys, time
 started = float(sys.argv[2])
 import keras
-from deepclust.train import train
+from deepclust import train
+train = getattr(train, "train", train)  # the function; in an --old-tree checkout, the module holding it
 
 class FirstStep(keras.callbacks.Callback):
     seen = None
@@ -45,7 +46,7 @@ print("SCALE " + json.dumps(FirstStep.seen))
 
 
 def entries(corpus: Path) -> list[tuple[Path, str]]:
-    from deepclust.lists import parse_list
+    from deepclust.corpus.lists import parse_list
 
     return [(e.path.resolve(), e.speaker) for e in parse_list(corpus / "train")]
 
@@ -54,7 +55,7 @@ def make_run(corpus: Path, folder: Path, copies: int) -> float:
     """A run folder whose train list holds ``copies`` copies of the corpus's training files; returns its hours."""
     import soundfile as sf
 
-    from deepclust.lists import parse_list, write_list
+    from deepclust.corpus.lists import parse_list, write_list
 
     source = entries(corpus)
     lines, seconds = [], 0.0

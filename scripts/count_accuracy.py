@@ -30,7 +30,7 @@ DRAW_SEED = 5  # mixtures drawn from --speakers
 
 def speaker_entries(args) -> list:
     """The (path, speaker) entries single voices and drawn mixtures come from."""
-    from deepclust import lists
+    from deepclust.corpus import lists
 
     if args.corpus:
         return lists.parse_list(Path(args.corpus) / args.split)
@@ -47,8 +47,8 @@ def mixture_specs(args, entries, k: int) -> list:
     """``args.mixtures`` mixtures of ``k`` speakers: from a given list, the corpus's test list, or drawn."""
     import numpy as np
 
-    from deepclust.democorpus import draw_test_mixtures, mixture_list_path, write_mixture_list
-    from deepclust.testsets import MixtureSpec, read_mixture_list
+    from deepclust.corpus.demo import draw_test_mixtures, mixture_list_path, write_mixture_list
+    from deepclust.evaluation.testsets import MixtureSpec, read_mixture_list
 
     if args.mixture_lists:
         return read_mixture_list(args.mixture_lists[k - 2])[: args.mixtures]
@@ -68,9 +68,9 @@ def mixture_specs(args, entries, k: int) -> list:
 
 def centre_cosines_by_count(args, sep) -> dict[int, list[dict[int, float]]]:
     """{true count: [each input's centre cosines]}: the one costly step, done once for every pair of limits."""
-    from deepclust import audio
-    from deepclust.clustering import centre_cosines
-    from deepclust.testsets import load_mixture
+    from deepclust.dsp import audio
+    from deepclust.evaluation.testsets import load_mixture
+    from deepclust.separation.clustering import centre_cosines
 
     entries = speaker_entries(args)
     singles = entries[:: max(1, len(entries) // args.mixtures)][: args.mixtures]
@@ -87,7 +87,7 @@ def report(cosines: dict[int, list], max_cosine: float, many: float) -> float:
     """Print the accuracy of one pair of limits per count and as a JSON line; return the mean over counts."""
     import numpy as np
 
-    from deepclust.clustering import count_from_cosines
+    from deepclust.separation.clustering import count_from_cosines
 
     results = {}
     for k, per_input in cosines.items():
@@ -122,7 +122,7 @@ def main(argv=None) -> int:
         parser.error("--mixture-lists goes with --speakers (their speakers' single voices). "
                      f"Received: --mixture-lists {' '.join(args.mixture_lists)} without --speakers")
 
-    from deepclust.separate import Separator
+    from deepclust.separation.separator import Separator
 
     sep = Separator.from_path(args.base)
     cosines = centre_cosines_by_count(args, sep)

@@ -19,8 +19,8 @@ $DC separate "$DIR/data/test/mixed.wav" --base "$DIR" --force
 import sys
 from pathlib import Path
 import numpy as np
-from deepclust import audio
-from deepclust.metrics import score
+from deepclust.dsp import audio
+from deepclust.evaluation.metrics import score
 d = Path(sys.argv[1]) / "data" / "test"
 mix, rate = audio.read(d / "mixed.wav")
 refs = np.stack([audio.read(d / f"s{i}.wav", rate)[0] for i in (1, 2)])

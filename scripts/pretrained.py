@@ -16,7 +16,7 @@
 4. ``deepclust train --base DIR/run --config configs/pretrained.toml --time-limit T`` for each T of
    ``--time-limits`` in turn (augmentation; the run resumes, its cosine schedule restarting from where the
    longer budget puts it: 60 minutes, then a second and a third hour, as the shipped model was trained);
-5. :func:`deepclust.pretrained.export` into deepclust/pretrained_model/ (network only, with its config);
+5. :func:`deepclust.nn.pretrained.export` into deepclust/pretrained_model/ (network only, with its config);
 6. ``scripts/real_voices.py`` make and score: the figures of the model card and RESULTS.md.
 A step whose output is there is not run again, so a killed build resumes where it stopped.
 
@@ -69,7 +69,7 @@ def deepclust(*args: str, env: dict | None = None) -> None:
 def join_lists(parts: dict[str, Path], run: Path, valid_from: tuple[str, ...]) -> None:
     """``run/train``: each corpus's list, its speaker IDs prefixed by the corpus's name (what
     ``data.corpus_weights`` goes by); ``run/valid``: the same of the corpora in ``valid_from``."""
-    from deepclust import lists
+    from deepclust.corpus import lists
 
     run.mkdir(parents=True, exist_ok=True)
     for split, names in (("train", tuple(parts)), ("valid", valid_from)):
@@ -80,7 +80,7 @@ def join_lists(parts: dict[str, Path], run: Path, valid_from: tuple[str, ...]) -
 
 def write_noise_list(path: Path) -> Path:
     """``path``: :data:`NOISE`'s recordings as a list (``augment.noise_list = "noise"`` finds it in the run folder)."""
-    from deepclust import lists
+    from deepclust.corpus import lists
 
     entries, problems = lists.read_kaldi_dir(NOISE)
     if problems:
@@ -118,7 +118,7 @@ def build(args) -> None:
 
 
 def export(args) -> None:
-    from deepclust import pretrained
+    from deepclust.nn import pretrained
 
     path = pretrained.export(args.run)
     print(f"{path}: {path.stat().st_size / 1e6:.1f} MB (no optimizer state); update "

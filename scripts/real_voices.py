@@ -10,7 +10,7 @@ first source up, the others down; cut to the shortest) of 2 and 3 speakers of
 - speechocean762 ``test/`` (125 speakers no training list holds);
 - librispeech-excerpts ``test/`` (40 adult readers, one sentence each);
 - speech-commands ``test/`` (40 speakers): each speaker's one-second words trimmed and strung
-  4-7 to an utterance (``deepclust.clipstrings``, as ``prepare --string-clips`` strings them for training);
+  4-7 to an utterance (``deepclust.corpus.clipstrings``, as ``prepare --string-clips`` strings them for training);
 - long recordings (``so762_test_long``): 40 s of each of those speakers, their
   utterances joined by short pauses, 20 mixtures each: long files are separated
   in segments clustered jointly, which these score.
@@ -84,7 +84,7 @@ def long_recordings(entries, out: Path, seconds: float, rng: np.random.Generator
 
 def command_strings(data_dir: Path, out: Path, rng: np.random.Generator) -> list[tuple[Path, str]]:
     """Speech Commands words of each speaker of ``data_dir`` strung 4-7 to an utterance, written to ``out``."""
-    from deepclust import clipstrings
+    from deepclust.corpus import clipstrings
 
     by_speaker: dict[str, list[Path]] = {}
     for path, speaker in kaldi_utterances(data_dir):
@@ -96,7 +96,7 @@ def command_strings(data_dir: Path, out: Path, rng: np.random.Generator) -> list
 
 
 def kaldi_utterances(data_dir: Path) -> list[tuple[Path, str]]:
-    from deepclust import lists
+    from deepclust.corpus import lists
 
     entries, problems = lists.read_kaldi_dir(data_dir)
     if problems:
@@ -105,8 +105,8 @@ def kaldi_utterances(data_dir: Path) -> list[tuple[Path, str]]:
 
 
 def write_mixtures(entries, path: Path, k: int, count: int, seed: int) -> Path:
-    from deepclust import lists
-    from deepclust.democorpus import draw_test_mixtures
+    from deepclust.corpus import lists
+    from deepclust.corpus.demo import draw_test_mixtures
 
     by_speaker: dict[str, list[Path]] = {}
     for p, s in entries:
@@ -117,7 +117,7 @@ def write_mixtures(entries, path: Path, k: int, count: int, seed: int) -> Path:
 
 
 def make(args) -> None:
-    from deepclust import lists
+    from deepclust.corpus import lists
 
     out = Path(args.out)
     sets = {"fsdd": fsdd_utterances(DATA / "fsdd", out / "fsdd", np.random.default_rng(args.seed)),

@@ -58,8 +58,8 @@ if ! command -v flite >/dev/null; then
   apt_install "for make-corpus --flite-share" "install flite for make-corpus --flite-share (Debian/Ubuntu: sudo \
 apt install flite; macOS: brew install flite)" flite
 fi
-if ! .venv/bin/python -c "from deepclust import festival; festival.require()" 2>/dev/null; then
-  festival_packages=$(.venv/bin/python -c "from deepclust import festival; print(*festival.PACKAGES)")
+if ! .venv/bin/python -c "from deepclust.corpus import festival; festival.require()" 2>/dev/null; then
+  festival_packages=$(.venv/bin/python -c "from deepclust.corpus import festival; print(*festival.PACKAGES)")
   # shellcheck disable=SC2086  # one word per package
   apt_install "for make-corpus --festival-share" "install Festival and its voices for make-corpus \
 --festival-share (Debian/Ubuntu: sudo apt install $festival_packages)" $festival_packages

@@ -1,8 +1,14 @@
-"""Shared fixtures: generated "voices" and list folders, so tests need no corpus.
+"""Shared fixtures: generated "voices" and list folders, so tests need no corpus; the test folders on the path.
 
 A voice here is ``voices.harmonic_voice``: a harmonic tone with its own pitch,
 vibrato and syllable-like envelope; different voices occupy different
 frequency bins, which is all the pipeline tests need.
+
+The test folders mirror the package's (``tests/data/`` tests ``deepclust/data/``);
+every test module and helper (this file, ``evaluation_data``, a test file whose
+helpers another imports) is imported by its plain name from any folder: this
+file puts them all on ``sys.path``, and :func:`child_pythonpath` gives them to
+the child processes some tests start.
 """
 
 from __future__ import annotations
@@ -15,13 +21,23 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+TEST_FOLDERS = [TESTS, *sorted(p for p in TESTS.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))]
+sys.path.extend(str(folder) for folder in TEST_FOLDERS if str(folder) not in sys.path)
+
 import numpy as np
 import pytest
 import soundfile as sf
 
-from deepclust.voices import harmonic_voice
+from deepclust.corpus.voices import harmonic_voice
 
 RATE = 8000
+
+
+def child_pythonpath() -> str:
+    """PYTHONPATH for a child process that imports test modules by name: every test folder, then this one's."""
+    return os.pathsep.join([*map(str, TEST_FOLDERS), *filter(None, [os.environ.get("PYTHONPATH")])])
 
 
 def synth_voice(f0: float, seconds: float, seed: int, rate: int = RATE) -> np.ndarray:
@@ -93,7 +109,7 @@ def needs_flite():
 def needs_festival():
     import shutil
 
-    from deepclust import festival
+    from deepclust.corpus import festival
 
     if shutil.which("text2wave") is None or set(festival.available_voices()) != set(festival.VOICES):
         pytest.skip("Festival voice tests need Festival and its voices: " + festival.INSTALL_HINT
@@ -106,7 +122,7 @@ def rms(x: np.ndarray) -> float:
 
 def assert_utterance_level(x: np.ndarray, tol: float = 1e-3) -> None:
     """The level voices._normalise promises: RMS at UTTERANCE_RMS, unless the peak cap UTTERANCE_PEAK holds it lower."""
-    from deepclust import voices as vc
+    from deepclust.corpus import voices as vc
 
     peak = float(np.max(np.abs(x)))
     assert rms(x) <= vc.UTTERANCE_RMS * (1 + tol) and peak <= vc.UTTERANCE_PEAK + tol

@@ -61,7 +61,7 @@ def test_a_48_khz_stereo_array_comes_back_at_its_rate_and_length_with_the_voices
 
 def test_the_shipped_model_separates_the_example_by_its_stated_sdri(shipped):
     """README: 11.5 dB SDRi on this mixture of a woman and a man of speechocean762's test speakers."""
-    from deepclust.metrics import bss_eval, mixture_sdr
+    from deepclust.evaluation.metrics import bss_eval, mixture_sdr
 
     signal, rate = sf.read(EXAMPLE)
     refs = np.stack([sf.read(ROOT / "examples" / f"speechocean762_2spk_s{n}.wav")[0] for n in (1, 2)])
@@ -96,7 +96,7 @@ def test_a_rate_given_as_the_count_is_refused():
 
 def deepclust_tiny_model():
     from deepclust.config import load_config
-    from deepclust.model import build_model
+    from deepclust.nn.model import build_model
 
     return build_model(load_config("tiny"))
 
@@ -111,3 +111,17 @@ def test_import_loads_no_backend_and_exports_the_api():
         import deepclust
 
         deepclust.nothing  # noqa: B018
+
+
+def test_train_and_evaluate_are_the_functions_and_evaluate_loads_no_backend():
+    """``deepclust.train`` and ``deepclust.evaluate`` are the commands' functions (no longer module names at the
+    top: the modules are deepclust.training.train and deepclust.evaluation.evaluate); evaluate's import needs no
+    Keras (a model loads it when one is used), train's loads the backend as Separator's does."""
+    code = ("import sys, deepclust; assert {'train', 'evaluate'} <= set(deepclust.__all__); "
+            "first = deepclust.evaluate; assert 'keras' not in sys.modules; "
+            "from deepclust.evaluation.evaluate import evaluate; assert first is evaluate; "
+            "first = deepclust.train; assert 'keras' in sys.modules; "
+            "from deepclust.training.train import train; assert first is train; print('ok')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
+    assert {"train", "evaluate"} <= set(dir(__import__("deepclust")))

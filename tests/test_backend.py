@@ -66,7 +66,10 @@ def test_no_backend_at_all_lists_the_extras(fresh):
 
 
 def test_tensorflow_is_an_extra_not_a_dependency():
-    from deepclust.config import tomllib  # tomli before Python 3.11
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert not any(d.lower().startswith("tensorflow") for d in project["dependencies"])

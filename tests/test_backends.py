@@ -19,9 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import require_backend, start_training_until_first_state, write_list_folder
+from conftest import child_pythonpath, require_backend, start_training_until_first_state, write_list_folder
 
-TESTS = Path(__file__).resolve().parent
 MARKER = "DEEPCLUST-RESULT "
 BACKENDS = ["torch", "jax"]
 
@@ -47,7 +46,7 @@ sys.meta_path[:] = [_Hide(f) for f in sys.meta_path]
 
 def backend_env(backend: str) -> dict:
     return dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2",
-                PYTHONPATH=os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])))
+                PYTHONPATH=child_pythonpath())
 
 
 def cli_without_tensorflow() -> list[str]:
@@ -72,10 +71,10 @@ from pathlib import Path
 import numpy as np
 import keras
 from conftest import synth_voice, write_list_folder
-from deepclust import model as model_lib
+from deepclust.nn import model as model_lib
 from deepclust.config import load_config
-from deepclust.separate import Separator
-from deepclust.train import compile_model, train
+from deepclust.separation.separator import Separator
+from deepclust.training.train import compile_model, train
 
 base = write_list_folder(Path("base"), {"low": 110.0, "mid": 180.0, "high": 260.0})
 result = train(base, "tiny", verbose=0)
@@ -92,8 +91,8 @@ out = Separator.from_path(base).separate(mixture, 2)
 np.save("sources.npy", out.sources)
 
 from evaluation_data import make_mixture_list
-from deepclust.evaluate import evaluate
-from deepclust.visualize import plot_separation
+from deepclust.evaluation.evaluate import evaluate
+from deepclust.evaluation.visualize import plot_separation
 import soundfile as sf
 report = evaluate(make_mixture_list(Path("eval")), base=base, out=Path("report"), progress=False)
 sf.write("mixed.wav", mixture, 8000)
@@ -133,7 +132,7 @@ def test_train_reload_separate_evaluate_visualize(backend, tmp_path):
     np.testing.assert_allclose(sources.sum(axis=0), mixture, atol=1e-4)
 
     # The model file is backend-neutral: this process's backend computes the same embeddings.
-    from deepclust import model as model_lib
+    from deepclust.nn import model as model_lib
 
     net = model_lib.load(tmp_path / "base" / "model.keras")
     here = net(np.load(tmp_path / "features.npy"), training=False)
@@ -147,7 +146,7 @@ import json
 import numpy as np
 import keras
 from keras import ops
-from deepclust.losses import OBJECTIVES, DeepClusteringLoss
+from deepclust.nn.losses import OBJECTIVES, DeepClusteringLoss
 
 data = np.load("inputs.npz")
 y, v, objective = data["y"], data["v"], str(data["objective"])
@@ -178,7 +177,7 @@ def test_loss_matches_this_backend(backend, objective, tmp_path):
     require_backend(backend)
     import keras
 
-    from deepclust.losses import OBJECTIVES, DeepClusteringLoss
+    from deepclust.nn.losses import OBJECTIVES, DeepClusteringLoss
 
     deep_clustering_loss = OBJECTIVES[objective]
 
@@ -217,9 +216,9 @@ STEPS = """
 import json
 import numpy as np
 import keras
-from deepclust import model as model_lib
+from deepclust.nn import model as model_lib
 from deepclust.config import load_config
-from deepclust.train import compile_model
+from deepclust.training.train import compile_model
 
 data = np.load("batch.npz")
 cfg = load_config("tiny")
@@ -235,15 +234,16 @@ def _steps_here(tmp_path: Path):
     """The tiny model, its initial weights saved for the child, three steps on one real batch, in this process."""
     import keras
 
-    from deepclust import data, model as model_lib
     from deepclust.config import load_config
-    from deepclust.train import compile_model
+    from deepclust.data import mixer as mixer_lib
+    from deepclust.nn import model as model_lib
+    from deepclust.training.train import compile_model
 
     cfg = load_config("tiny")
     base = write_list_folder(tmp_path / "base", {"low": 110.0, "mid": 180.0, "high": 260.0})
-    mixer = data.Mixer(data.load_corpus(base / "train", 8000), cfg)
+    mixer = mixer_lib.Mixer(mixer_lib.load_corpus(base / "train", 8000), cfg)
     x, y = mixer.batch(np.random.default_rng(0), cfg.train.batch_size)
-    mean, variance = data.feature_statistics(mixer, cfg, 0)
+    mean, variance = mixer_lib.feature_statistics(mixer, cfg, 0)
     np.savez(tmp_path / "batch.npz", x=x, y=y, mean=mean, variance=variance)
     keras.utils.set_random_seed(0)
     net = compile_model(model_lib.build_model(cfg, mean, variance), cfg)
@@ -313,7 +313,7 @@ import json
 import numpy as np
 import keras
 from deepclust.config import load_config
-from deepclust.device_features import SourceFeatures
+from deepclust.dsp.device_features import SourceFeatures
 
 stack = np.load("stack.npy")
 cfg = load_config("tiny", {"features.weighting": "magnitude"})

@@ -63,10 +63,10 @@ def test_log_lines_are_plain_and_warnings_marked():
     import logging
 
     plain, verbose = cli.ConsoleFormatter(False), cli.ConsoleFormatter(True)
-    info = logging.LogRecord("deepclust.train", logging.INFO, "", 0, "epoch %d saved", (3,), None)
-    warning = logging.LogRecord("deepclust.data", logging.WARNING, "", 0, "skipped", (), None)
+    info = logging.LogRecord("deepclust.training.train", logging.INFO, "", 0, "epoch %d saved", (3,), None)
+    warning = logging.LogRecord("deepclust.data.mixer", logging.WARNING, "", 0, "skipped", (), None)
     assert plain.format(info) == "epoch 3 saved" and plain.format(warning) == "warning: skipped"
-    assert verbose.format(info) == "INFO deepclust.train: epoch 3 saved"
+    assert verbose.format(info) == "INFO deepclust.training.train: epoch 3 saved"
 
 
 @pytest.mark.slow

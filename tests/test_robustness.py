@@ -28,12 +28,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import RATE, start_training_until_first_state, synth_voice, write_list_folder
-from deepclust import atomic, audio, callbacks as cb, cli, data, lists
-from deepclust.dataset import MixtureDataset
+from deepclust import atomic, cli
 from deepclust.config import load_config
-from deepclust.mixing import MIX_PEAK, draw_scaled
+from deepclust.corpus import lists
+from deepclust.data import mixer as mixer_lib
+from deepclust.data.dataset import MixtureDataset
+from deepclust.dsp import audio
+from deepclust.dsp.mixing import MIX_PEAK, draw_scaled
 from deepclust.paths import MODEL_FILENAME, STATE_DIRNAME
-from deepclust.train import load_trained, train
+from deepclust.training import callbacks as cb
+from deepclust.training.train import load_trained, train
 
 SPEAKERS = {"low": 110.0, "mid": 180.0, "high": 260.0}
 STEPS = load_config("tiny").train.steps_per_epoch
@@ -109,7 +113,7 @@ def test_killed_run_resumes_with_weights_and_optimizer_state(tmp_path, monkeypat
     assert_model_finite(base)
 
     # The resumed run started from exactly the saved weights and optimizer state.
-    from deepclust import model as model_lib
+    from deepclust.nn import model as model_lib
 
     reference = model_lib.load(base / MODEL_FILENAME, compile=True)
     reference.optimizer.build(reference.trainable_variables)
@@ -158,7 +162,7 @@ def test_stale_temporaries_are_removed_and_history_is_trimmed(tmp_path):
     assert sorted(atomic.remove_stale_temporaries(folder)) == sorted(stale)
     assert all(path.exists() for path in kept)
 
-    from deepclust.train import trim_history
+    from deepclust.training.train import trim_history
 
     history = tmp_path / "history.csv"
     history.write_text("epoch,loss,val_loss\n0,1.0,1.0\n1,0.9,0.9\n2,nan,nan\n3,0.8")  # killed mid-row
@@ -200,7 +204,7 @@ def test_nan_stops_training_and_keeps_last_good_model_and_state(where, two_epoch
         monkeypatch.setattr(MixtureDataset, "__getitem__", poisoned)
     else:
         # NaN weights after the epoch's last step: its training loss is still finite.
-        from deepclust.callbacks import Throughput
+        from deepclust.training.callbacks import Throughput
 
         def poison(throughput, batch, logs=None):
             if batch == STEPS - 1:
@@ -277,7 +281,7 @@ def test_bad_files_are_skipped_with_file_and_line_and_all_bad_is_a_data_error(tm
     base = write_list_folder(tmp_path / "base", SPEAKERS, utterances=1, seconds=0.5)
     bad = write_bad_files(base)
     with caplog.at_level(logging.WARNING, logger="deepclust"):
-        corpus = data.load_corpus(base / "train", RATE, 2)
+        corpus = mixer_lib.load_corpus(base / "train", RATE, 2)
     assert corpus.num_utterances == 3 and len(corpus.skipped) == len(bad)
     assert [e.line for e, _ in corpus.skipped] == [4, 5, 6, 7]
     reasons = [why for _, why in corpus.skipped]
@@ -286,8 +290,8 @@ def test_bad_files_are_skipped_with_file_and_line_and_all_bad_is_a_data_error(tm
     assert any("skipped 4 of 7" in r.getMessage() for r in caplog.records)
 
     (base / "bad").write_text("\n".join(bad) + "\n")
-    with pytest.raises(data.DataError, match="none of the 4 listed files could be read"):
-        data.load_corpus(base / "bad", RATE, 2)
+    with pytest.raises(mixer_lib.DataError, match="none of the 4 listed files could be read"):
+        mixer_lib.load_corpus(base / "bad", RATE, 2)
 
 
 @pytest.mark.parametrize("rate, channels, subtype", [
@@ -390,7 +394,7 @@ def test_mixer_any_sources_gives_finite_features_and_one_hot_labels(k, length, l
     loudest = max(np.abs(scaled).max(), np.abs(scaled.sum(axis=0)).max())
     # Scaled together so the loudest sample is the wsj0-2mix peak; all-silent sources stay silent.
     assert loudest == pytest.approx(MIX_PEAK, rel=1e-5) if scaled.any() else loudest == 0
-    feats, labels = data.example_from_sources(scaled, config)
+    feats, labels = mixer_lib.example_from_sources(scaled, config)
     assert np.all(np.isfinite(feats)) and np.all(np.isfinite(labels))
     assert labels.shape == feats.shape + (config.data.max_speakers,)
     assert set(np.unique(labels)) <= {0.0, 1.0}

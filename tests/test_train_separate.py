@@ -9,11 +9,13 @@ import pytest
 import soundfile as sf
 
 from conftest import synth_voice
-from deepclust import cli, features, separate
-from deepclust.separate_files import save, separate_files
-from deepclust.dataset import MixtureDataset
+from deepclust import cli
 from deepclust.config import ConfigError, read_config_file
-from deepclust.train import train
+from deepclust.data.dataset import MixtureDataset
+from deepclust.dsp import features
+from deepclust.separation import separator
+from deepclust.separation.files import save, separate_files
+from deepclust.training.train import train
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +99,7 @@ def test_separate_keeps_input_rate_and_length_and_refuses_overwrite(trained, tmp
     mix = synth_voice(120, 1.7, 3, 16000) + synth_voice(240, 1.7, 4, 16000)
     stereo = np.stack([mix, mix * 0.5], axis=1)
     sf.write(tmp_path / "hi.flac", stereo, 16000)
-    sep = separate.Separator.load(base)
+    sep = separator.Separator.load(base)
     result = sep.separate_file(tmp_path / "hi.flac", num_speakers=3)
     assert result.sources.shape == (3, len(mix)) and result.sample_rate == 16000
     assert result.notes[0] == "2 channels downmixed to mono" and "16000 Hz" in result.notes[1]
@@ -116,7 +118,7 @@ def test_separate_keeps_input_rate_and_length_and_refuses_overwrite(trained, tmp
 
 def test_long_input_is_segmented_and_clustered_jointly(trained):
     base, _ = trained
-    sep = separate.Separator.from_path(base)  # tiny.toml: 2-second segments
+    sep = separator.Separator.from_path(base)  # tiny.toml: 2-second segments
     mix = np.concatenate([synth_voice(110, 5.5, 5) + synth_voice(260, 5.5, 6)])
     result = sep.separate(mix, 2)
     assert result.sources.shape == (2, len(mix))
@@ -125,7 +127,7 @@ def test_long_input_is_segmented_and_clustered_jointly(trained):
 
 def test_kmeans_sample_carries_the_mixture_magnitude_of_each_bin(trained):
     base, _ = trained
-    sep = separate.Separator.from_path(base)
+    sep = separator.Separator.from_path(base)
     mix = synth_voice(110, 1.5, 5) + 0.3 * synth_voice(260, 1.5, 6)
     analysis = sep.analyse(mix, 2)
     assert len(analysis.segments) == 1 and len(analysis.sample_magnitudes) == len(analysis.samples) > 100
@@ -139,7 +141,7 @@ def test_phase_iterations_render_each_segment_through_misi(trained):
     mix = synth_voice(110, 1.5, 5) + 0.5 * synth_voice(260, 1.5, 6)
     rendered = {}
     for n in (0, 3):
-        sep = separate.Separator.from_path(base, phase_iterations=n)
+        sep = separator.Separator.from_path(base, phase_iterations=n)
         (_, spec, masks), = sep.segment_masks(sep.analyse(mix, 2))  # one segment
         expected = features.reconstruct(spec, masks, len(mix), sep.features, n)
         rendered[n] = sep.render(sep.analyse(mix, 2)).sources
@@ -151,7 +153,7 @@ def test_phase_iterations_render_each_segment_through_misi(trained):
 @pytest.mark.parametrize("total", [8001, 10 * 8000, 17 * 8000 + 3, 60 * 8000 + 17])
 def test_segments_equal_evenly_spaced_and_crossfades_sum_to_one(total):
     length, overlap = 8 * 8000, 8000
-    segs = separate.segments(np.zeros(total, np.float32), length, overlap)
+    segs = separator.segments(np.zeros(total, np.float32), length, overlap)
     sizes = {len(s.signal) for s in segs}
     assert len(sizes) == 1 and sizes.pop() <= length  # one batch through the network
     assert len(segs) == int(np.ceil((total - overlap) / (length - overlap)))  # the fewest pieces
@@ -160,7 +162,7 @@ def test_segments_equal_evenly_spaced_and_crossfades_sum_to_one(total):
         assert a.fade_out == b.fade_in == a.start + len(a.signal) - b.start >= overlap
     weight = np.zeros(total)
     for s in segs:
-        weight[s.start:s.start + len(s.signal)] += separate.crossfade(len(s.signal), s.fade_in, s.fade_out)
+        weight[s.start:s.start + len(s.signal)] += separator.crossfade(len(s.signal), s.fade_in, s.fade_out)
     np.testing.assert_allclose(weight, 1.0, atol=1e-6)
 
 
@@ -180,7 +182,7 @@ def test_several_inputs_out_dir_and_failures_continue(trained, tmp_path, monkeyp
 
 
 def test_separate_without_model_says_how_to_fix(tmp_path, monkeypatch, capsys):
-    from deepclust import pretrained
+    from deepclust.nn import pretrained
 
     monkeypatch.delenv("DEEPC_BASE", raising=False)
     monkeypatch.setattr(pretrained, "SHIPPED_DIR", tmp_path / "no_pretrained")  # an install without one
@@ -192,12 +194,12 @@ def test_separate_without_model_says_how_to_fix(tmp_path, monkeypatch, capsys):
 
 
 def test_silent_inputs_do_not_crash_and_empty_or_tiny_ones_are_refused(trained):
-    sep = separate.Separator.from_path(trained[0])
+    sep = separator.Separator.from_path(trained[0])
     silent = sep.separate(np.zeros(3000, np.float32), 2)
     assert silent.sources.shape == (2, 3000) and np.all(silent.sources == 0) and silent.warnings
-    with pytest.raises(separate.SeparationError, match=r"0\.006 s long; expected at least 0\.25 s.*50 samples"):
+    with pytest.raises(separator.SeparationError, match=r"0\.006 s long; expected at least 0\.25 s.*50 samples"):
         sep.separate(np.random.default_rng(0).standard_normal(50).astype(np.float32) * 0.1, 2)
-    with pytest.raises(separate.SeparationError, match=r"empty.*Received: shape \(0,\)"):
+    with pytest.raises(separator.SeparationError, match=r"empty.*Received: shape \(0,\)"):
         sep.separate(np.zeros(0, np.float32), 2)
 
 
@@ -213,7 +215,7 @@ def test_cli_help_lists_every_subcommand():
 def test_auto_speaker_count_in_separation_and_cli_flag(trained, tmp_path, monkeypatch):
     """With "auto" the count is estimated on the analysis's sample of active-bin embeddings, with the
     config's limits, and the separation has that many outputs, which still add up to the mixture."""
-    sep = separate.Separator.from_path(trained[0], mask="binary")
+    sep = separator.Separator.from_path(trained[0], mask="binary")
     mix = 0.5 * (synth_voice(110, 2.0, 1) + synth_voice(260, 2.0, 2))
     seen = []
 
@@ -222,7 +224,7 @@ def test_auto_speaker_count_in_separation_and_cli_flag(trained, tmp_path, monkey
             seen.append((samples.shape, most, max_cosine, max_cosine_many))
             return count
 
-        monkeypatch.setattr(separate, "estimate_num_speakers", estimate)
+        monkeypatch.setattr(separator, "estimate_num_speakers", estimate)
         result = sep.separate(mix, "auto")
         assert result.num_speakers == count and result.sources.shape == (count, len(mix))
         np.testing.assert_allclose(result.sources.sum(axis=0), mix, atol=2e-3)
@@ -263,20 +265,20 @@ def test_mask_head_trains_and_separates_with_its_own_masks(tmp_path):
     assert {"embedding_loss", "mask_loss"} <= set(rows[0])  # both heads' losses are logged
     mix = 0.5 * (synth_voice(110, 5.0, 1) + synth_voice(260, 5.0, 2))  # 5 s: three 2 s segments
     for mask in ("network", "soft"):
-        sep = separate.Separator.from_path(base, mask=mask)
+        sep = separator.Separator.from_path(base, mask=mask)
         out = sep.separate(mix, 2)
         assert out.sources.shape == (2, len(mix)) and np.all(np.isfinite(out.sources))
         # Masks sum to one at every bin, so the sources add up to the mixture.
         np.testing.assert_allclose(out.sources.sum(0), mix, atol=2e-3)
-    with pytest.raises(separate.SeparationError, match="Received: num_speakers=4"):
-        separate.Separator.from_path(base, mask="network").separate(mix, 4)
+    with pytest.raises(separator.SeparationError, match="Received: num_speakers=4"):
+        separator.Separator.from_path(base, mask="network").separate(mix, 4)
 
 
 def test_whitened_objective_is_compiled_trained_and_reloaded(tmp_path):
     from conftest import write_list_folder
-    from deepclust import model as model_lib
     from deepclust.config import load_config
-    from deepclust.train import compile_model
+    from deepclust.nn import model as model_lib
+    from deepclust.training.train import compile_model
 
     cfg = load_config("tiny", {"train.objective": "whitened"})
     assert compile_model(model_lib.build_model(cfg), cfg).loss.objective == "whitened"
@@ -284,13 +286,13 @@ def test_whitened_objective_is_compiled_trained_and_reloaded(tmp_path):
     result = train(base, "tiny", {"train.objective": "whitened"}, verbose=0)
     assert result.stopped == "completed" and 0.0 < result.best_val_loss <= 1.0
     assert read_config_file(base / "config.toml").train.objective == "whitened"  # saved beside the model
-    out = separate.Separator.from_path(base).separate(0.5 * (synth_voice(110, 2.0, 1) + synth_voice(260, 2.0, 2)), 2)
+    out = separator.Separator.from_path(base).separate(0.5 * (synth_voice(110, 2.0, 1) + synth_voice(260, 2.0, 2)), 2)
     assert out.sources.shape[0] == 2 and np.all(np.isfinite(out.sources))
 
 
 def test_network_masks_need_a_mask_head(trained):
-    with pytest.raises(separate.SeparationError, match="Received: mask='network'"):
-        separate.Separator.from_path(trained[0], mask="network")
+    with pytest.raises(separator.SeparationError, match="Received: mask='network'"):
+        separator.Separator.from_path(trained[0], mask="network")
 
 
 @pytest.mark.slow
@@ -322,7 +324,7 @@ def test_chunk_curriculum_switches_once_and_resumes_in_the_long_phase(tmp_path, 
 
 
 def test_utterance_mean_cancels_a_fixed_channel_colouring(trained):
-    sep = separate.Separator.from_path(trained[0], input_mean="utterance")
+    sep = separator.Separator.from_path(trained[0], input_mean="utterance")
     rng = np.random.default_rng(0)
     feats = rng.standard_normal((40, sep.features_bins)).astype(np.float32)
     feats[:5] = np.log(features.LOG_FLOOR)  # silent frames take no part in the mean

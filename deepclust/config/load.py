@@ -1,0 +1,135 @@
+"""Config loading: a config from defaults, a TOML file (a path or a shipped name), saved tables and overrides.
+
+Every value read is checked by the schema (:func:`deepclust.config.schema.check_value`)
+and every config loaded by the rules (:func:`deepclust.config.rules.check_relations`);
+either raises :class:`~deepclust.config.values.ConfigError` naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from .rules import check_relations
+from .schema import SECTIONS, Config, check_value
+from .values import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+# The shipped configs are the repository's top-level configs/ (a user edits them and passes a path); the
+# package reaches them through the link deepclust/configs -> ../configs, and a wheel carries copies.
+CONFIG_DIR = Path(__file__).parents[1] / "configs"
+
+log = logging.getLogger(__name__)
+
+
+# Keys earlier versions wrote into config.toml that no longer mean anything:
+# skipped with a warning, so models trained then still load.
+RETIRED_KEYS = {
+    ("separate", "auto_threshold"): "speaker counting now compares k-means centres (separate.auto_max_cosine)",
+}
+
+
+def _apply(config: Config, data: dict[str, Any], source: str) -> None:
+    for section, values in data.items():
+        if section not in SECTIONS:
+            raise ConfigError(
+                f"{source}: unknown section [{section}]; expected one of {', '.join(SECTIONS)}. "
+                f"Received: section={section!r}"
+            )
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: [{section}] must be a table. Received: {section}={values!r}")
+        target = getattr(config, section)
+        fields = {f.name: f for f in dataclasses.fields(target)}
+        for key, value in values.items():
+            if (section, key) in RETIRED_KEYS:
+                log.warning("%s: %s.%s is no longer used and is ignored: %s.", source, section, key,
+                            RETIRED_KEYS[section, key])
+                continue
+            if key not in fields:
+                raise ConfigError(
+                    f"{source}: unknown key {section}.{key}; valid keys in [{section}] are "
+                    f"{', '.join(fields)}. Received: {section}.{key}={value!r}"
+                )
+            setattr(target, key, check_value(f"{source}: {section}.{key}", fields[key], value))
+
+
+def validate(config: Config, source: str = "config") -> Config:
+    """Check the relations between values that no single field can check (:mod:`deepclust.config.rules`)."""
+    check_relations(config, source)
+    return config
+
+
+def resolve_config_path(name_or_path: str | Path) -> Path:
+    """A config given as a path, or as the name of a shipped one (``default``, ``tiny``)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    shipped = CONFIG_DIR / f"{Path(str(name_or_path)).stem}.toml"
+    if shipped.is_file() and path.parent == Path("."):
+        return shipped
+    if path.suffix == "" and shipped.is_file():
+        return shipped
+    names = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.toml")))
+    raise ConfigError(
+        f"config file {str(name_or_path)!r} not found; give a path to a TOML file or one of the shipped "
+        f"configs: {names}. Received: config={str(name_or_path)!r}"
+    )
+
+
+def load_config(name_or_path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Defaults, then the TOML file (a path or a shipped name), then ``overrides``.
+
+    ``overrides`` maps dotted keys (``"train.epochs"``) to values.
+    """
+    config = Config()
+    if name_or_path is not None:
+        path = resolve_config_path(name_or_path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML ({exc}); fix the syntax at the position shown.") from None
+        _apply(config, data, str(path))
+    if overrides:
+        apply_overrides(config, overrides)
+    return validate(config, str(name_or_path) if name_or_path else "config")
+
+
+def apply_overrides(config: Config, overrides: dict[str, Any], source: str = "override") -> Config:
+    nested: dict[str, dict[str, Any]] = {}
+    for dotted, value in overrides.items():
+        if "." not in dotted:
+            raise ConfigError(f"{source}: expected a key of the form section.key. Received: {dotted!r}")
+        section, key = dotted.split(".", 1)
+        nested.setdefault(section, {})[key] = value
+    _apply(config, nested, source)
+    return validate(config, source)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"train.epochs=5"`` -> ``("train.epochs", 5)``; the value is read as TOML."""
+    if "=" not in text:
+        raise ConfigError(f"--set expects section.key=value. Received: {text!r}")
+    key, raw = text.split("=", 1)
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()  # a bare word is a string: --set separate.mask=soft
+    return key.strip(), value
+
+
+def config_from_dict(data: dict[str, Any], source: str = "saved config") -> Config:
+    config = Config()
+    _apply(config, data, source)
+    return validate(config, source)
+
+
+def read_config_file(path: str | Path) -> Config:
+    path = Path(path)
+    return config_from_dict(tomllib.loads(path.read_text(encoding="utf-8")), str(path))

@@ -1,0 +1,6 @@
+"""The data stage: a list's corpus turned into training batches.
+
+The corpus as an index over a cache of its audio, what happens to a source before
+mixing (augmentation), the mixer drawing (features, labels) on the fly, the Keras
+dataset, and the worker processes that draw its batches.
+"""

@@ -1,0 +1,242 @@
+"""Spectra: STFT / iSTFT, reconstruction from masks, log-magnitude features, silence, labels and loss weights.
+
+Arrays are laid out (frames, bins) = (T, F), the layout the network reads.
+The STFT is scipy's ``ShortTimeFFT`` with a periodic sqrt-Hann window: its
+frames run past both ends of the signal and its inverse uses the dual window,
+so ``istft(stft(x), len(x))`` reproduces ``x`` to rounding error, first and
+last samples included (the original lost its edge frames).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import scipy.fft
+from numpy.lib.stride_tricks import sliding_window_view
+from scipy.signal import ShortTimeFFT
+from scipy.signal.windows import hann
+
+from ..config import FeatureConfig
+from . import audio
+
+# Magnitudes are floored here before the log, so digital silence gives a
+# finite feature (-18.4 in natural-log units) rather than -inf.
+LOG_FLOOR = 1e-8
+
+
+@functools.lru_cache(maxsize=8)
+def stft_transform(window_length: int, hop_length: int) -> ShortTimeFFT:
+    """scipy's STFT of every feature here: a periodic root-Hann window, ``hop_length`` apart (cached)."""
+    window = np.sqrt(hann(window_length, sym=False))
+    return ShortTimeFFT(window, hop=hop_length, fs=1.0, fft_mode="onesided", mfft=window_length)
+
+
+def _padded_length(num_samples: int, cfg: FeatureConfig) -> int:
+    # scipy needs at least half a window of signal; shorter signals are
+    # zero-padded to one window and cropped again after the inverse.
+    return max(int(num_samples), cfg.window_length)
+
+
+def num_frames(num_samples: int, cfg: FeatureConfig) -> int:
+    sft = stft_transform(cfg.window_length, cfg.hop_length)
+    return sft.p_max(_padded_length(num_samples, cfg)) - sft.p_min
+
+
+def samples_for_frames(frames: int, cfg: FeatureConfig) -> int:
+    """The largest signal length whose STFT has at most ``frames`` frames."""
+    # p_max grows by one frame every hop samples; step back from an estimate.
+    n = max(1, (frames - 3) * cfg.hop_length)
+    while num_frames(n + cfg.hop_length, cfg) <= frames:
+        n += cfg.hop_length
+    while num_frames(n + 1, cfg) <= frames:
+        n += 1
+    return n
+
+
+def stft(signal: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """Complex STFT, (T, F) complex64. ``signal`` is 1-D, or (..., samples) for a stack.
+
+    The same numbers as ``ShortTimeFFT.stft`` (tested), computed on all frames
+    of the whole stack at once: scipy transforms one frame per call, which made
+    the STFT most of the training data pipeline's time.
+    """
+    sft = stft_transform(cfg.window_length, cfg.hop_length)
+    signal = np.asarray(signal, dtype=np.float32)
+    n = _padded_length(signal.shape[-1], cfg)
+    first, last = sft.p_min, sft.p_max(n)  # frame indices; frame p is centred on sample p * hop
+    start = first * sft.hop - sft.m_num_mid
+    stop = start + (last - first - 1) * sft.hop + sft.m_num
+    pad = [(0, 0)] * (signal.ndim - 1) + [(-start, stop - signal.shape[-1])]
+    frames = sliding_window_view(np.pad(signal, pad), sft.m_num, axis=-1)[..., ::sft.hop, :]
+    # scipy's phase convention (phase_shift=0): each frame rotated so its centre sits at index 0.
+    order = (np.arange(sft.m_num) + sft.m_num_mid) % sft.m_num
+    window = sft.win.astype(np.float32)
+    return scipy.fft.rfft(frames[..., order] * window[order], n=sft.mfft, axis=-1).astype(np.complex64, copy=False)
+
+
+def istft(spec: np.ndarray, length: int, cfg: FeatureConfig) -> np.ndarray:
+    """Inverse of :func:`stft` for (T, F) or (..., T, F); returns (..., length) float32.
+
+    ``ShortTimeFFT.istft``'s numbers (tested), with the overlap-add done as
+    window/hop shifted sums of all frames at once instead of a loop over frames.
+    """
+    sft = stft_transform(cfg.window_length, cfg.hop_length)
+    spec = np.asarray(spec)
+    if sft.m_num % sft.hop or sft.mfft != sft.m_num or spec.shape[-2] != num_frames(length, cfg):
+        padded = _padded_length(length, cfg)
+        signal = sft.istft(np.swapaxes(spec, -1, -2), k1=padded, f_axis=-2, t_axis=-1)
+        return signal[..., : int(length)].astype(np.float32)
+    frames = scipy.fft.irfft(spec, n=sft.mfft, axis=-1)  # (..., T, window)
+    order = (np.arange(sft.m_num) - sft.m_num_mid) % sft.m_num  # undo stft's rotation
+    frames = frames[..., order] * sft.dual_win.astype(frames.dtype)
+    out = overlap_add(frames, sft.hop)
+    first = sft.m_num_mid - sft.p_min * sft.hop  # index of sample 0: frame p_min starts at p_min * hop - m_num_mid
+    return out[..., first:first + int(length)].astype(np.float32)
+
+
+def overlap_add(frames: np.ndarray, hop: int) -> np.ndarray:
+    """(..., T, window) frames, frame t starting at sample t * hop, summed into (..., (T - 1) * hop + window)
+    samples, as window/hop shifted sums of all frames at once (``window`` a multiple of ``hop``)."""
+    count, width = frames.shape[-2], frames.shape[-1]
+    out = np.zeros(frames.shape[:-2] + ((count - 1) * hop + width,), frames.dtype)
+    for j in range(width // hop):  # piece j of every frame lands j hops after its frame's start
+        out[..., j * hop:(j + count) * hop] += frames[..., j * hop:(j + 1) * hop].reshape(frames.shape[:-2] + (-1,))
+    return out
+
+
+def reconstruct(mixture_spec: np.ndarray, masks: np.ndarray, length: int, cfg: FeatureConfig,
+                iterations: int = 0) -> np.ndarray:
+    """(k, length) sources from the mixture's (T, F) spectrum and (k, T, F) masks.
+
+    ``iterations = 0``: each masked spectrum inverted with the mixture's phase.
+    More: MISI (multiple input spectrogram inversion; Gunawan and Sen 2010, as
+    in Wang, Le Roux and Hershey 2018), each pass spreading the sources' sum's
+    error from the mixture equally over them, then keeping each source's
+    new phase with its masked magnitude, so the sources' phases become their
+    own rather than the mixture's.
+    """
+    sources = istft(masks * mixture_spec[None], length, cfg)
+    if not iterations:
+        return sources
+    magnitudes, mixture = masks * np.abs(mixture_spec)[None], istft(mixture_spec, length, cfg)
+    for _ in range(iterations):
+        consistent = stft(sources + (mixture - sources.sum(axis=0)) / len(sources), cfg)
+        sources = istft(magnitudes * np.exp(1j * np.angle(consistent)), length, cfg)
+    return sources
+
+
+def level_gain(mixture: np.ndarray, cfg: FeatureConfig) -> float:
+    """The gain that brings ``mixture`` to ``cfg.input_level_db`` RMS (1.0 for silence)."""
+    rms = float(np.sqrt(np.mean(np.square(mixture, dtype=np.float64)))) if mixture.size else 0.0
+    if rms < audio.SILENT_RMS:
+        return 1.0
+    return float(10.0 ** (cfg.input_level_db / 20.0) / rms)
+
+
+def log_magnitude(spec: np.ndarray) -> np.ndarray:
+    return np.log(np.maximum(np.abs(spec), LOG_FLOOR)).astype(np.float32)
+
+
+def active_bins(spec: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """Boolean (T, F): bins within ``silence_db`` of the loudest bin of ``spec``.
+
+    Computed per item over the last two axes, so a stack of chunks gets each
+    chunk's own threshold.
+    """
+    db = 20.0 * np.log10(np.maximum(np.abs(spec), LOG_FLOOR))
+    loudest = db.max(axis=(-2, -1), keepdims=True)
+    return (db > loudest - cfg.silence_db) & (db > 20.0 * np.log10(LOG_FLOOR) + 1.0)
+
+
+def bin_weights(spec: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """Loss weight per bin, (T, F) float32, zero at silent bins.
+
+    ``binary``: 1 at every active bin (the original). ``magnitude``: the
+    mixture magnitude over its mean on active bins (Wang, Le Roux, Hershey
+    2018), so loud bins, which decide what is heard, count more.
+    """
+    active = active_bins(spec, cfg)
+    if cfg.weighting == "binary":
+        return active.astype(np.float32)
+    magnitude = np.abs(spec) * active
+    mean = magnitude.sum(axis=(-2, -1), keepdims=True) / np.maximum(active.sum(axis=(-2, -1), keepdims=True), 1)
+    return (magnitude / np.maximum(mean, LOG_FLOOR)).astype(np.float32)
+
+
+IDEAL_MASKS = ("ibm", "irm")
+
+
+def ideal_masks(source_specs: np.ndarray, kind: str) -> np.ndarray:
+    """Ideal masks from the sources' STFTs as they sit in the mixture, float32 of their shape.
+
+    ``source_specs`` is (k, T, F), or (..., k, T, F) for a stack; the masks
+    share that layout (source axis -3). ``ibm``: one-hot on the loudest source
+    of each bin (ties and all-silent bins go to the first), which is also the
+    training target of :func:`dominant_labels`, so the bound a perfect
+    clustering reaches. ``irm``: the magnitude ratio |S_i| / sum_j |S_j| (sums
+    to one, so the estimates add up to the mixture; not the power-ratio
+    variant); bins where every source is silent are shared equally.
+    """
+    magnitude = np.abs(np.asarray(source_specs))
+    if magnitude.ndim < 3:
+        raise ValueError(f"ideal_masks: expected (..., k, T, F) source spectra. Received: shape {magnitude.shape}")
+    if kind == "ibm":
+        masks = np.zeros(magnitude.shape, np.float32)
+        np.put_along_axis(masks, np.argmax(magnitude, axis=-3)[..., None, :, :], 1.0, axis=-3)
+        return masks
+    if kind == "irm":
+        total = magnitude.sum(axis=-3, keepdims=True)
+        safe = np.where(total > 0, total, 1.0)
+        return np.where(total > 0, magnitude / safe, 1.0 / magnitude.shape[-3]).astype(np.float32)
+    raise ValueError(f"ideal_masks: expected kind one of {', '.join(IDEAL_MASKS)}. Received: kind={kind!r}")
+
+
+def dominant_labels(source_specs: np.ndarray, weights: np.ndarray, max_speakers: int) -> np.ndarray:
+    """Training targets, (T, F, max_speakers) float32.
+
+    ``source_specs`` is (k, T, F), or (..., k, T, F) for a stack: each source's
+    STFT as it sits in the mixture (all-zero rows for absent speakers never win).
+    Each bin is one-hot on the loudest source (the ideal binary mask,
+    :func:`ideal_masks`) and scaled by sqrt(weight): the
+    loss reads a bin's weight back as its label's squared norm, so silent bins
+    (weight 0) are all zero and drop out. Columns k .. max_speakers-1 stay zero
+    (labels padded to the largest speaker count, as the original did).
+    """
+    k = source_specs.shape[-3]
+    if k > max_speakers:
+        raise ValueError(f"a mixture of {k} sources does not fit labels of width max_speakers={max_speakers}")
+    ibm = ideal_masks(source_specs, "ibm")  # (..., k, T, F)
+    labels = np.zeros(ibm.shape[:-3] + ibm.shape[-2:] + (max_speakers,), dtype=np.float32)
+    labels[..., :k] = np.moveaxis(ibm, -3, -1)
+    return labels * np.sqrt(weights)[..., None]
+
+
+def mask_targets(source_specs: np.ndarray, spec: np.ndarray, max_speakers: int) -> np.ndarray:
+    """Mask-inference targets (Chimera++), (..., T, F, max_speakers + 1) float32.
+
+    ``source_specs`` (..., k, T, F) are the sources as they sit in the mixture ``spec``
+    (..., T, F). Channels 0 .. k-1 hold each source's truncated phase-sensitive
+    magnitude, |S_c| cos(angle X - angle S_c) clipped to [0, |X|] (Erdogan et al.
+    2015): what a real mask on the mixture can reach, so the mask learns where
+    sources cancel. Channels k .. max_speakers-1 are zero (absent speakers); the
+    last channel holds |X|, which the loss multiplies the masks by.
+    """
+    k = source_specs.shape[-3]
+    if k > max_speakers:
+        raise ValueError(f"a mixture of {k} sources does not fit targets of width max_speakers={max_speakers}")
+    magnitude = np.abs(spec)
+    # |S| cos(dphi) = Re(S conj(X)) / |X|
+    psa = np.real(source_specs * np.conj(spec)[..., None, :, :]) / np.maximum(magnitude, LOG_FLOOR)[..., None, :, :]
+    psa = np.clip(psa, 0.0, magnitude[..., None, :, :])
+    out = np.zeros(spec.shape + (max_speakers + 1,), np.float32)
+    out[..., :k] = np.moveaxis(psa, -3, -1)
+    out[..., -1] = magnitude
+    return out
+
+
+def mixture_features(mixture: np.ndarray, cfg: FeatureConfig) -> tuple[np.ndarray, np.ndarray, float]:
+    """Level-normalised mixture -> (log-magnitude (T, F), complex STFT (T, F), gain applied)."""
+    gain = level_gain(mixture, cfg)
+    spec = stft(mixture * gain, cfg)
+    return log_magnitude(spec), spec, gain

@@ -1,0 +1,418 @@
+"""Separation: the :class:`Separator` API, from a mixture to one waveform per speaker.
+
+One analysis path serves ``separate``, ``visualize`` and the speaker-count
+script: the file is cut into overlapping segments of ``segment_seconds``
+(bounded memory however long the file is), each segment is embedded,
+a sample of every segment's active bins is kept, the speakers are counted
+(``--num-speakers auto``) and one masker is fitted on that sample for the
+whole file (:mod:`deepclust.separation.clustering`), so speaker n is the same voice
+from start to end. Rendering then masks each segment, inverts it and
+cross-fades the segments. :meth:`Separator.separate` takes audio at any rate,
+mono or (samples, channels), and gives the sources back at that rate and
+length; the ``separate`` command's work on files (:mod:`deepclust.separation.files`)
+only calls it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Iterator
+
+import keras
+import numpy as np
+
+from .. import paths
+from ..config import MAX_SPEAKERS, SeparateConfig, read_config_file
+from ..dsp import audio, features
+from ..nn import model as model_lib, pretrained
+from .clustering import HeadMasker, KMeansMasker, estimate_num_speakers, normalize
+
+log = logging.getLogger(__name__)
+
+# Neighbouring segments overlap by this much and are cross-faded, so the
+# BLSTM sees context on both sides of every boundary.
+SEGMENT_OVERLAP_SECONDS = 1.0
+# Embeddings of a file are kept between the fitting and the masking pass up
+# to this size; longer files run the network twice instead of holding more.
+EMBEDDING_CACHE_BYTES = 256 * 2**20
+# Segments of equal length go through the network together, this many at a
+# time: enough to occupy the cores, few enough to bound memory (8 x 8 s of
+# 40-dim embeddings at 8 kHz is about 170 MB).
+SEGMENT_BATCH = 8
+# Shorter inputs are refused: a few dozen frames cannot show which bins go together.
+MIN_SECONDS = 0.25
+
+
+class SeparationError(ValueError):
+    """A file cannot be separated as asked; the message says why and how to fix it."""
+
+
+@dataclass
+class Separation:
+    """The result for one mixture: ``sources`` is (k, samples) at ``sample_rate`` (the input's rate and
+    length); ``notes`` say what was done to the input on the way (downmix, resampling, the count found),
+    ``warnings`` what may make the result poor; ``source`` is the file it came from, if any."""
+
+    sources: np.ndarray
+    sample_rate: int
+    num_speakers: int
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    source: Path | None = None
+    counted: bool = False  # num_speakers came from --num-speakers auto
+
+
+class Timings(dict):
+    """Seconds spent per stage (features, network, kmeans, istft, io), accumulated."""
+
+    @contextlib.contextmanager
+    def measure(self, stage: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self[stage] = self.get(stage, 0.0) + time.perf_counter() - start
+
+
+@dataclass
+class Segment:
+    start: int  # sample offset in the file (model rate)
+    signal: np.ndarray
+    fade_in: int = 0   # samples shared with the previous segment (cross-faded)
+    fade_out: int = 0  # samples shared with the next one
+
+
+def segments(signal: np.ndarray, length: int, overlap: int) -> list[Segment]:
+    """The fewest pieces of at most ``length`` samples that cover ``signal`` with
+    neighbours overlapping by at least ``overlap``, all of one length and evenly
+    spaced: equal lengths go through the network as one batch, and no piece is
+    a short remainder (a 10 s file is two 5.5 s pieces, not 8 s + 3 s)."""
+    total = len(signal)
+    if total <= length:
+        return [Segment(0, signal)]
+    count = math.ceil((total - overlap) / (length - overlap))
+    size = min(length, math.ceil((total + (count - 1) * overlap) / count) + 1)
+    starts = [(i * (total - size)) // (count - 1) for i in range(count)]
+    shared = [starts[i] + size - starts[i + 1] for i in range(count - 1)]
+    return [Segment(start, signal[start:start + size], fade_in=shared[i - 1] if i else 0,
+                    fade_out=shared[i] if i < count - 1 else 0) for i, start in enumerate(starts)]
+
+
+def crossfade(length: int, fade_in: int, fade_out: int) -> np.ndarray:
+    """Weights for one segment: linear ramps where it overlaps its neighbours, 1 elsewhere."""
+    w = np.ones(length, np.float32)
+    if fade_in:
+        w[:fade_in] = np.linspace(0.0, 1.0, fade_in + 2, dtype=np.float32)[1:-1]
+    if fade_out:
+        w[length - fade_out:] = np.linspace(1.0, 0.0, fade_out + 2, dtype=np.float32)[1:-1]
+    return w
+
+
+@dataclass
+class Analysis:
+    """What pass 1 learnt of one file: its segments and level gain, a sample of the embeddings of its
+    active bins (``samples`` (n, D); ``sample_bins`` (n, 3): segment, frame, bin of each;
+    ``sample_magnitudes`` (n,): the mixture's magnitude there), the speaker
+    count and the masker fitted on them, and the embeddings kept for pass 2 where they fit in memory."""
+
+    segments: list[Segment]
+    gain: float
+    length: int
+    masker: KMeansMasker | HeadMasker
+    samples: np.ndarray | None = None
+    sample_bins: np.ndarray | None = None
+    sample_magnitudes: np.ndarray | None = None
+    active_count: int = 0
+    num_speakers: int = 0
+    cached: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+class Separator:
+    """Separates mixtures with a trained deep clustering model."""
+
+    def __init__(self, model: keras.Model, config: SeparateConfig | None = None):
+        self.model = model
+        spec = model_lib.feature_spec(model)
+        self.sample_rate = spec.sample_rate
+        self.features = spec.feature_config()
+        self.config = config or SeparateConfig()
+        self.timings = Timings()
+        if self.config.mask == "network" and not model_lib.has_mask_head(model):
+            raise SeparationError(
+                "separate.mask='network' uses the masks of a mask head, and this model has none (it was "
+                "trained without model.mask_head); use mask='soft' or 'binary'. Received: mask='network'"
+            )
+
+    @classmethod
+    def load(cls, source: str | Path = pretrained.PRETRAINED, **overrides) -> "Separator":
+        """From ``"pretrained"`` (the model shipped in the package), a training folder (``model.keras``
+        and ``config.toml``) or a ``.keras`` file.
+
+        The ``[separate]`` section of the config saved beside the model sets the
+        defaults; ``overrides`` (e.g. ``mask="soft"``) replace single values.
+        """
+        model_path = pretrained.locate(source)
+        net = model_lib.load(model_path)
+        cfg = SeparateConfig()
+        saved = paths.saved_config(model_path)
+        if saved.is_file():
+            cfg = read_config_file(saved).separate
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        return cls(net, replace(cfg, **overrides))
+
+    from_path = load  # the name before the public API; the same call
+
+    @property
+    def trained_max_speakers(self) -> int:
+        """The most voices in the mixtures this model was trained on (its ``data.max_speakers``)."""
+        return model_lib.feature_spec(self.model).max_speakers
+
+    # -- stages ---------------------------------------------------------------
+    @property
+    def features_bins(self) -> int:
+        return self.features.window_length // 2 + 1
+
+    @property
+    def embedding_dim(self) -> int:
+        return int(self.model.outputs[0].shape[-1])
+
+    @property
+    def mask_slots(self) -> int:
+        """Speaker slots of the mask head (0 without one)."""
+        return int(self.model.outputs[1].shape[-1]) if model_lib.has_mask_head(self.model) else 0
+
+    def _segment_features(self, seg: Segment, gain: float):
+        with self.timings.measure("features"):
+            spec = features.stft(seg.signal * gain, self.features)
+            feats, active = features.log_magnitude(spec), features.active_bins(spec, self.features)
+            if self.config.input_mean == "utterance":
+                feats = self._utterance_mean_removed(feats)
+            return spec, feats, active
+
+    def _utterance_mean_removed(self, feats: np.ndarray) -> np.ndarray:
+        """(T, F) log magnitudes whose per-bin mean over their active frames is moved to the training mean
+        (the network's Normalization layer), so a channel's fixed colouring cancels out."""
+        trained = model_lib.feature_statistics(self.model)[0]
+        removed = model_lib.utterance_mean_removed(feats[None], feats[None], self.features.silence_db)
+        return keras.ops.convert_to_numpy(removed)[0] + trained
+
+    def _embed_segments(self, segs: list[Segment], gain: float):
+        """Yield ``(index, spec, active, embeddings, head masks or None)`` per segment, running
+        the network on batches of equal-length segments: a batch keeps the CPU's cores (or the
+        GPU) busy where one long sequence through a BLSTM runs one frame at a time."""
+        group: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
+
+        def flush():
+            with self.timings.measure("network"):
+                out = self.model.predict_on_batch(np.stack([g[2] for g in group]))
+                out = out if isinstance(out, (list, tuple)) else [out]
+                batch = normalize(keras.ops.convert_to_numpy(out[0]).astype(np.float32))
+                masks = keras.ops.convert_to_numpy(out[1]).astype(np.float32) if len(out) > 1 else [None] * len(group)
+            for (i, spec, _, active), emb, mask in zip(group, batch, masks):
+                yield i, spec, active, emb, mask
+            group.clear()
+
+        for i, seg in enumerate(segs):
+            spec, feats, active = self._segment_features(seg, gain)
+            if group and (len(group) == SEGMENT_BATCH or group[-1][2].shape != feats.shape):
+                yield from flush()
+            group.append((i, spec, feats, active))
+        if group:
+            yield from flush()
+
+    def analyse(self, signal: np.ndarray, num_speakers: int | str | None = None, seed: int = 0) -> "Analysis":
+        """Pass 1 of a separation: segments, embeddings, the active-bin sample, the speaker count
+        and the masker fitted for the whole file. ``signal`` is mono at the model's rate;
+        ``num_speakers`` a count, ``"auto"`` (see :func:`clustering.estimate_num_speakers`) or None
+        for the config's value."""
+        num_speakers = num_speakers or self.config.num_speakers
+        auto = num_speakers == "auto"
+        k = 1 if auto else self._checked_count(num_speakers)
+        if self.config.mask == "network" and k > self.mask_slots:
+            raise SeparationError(
+                f"the model's mask head has {self.mask_slots} speaker slots (data.max_speakers it was "
+                f"trained with); use mask='soft' to cluster more voices. Received: num_speakers={k}"
+            )
+        analysis = self.embed_file(np.asarray(signal, np.float32), seed)
+        if not analysis.length:
+            raise SeparationError("the signal is empty; expected at least "
+                                  f"{MIN_SECONDS} s of audio. Received: 0 samples")
+        if not auto and k > self.trained_max_speakers:
+            analysis.warnings.append(f"asked for {k} speakers, and the model was trained on mixtures of at most "
+                                     f"{self.trained_max_speakers}: expect a poor separation")
+        with self.timings.measure("kmeans"):
+            if auto:
+                most = self.config.auto_max_speakers
+                most = min(most, self.mask_slots) if self.config.mask == "network" else most
+                k = estimate_num_speakers(analysis.samples, most, self.config.auto_max_cosine,
+                                          self.config.auto_max_cosine_many, seed)
+            analysis.num_speakers = k
+            analysis.masker.fit(analysis.samples, k, analysis.sample_magnitudes)
+        if analysis.active_count < 10 * max(k, 2):
+            analysis.warnings.append(f"only {analysis.active_count} active time-frequency bins: "
+                                     "the input is (nearly) silent")
+        return analysis
+
+    def analyse_oracle(self, signal: np.ndarray, references: np.ndarray, seed: int = 0) -> "Analysis":
+        """Pass 1 with the oracle's centres in place of k-means's (``evaluate --oracle centres``): each
+        of the (k, samples) ``references``' mean embedding over the sampled bins where it is the loudest
+        (:func:`clustering.oracle_centers`), speaker n the n-th reference."""
+        if self.config.mask == "network":
+            raise SeparationError("oracle centres replace k-means's centres, and mask='network' uses no k-means; "
+                                  "use mask='soft' or 'binary'. Received: mask='network'")
+        references = np.atleast_2d(np.asarray(references, np.float32))
+        if references.shape[1] != len(signal):
+            raise SeparationError(f"references: expected (speakers, {len(signal)}) samples, as long as the mixture. "
+                                  f"Received: references of shape {references.shape}")
+        analysis = self.embed_file(np.asarray(signal, np.float32), seed)
+        analysis.num_speakers = k = len(references)
+        segment, frame, fbin = analysis.sample_bins.T
+        loudness = np.zeros((k, len(segment)), np.float32)
+        for i, seg in enumerate(analysis.segments):
+            at = segment == i
+            spec = features.stft(references[:, seg.start:seg.start + len(seg.signal)] * analysis.gain, self.features)
+            loudness[:, at] = np.abs(spec[:, frame[at], fbin[at]])
+        analysis.masker.fit_oracle(analysis.samples, np.argmax(loudness, axis=0), k, analysis.sample_magnitudes)
+        return analysis
+
+    def embed_file(self, signal: np.ndarray, seed: int = 0) -> "Analysis":
+        """Embed every segment of ``signal`` (in batches of equal-length segments), keep a sample of
+        ``kmeans_max_bins`` active bins spread over the file, and show each segment to the masker."""
+        gain = features.level_gain(signal, self.features)
+        seg_len = max(int(self.config.segment_seconds * self.sample_rate), self.features.window_length)
+        overlap = min(int(SEGMENT_OVERLAP_SECONDS * self.sample_rate), seg_len // 4)
+        segs = segments(signal, seg_len, overlap) if signal.size else []
+        masker = HeadMasker(self.features.hop_length) if self.config.mask == "network" else \
+            KMeansMasker(self.config, seed)
+        analysis = Analysis(segs, gain, len(signal), masker)
+        per_segment = max(1, self.config.kmeans_max_bins // max(len(segs), 1))
+        bins_total = sum(features.num_frames(len(g.signal), self.features) for g in segs) * self.features_bins
+        keep = bins_total * self.embedding_dim * 4 <= EMBEDDING_CACHE_BYTES
+        rng = np.random.default_rng(seed)
+        samples, where, magnitudes = [], [], []
+        for i, spec, active, emb, head in self._embed_segments(segs, gain):
+            if keep:
+                analysis.cached[i] = (spec, emb, head)
+            masker.observe(i, segs[i].start, segs[i].start + len(segs[i].signal), spec, head)
+            idx = np.flatnonzero(active.ravel())
+            analysis.active_count += idx.size
+            if idx.size > per_segment:
+                idx = np.sort(rng.choice(idx, per_segment, replace=False))
+            samples.append(emb.reshape(-1, emb.shape[-1])[idx])
+            magnitudes.append(np.abs(spec.reshape(-1)[idx]))
+            where.append(np.stack([np.full(idx.size, i), idx // spec.shape[1], idx % spec.shape[1]], axis=1))
+        analysis.samples = np.concatenate(samples) if samples else np.zeros((0, self.embedding_dim), np.float32)
+        analysis.sample_magnitudes = np.concatenate(magnitudes) if magnitudes else np.zeros(0, np.float32)
+        analysis.sample_bins = np.concatenate(where) if where else np.zeros((0, 3), np.int64)
+        return analysis
+
+    def segment_masks(self, analysis: "Analysis") -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """Pass 2: ``(segment index, spectrum (T, F), masks (k, T, F))`` for every segment, from the
+        embeddings kept in pass 1 or, for a long file, from the network run again."""
+        if len(analysis.cached) == len(analysis.segments):
+            items = ((i, *analysis.cached.pop(i)) for i in range(len(analysis.segments)))
+        else:
+            items = ((i, spec, emb, head) for i, spec, _, emb, head in
+                     self._embed_segments(analysis.segments, analysis.gain))
+        for i, spec, emb, head in items:
+            with self.timings.measure("kmeans"):
+                masks = analysis.masker.masks(i, emb, head)
+            yield i, spec, masks
+
+    def render(self, analysis: "Analysis",
+               observe: Callable[[Segment, np.ndarray, np.ndarray], None] | None = None) -> Separation:
+        """Masks, inverse STFT and cross-fade of every segment: the separated (k, samples) sources.
+        ``observe(segment, spectrum, masks)``, if given, sees each segment's masks (visualize)."""
+        k = analysis.num_speakers
+        out = np.zeros((k, analysis.length), np.float32)
+        for i, spec, masks in self.segment_masks(analysis):
+            seg = analysis.segments[i]
+            if observe is not None:
+                observe(seg, spec, masks)
+            with self.timings.measure("istft"):
+                pieces = features.reconstruct(spec, masks, len(seg.signal), self.features,
+                                              self.config.phase_iterations) / analysis.gain
+            out[:, seg.start:seg.start + len(seg.signal)] += pieces * crossfade(len(seg.signal), seg.fade_in,
+                                                                               seg.fade_out)
+        return Separation(out, self.sample_rate, k, analysis.warnings)
+
+    def _checked_count(self, num_speakers) -> int:
+        if isinstance(num_speakers, bool) or not isinstance(num_speakers, (int, np.integer)) \
+                or not 1 <= num_speakers <= MAX_SPEAKERS:
+            raise SeparationError(f"num_speakers: expected a count from 1 to {MAX_SPEAKERS} or 'auto' (a sample rate "
+                                  f"goes in sample_rate=). Received: num_speakers={num_speakers!r}")
+        return int(num_speakers)
+
+    def model_input(self, signal, sample_rate: int | None = None) -> tuple[np.ndarray, list[str]]:
+        """``signal`` ((samples,) or (samples, channels) at ``sample_rate``, default the model's) as the
+        network takes it, mono at the model's rate, and a note for each change made; refused with a
+        :class:`SeparationError` naming what it got where it cannot be separated."""
+        rate = self.sample_rate if sample_rate is None else sample_rate
+        if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or rate <= 0:
+            raise SeparationError(f"sample_rate: expected a positive whole number of Hz. Received: sample_rate={rate!r}")
+        array = np.asarray(signal)
+        if array.dtype.kind not in "fiu" or array.ndim not in (1, 2):
+            raise SeparationError("signal: expected real audio of shape (samples,) or (samples, channels). "
+                                  f"Received: an array of shape {array.shape} and dtype {array.dtype}")
+        if array.ndim == 2 and array.shape[1] > array.shape[0]:
+            raise SeparationError("signal: expected (samples, channels), and this has more channels than samples; "
+                                  f"pass signal.T if it is (channels, samples). Received: shape {array.shape}")
+        if array.size == 0:
+            raise SeparationError(f"signal: empty; expected at least {MIN_SECONDS} s of audio. "
+                                  f"Received: shape {array.shape}")
+        notes = []
+        array = array.astype(np.float32)
+        if not np.all(np.isfinite(array)):
+            bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+            raise SeparationError(f"signal: {bad} samples are NaN or infinite; expected finite audio. "
+                                  f"Received: shape {array.shape}")
+        if array.ndim == 2:
+            if array.shape[1] > 1:
+                notes.append(f"{array.shape[1]} channels downmixed to mono")
+            array = array.mean(axis=1)
+        if len(array) < MIN_SECONDS * rate:
+            raise SeparationError(f"signal: {len(array) / rate:.3f} s long; expected at least {MIN_SECONDS} s to "
+                                  f"tell voices apart. Received: {len(array)} samples at {rate} Hz")
+        if rate != self.sample_rate:
+            notes.append(f"resampled from {rate} Hz to the model's {self.sample_rate} Hz and back"
+                         + (f" (separated below {self.sample_rate // 2} Hz; above it the sources are silent)"
+                            if rate > self.sample_rate else ""))
+        return audio.resample(array, int(rate), self.sample_rate), notes
+
+    def separate(self, signal, num_speakers: int | str | None = None, *, sample_rate: int | None = None,
+                 seed: int = 0) -> Separation:
+        """Separate ``signal``, (samples,) or (samples, channels) at ``sample_rate`` (default: the model's),
+        into ``sources`` (k, samples) at that rate and length: downmix and resampling on the way in
+        (:meth:`model_input`), :meth:`analyse` and :meth:`render`, resampling back on the way out.
+        ``num_speakers``: a count, ``"auto"``, or None for the config's value."""
+        mono, notes = self.model_input(signal, sample_rate)
+        result = self.render(self.analyse(mono, num_speakers, seed))
+        result.counted = (num_speakers or self.config.num_speakers) == "auto"
+        result.notes = notes
+        rate = self.sample_rate if sample_rate is None else int(sample_rate)
+        if rate != self.sample_rate:
+            result.sources = audio.resample(result.sources.T, self.sample_rate, rate).T
+            result.sample_rate = rate
+        result.sources = np.ascontiguousarray(_fit_length(result.sources, len(np.asarray(signal))), np.float32)
+        return result
+
+    def separate_file(self, path: str | Path, num_speakers: int | str | None = None, *, seed: int = 0) -> Separation:
+        """:meth:`separate` on an audio file (any format libsndfile reads, at its own rate and channels):
+        the sources at the file's rate and length, ``source`` the file (:func:`deepclust.save` writes them)."""
+        with self.timings.measure("io"):
+            signal, rate = audio.read(path, mono=False)
+        result = self.separate(signal, num_speakers, sample_rate=rate, seed=seed)
+        result.source = Path(path)
+        return result
+
+
+def _fit_length(sources: np.ndarray, length: int) -> np.ndarray:
+    if sources.shape[1] >= length:
+        return sources[:, :length]
+    return np.pad(sources, ((0, 0), (0, length - sources.shape[1])))

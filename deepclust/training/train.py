@@ -1,0 +1,397 @@
+"""Training: data, model, loss and callbacks put together; resumable.
+
+``train(base=DIR)`` reads ``DIR/train`` and ``DIR/valid`` and writes into DIR:
+
+- ``model.keras``: the best model by validation loss (atomic writes);
+- ``config.toml``: the resolved config it trained with;
+- ``history.csv``: per-epoch losses, learning rate and training time;
+- ``checkpoints/``: the newest training state, from which the same command
+  resumes after an interruption.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import logging
+import math
+import signal
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from .. import allocator, atomic
+from ..config import Config, ConfigError, apply_overrides, load_config, parse_duration, read_config_file
+from ..config.rules import validate_distribution
+from ..data.dataset import MixtureDataset
+from ..data.index import load_corpus
+from ..data.mixer import Mixer, feature_statistics, validation_set, validation_sources
+from ..dsp.device_features import TRAINING_ON_SOURCES, training_model
+from ..nn import model as model_lib, pretrained
+from ..nn.losses import DeepClusteringLoss, MaskInferenceLoss, PackedDeepClusteringLoss
+from ..paths import CONFIG_FILENAME, HISTORY_FILENAME, MODEL_FILENAME, STATE_DIRNAME, TRAIN_LIST, VALID_LIST, model_file
+from . import callbacks as cb, parallel, runlock
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONFIG = "default"
+# Config sections that fix the network and its inputs: a run cannot resume
+# with other values here, since the saved weights would not fit or mean the same.
+ARCHITECTURE_SECTIONS = ("audio", "features", "model")
+
+
+@dataclass
+class TrainResult:
+    model_path: Path
+    epochs_done: int
+    best_val_loss: float
+    train_seconds: float
+    frames_per_second: float
+    stopped: str  # "completed", "time limit", "early stopping", "nan", "interrupted"
+
+
+def _optimizer(config: Config) -> keras.optimizers.Optimizer:
+    t = config.train
+    cls = {"adam": keras.optimizers.Adam, "nadam": keras.optimizers.Nadam,
+           "rmsprop": keras.optimizers.RMSprop, "sgd": keras.optimizers.SGD}[t.optimizer]
+    return cls(learning_rate=t.learning_rate, clipnorm=t.clipnorm)
+
+
+# train.jit = "auto": whether each backend's training step is compiled, as measured on a CPU (RESULTS.md,
+# "Speed"): JAX's uncompiled step is many times slower; TensorFlow's XLA step is slower than its own;
+# torch.compile's steps are faster, but compiling costs more than a run of minutes gains, and it needs a
+# C++ compiler at run time.
+JIT_AUTO = {"jax": True, "tensorflow": False, "torch": False}
+
+
+def jit_compile(config: Config) -> bool:
+    """Whether the training step is compiled: ``train.jit``, or for "auto" the backend's entry in JIT_AUTO."""
+    jit = config.train.jit
+    return JIT_AUTO.get(keras.backend.backend(), False) if jit == "auto" else bool(jit)
+
+
+def compile_model(net: keras.Model, config: Config) -> keras.Model:
+    """Compile with the config's optimizer and loss: deep clustering alone, or with a mask
+    head (Chimera++) ``loss_alpha`` x deep clustering + (1 - loss_alpha) x mask inference,
+    or for the model that computes its own features (``features.on_device``) the packed loss."""
+    t, jit = config.train, jit_compile(config)
+    if net.name == TRAINING_ON_SOURCES:
+        net.compile(optimizer=_optimizer(config),
+                    loss=PackedDeepClusteringLoss(config.model.embedding_dim, t.objective), jit_compile=jit)
+    elif model_lib.has_mask_head(net):
+        net.compile(optimizer=_optimizer(config), loss=[DeepClusteringLoss(t.objective), MaskInferenceLoss()],
+                    loss_weights=[t.loss_alpha, 1.0 - t.loss_alpha], jit_compile=jit)
+    else:
+        net.compile(optimizer=_optimizer(config), loss=DeepClusteringLoss(t.objective), jit_compile=jit)
+    return net
+
+
+def resolve_run_config(base: Path, config: str | Path | None, overrides: dict[str, Any] | None) -> Config:
+    """The config for a run in ``base``: the given one, else the one saved by an earlier run
+    there, else the shipped ``default``.
+
+    Resuming with a config whose architecture differs from the saved run's is
+    refused, since the saved weights would not fit.
+    """
+    saved_path = base / CONFIG_FILENAME
+    saved = read_config_file(saved_path) if saved_path.is_file() else None
+    if config is None and saved is not None:
+        resolved = apply_overrides(read_config_file(saved_path), overrides) if overrides else saved
+    else:
+        resolved = load_config(config if config is not None else DEFAULT_CONFIG, overrides)
+    state = cb.latest_state(base / STATE_DIRNAME)
+    if saved is not None and state is not None:
+        old, new = saved.to_dict(), resolved.to_dict()
+        changed = [f"{s}.{k}: {old[s][k]!r} -> {new[s][k]!r}" for s in ARCHITECTURE_SECTIONS for k in old[s]
+                   if old[s][k] != new[s][k]]
+        if changed:
+            raise ConfigError(
+                f"{base}: holds a run (epoch {state[0]}) trained with another architecture; cannot resume with "
+                f"{'; '.join(changed)}. Use a new --base folder, or delete {base / STATE_DIRNAME} to start over."
+            )
+    return resolved
+
+
+def train(
+    base: str | Path,
+    config: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    *,
+    verbose: int | str = "auto",
+    distribute: str | None = None,
+    callbacks: list[keras.callbacks.Callback] | None = None,
+) -> TrainResult:
+    """Train on ``base/train``, validate on ``base/valid``, write into ``base``; resume if a state is there.
+
+    ``distribute``: None (one device), ``"mirrored"`` (all local devices; TensorFlow or JAX) or
+    ``"multiworker"`` (the cluster in ``TF_CONFIG``; TensorFlow); see :mod:`deepclust.training.parallel`.
+    ``train.batch_size`` is then the global batch. ``callbacks``: extra Keras callbacks, run after the built-in ones.
+    """
+    base = Path(base)
+    # First: multi-worker collectives must be set up before any other op.
+    dist = parallel.strategy(distribute) if distribute else None
+    try:
+        cfg = validate_distribution(resolve_run_config(base, config, overrides), distribute)
+        with dist.output_folder(base, STATE_DIRNAME) if dist else contextlib.nullcontext(base) as out:
+            return _train(base, Path(out), cfg, verbose, dist, callbacks or [])
+    except atomic.DiskFull as exc:
+        raise atomic.DiskFull(exc.errno, f"{exc}; the last checkpoint in {base / STATE_DIRNAME} is whole, and "
+                                         "the same command resumes from it") from None
+    finally:
+        if dist is not None:
+            dist.close()
+
+
+@contextlib.contextmanager
+def sigterm_interrupts():
+    """While it lasts, SIGTERM (what ``kill``, Slurm and Kubernetes send before they stop a job)
+    stops training the way Ctrl-C does: the last completed epoch's state stays, the best model
+    too, and the same command resumes. Only the main thread can take signals; elsewhere it does
+    nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _train(base: Path, out: Path, cfg: Config, verbose, dist, extra_callbacks: list) -> TrainResult:
+    """train() once the config is known; writes into ``out`` (``base``, except on non-chief workers),
+    which it holds for the run (one run per folder)."""
+    with runlock.hold(out):
+        return _train_held(base, out, cfg, verbose, dist, extra_callbacks)
+
+
+def _train_held(base: Path, out: Path, cfg: Config, verbose, dist, extra_callbacks: list) -> TrainResult:
+    configure_keras(cfg)
+    # Loaded before the corpus is read, so a wrong name is reported at once.
+    init = pretrained.init_model(cfg.train.init) if cfg.train.init else None
+    train_mixer, valid_mixer = load_mixers(base, cfg, progress=verbose in (1, "auto"))
+    # Worker i of n draws its own mixtures, batch_size / n of them per step.
+    batch_size = dist.worker_batch_size(cfg.train.batch_size) if dist else cfg.train.batch_size
+    dataset = MixtureDataset(train_mixer, cfg, batch_size=batch_size, shard=dist.shard if dist else (0, 1))
+    try:
+        dataset.start_workers()  # they get ready while the validation set and the model are made
+        on_device = cfg.features.on_device
+        validation = (validation_sources if on_device else validation_set)(valid_mixer, cfg)
+        with dist.scope() if dist else contextlib.nullcontext():
+            # ``net`` is the network that is saved and separates; with features on the device ``fit``
+            # trains a model around it that computes the features from the sources first.
+            net = model_lib.build_model(cfg, *initial_statistics(train_mixer, cfg, init))
+            trained = compile_model(training_model(net, cfg) if on_device else net, cfg)
+        run = open_run_folder(out, cfg)
+        if init is not None and run.weights is None:  # a resumed run restores its own weights
+            pretrained.load_initial_weights(net, init, cfg.train.init)
+        callbacks = RunCallbacks.build(cfg, out, run, dataset, extra_callbacks, net)
+        fit = trained.fit if dist is None else (lambda d, **kw: dist.fit(trained, d, **kw))
+        stopped = fit_phases(fit, dataset, validation, cfg, run, callbacks, verbose)
+    finally:
+        dataset.close()  # the worker processes
+    return finish(net, base, out, run, callbacks, stopped)
+
+
+def initial_statistics(mixer: Mixer, cfg: Config, init=None):
+    """The feature mean and variance the network is built with: the training data's, or with
+    ``train.init`` the ones its model ``init`` learnt with (every resume too)."""
+    if init is not None:
+        return model_lib.feature_statistics(init)
+    return feature_statistics(mixer, cfg, cfg.train.seed)
+
+
+def configure_keras(cfg: Config) -> None:
+    """Seed, precision policy and the allocator note, before anything is built."""
+    keras.utils.set_random_seed(cfg.train.seed)
+    # Set either way: the policy is global, and an earlier run in this process may have changed it.
+    keras.mixed_precision.set_global_policy("mixed_float16" if cfg.train.mixed_precision else "float32")
+    log.info("memory allocator: %s", allocator.describe())
+    if allocator.advice():
+        log.warning(allocator.advice())
+
+
+def load_mixers(base: Path, cfg: Config, progress: bool) -> tuple[Mixer, Mixer]:
+    """The mixture drawers of ``base/train`` and ``base/valid``, with what was read logged."""
+    log.info("reading %s and %s", base / TRAIN_LIST, base / VALID_LIST)
+    mixers = []
+    for name in (TRAIN_LIST, VALID_LIST):
+        corpus = load_corpus(base / name, cfg.audio.sample_rate, cfg.data.min_speakers, progress=progress)
+        log.info("%s: %d speakers, %d utterances, %.1f min%s", name, len(corpus.speakers), corpus.num_utterances,
+                 corpus.seconds / 60,
+                 f", {len(corpus.skipped)} skipped" if corpus.skipped else "")
+        mixers.append(Mixer(corpus, cfg))
+    return mixers[0], mixers[1]
+
+
+def open_run_folder(out: Path, cfg: Config) -> cb.RunState:
+    """Make ``out`` ready for this run: leftovers of killed writes removed, the resolved config
+    saved, the resume state read, history rows of epochs the run will redo dropped."""
+    out.mkdir(parents=True, exist_ok=True)
+    for folder in (out, out / STATE_DIRNAME):
+        atomic.remove_stale_temporaries(folder)
+    atomic.write_text(out / CONFIG_FILENAME, cfg.to_toml())
+    run = cb.RunState.load(out / STATE_DIRNAME)
+    trim_history(out / HISTORY_FILENAME, run.epoch)
+    return run
+
+
+@dataclass
+class RunCallbacks:
+    """The built-in callbacks of a run, each by name, and their order in ``fit``."""
+
+    best: cb.BestModel
+    sync: cb.EpochSync
+    throughput: cb.Throughput
+    stop_nan: cb.StopOnNaN
+    time_limit: cb.TimeLimit | None
+    lr_plateau: keras.callbacks.ReduceLROnPlateau | None
+    lr_schedule: cb.LearningRateSchedule | None
+    early: keras.callbacks.EarlyStopping | None
+    curriculum: cb.ChunkCurriculum | None
+    history: keras.callbacks.CSVLogger
+    state: cb.TrainingState
+    extra: list
+
+    @classmethod
+    def build(cls, cfg: Config, out: Path, run: cb.RunState, dataset: MixtureDataset, extra: list,
+              net: keras.Model | None = None):
+        """``net``: the model BestModel saves (default: the model fit trains)."""
+        t, d = cfg.train, cfg.data
+        varying = d.whole_utterances or d.long_chunk_frames  # frames per step vary: count what was served
+        curriculum = None
+        if d.long_chunk_frames:  # the switch: a share of train.time_limit, else of train.epochs
+            curriculum = (cb.ChunkCurriculum(run.clock, after_seconds=d.long_chunk_from * parse_duration(t.time_limit))
+                          if t.time_limit else
+                          cb.ChunkCurriculum(run.clock, after_epoch=math.ceil(d.long_chunk_from * t.epochs)))
+        return cls(
+            best=cb.BestModel(out / MODEL_FILENAME, run, save=net), sync=cb.EpochSync(dataset),
+            throughput=cb.Throughput(None if varying else t.batch_size * d.chunk_frames, dataset=dataset, run=run),
+            stop_nan=cb.StopOnNaN(),
+            time_limit=cb.TimeLimit(parse_duration(t.time_limit), run.clock) if t.time_limit else None,
+            lr_plateau=keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=t.lr_factor,
+                                                         patience=t.lr_patience, verbose=1) if t.lr_patience else None,
+            lr_schedule=None if t.lr_schedule == "plateau" else cb.LearningRateSchedule(
+                t.learning_rate, t.lr_schedule, t.lr_warmup, t.lr_floor, run.clock,
+                seconds=parse_duration(t.time_limit) if t.time_limit else None, epochs=t.epochs),
+            early=keras.callbacks.EarlyStopping(monitor="val_loss", patience=t.patience) if t.patience else None,
+            curriculum=curriculum, history=keras.callbacks.CSVLogger(str(out / HISTORY_FILENAME), append=True),
+            state=cb.TrainingState(run), extra=list(extra))
+
+    def ordered(self) -> list[keras.callbacks.Callback]:
+        """BestModel before TrainingState: the state saved at an epoch's end must already know whether
+        that epoch was the best. TrainingState last, after the history row: a kill between the two
+        leaves a row that the resumed run drops (trim_history) and redoes, rather than a missing row."""
+        named = [self.best, self.sync, self.throughput, self.stop_nan, self.time_limit, self.lr_plateau, self.lr_schedule,
+                 self.early, self.curriculum, self.history, self.state]
+        return [c for c in named if c is not None] + self.extra
+
+    def stopped(self) -> str:
+        """Why fit returned: "nan", "time limit", "early stopping", else "completed"."""
+        if self.stop_nan.stopped_at is not None:
+            return "nan"
+        if self.time_limit is not None and self.time_limit.reached:
+            return "time limit"
+        if self.early is not None and self.early.stopped_epoch:
+            return "early stopping"
+        return "completed"
+
+
+def fit_phases(fit, dataset: MixtureDataset, validation, cfg: Config, run: cb.RunState,
+               callbacks: RunCallbacks, verbose) -> str:
+    """Run ``fit`` once per phase still to train: the short-chunk phase, then (with a chunk-length
+    curriculum) the long-chunk phase, each resuming from the state the one before saved last.
+    Returns why training stopped ("completed", "time limit", ... or "interrupted")."""
+    phases = [None] if callbacks.curriculum is None else [None, "long"]
+    if callbacks.curriculum is not None and run.weights is not None and callbacks.curriculum.due(run.epoch):
+        phases = ["long"]  # resumed past the switch
+        callbacks.curriculum.switched = True
+    if verbose == "auto":  # a progress bar on a terminal; in a log one line per epoch, without colour codes
+        verbose = 1 if sys.stdout.isatty() else 2
+    fit_args = dict(validation_data=validation, batch_size=cfg.train.batch_size, epochs=cfg.train.epochs,
+                    callbacks=callbacks.ordered(), verbose=verbose)
+    try:
+        with sigterm_interrupts():
+            for phase in phases:
+                if callbacks.time_limit is not None and callbacks.time_limit.spent():
+                    # Keras would still run one batch and a validation before a callback could stop it.
+                    log.info("the time limit (%s) is spent; nothing more to do", cfg.train.time_limit)
+                    break
+                if phase == "long":
+                    dataset.long_from_epoch = run.epoch
+                    log.info("epoch %d: chunk curriculum: %d-frame chunks, %d per batch, from now on",
+                             run.epoch + 1, cfg.data.long_chunk_frames, dataset.long_batch_size)
+                callbacks.sync.start(run.epoch)  # the batches fit draws to learn shapes: this epoch's
+                fit(dataset, **fit_args)
+                if callbacks.stopped() != "completed" or (callbacks.curriculum and not callbacks.curriculum.switched):
+                    break
+    except KeyboardInterrupt:
+        log.warning("interrupted: the last completed epoch is saved in %s; run the same command to resume",
+                    run.directory)
+        return "interrupted"
+    return callbacks.stopped()
+
+
+def finish(net: keras.Model, base: Path, out: Path, run: cb.RunState, callbacks: RunCallbacks,
+           stopped: str) -> TrainResult:
+    """Leave a usable model behind whatever happened, log and return the result."""
+    if stopped == "nan":
+        log.error("training stopped: the loss became NaN or infinite. The best model so far is kept in %s; "
+                  "lower train.learning_rate or train.clipnorm and run again.", base / MODEL_FILENAME)
+    elif not (out / MODEL_FILENAME).is_file():
+        # No validation improvement was ever recorded (e.g. stopped before the first epoch ended).
+        cb.atomic_save_model(net, out / MODEL_FILENAME)
+    rate = callbacks.throughput.rate
+    result = TrainResult(base / MODEL_FILENAME, run.epoch, run.best, run.clock.elapsed, rate, stopped)
+    log.info("training %s after %d epochs (%.0f s); best val_loss %.4f; %.0f frames/s; model: %s",
+             stopped, run.epoch, run.clock.elapsed, run.best if math.isfinite(run.best) else float("nan"),
+             rate, result.model_path)
+    return result
+
+
+def trim_history(path: Path, start_epoch: int) -> None:
+    """Keep only the history rows of epochs before ``start_epoch``, where training resumes.
+
+    Rows of epochs the run will redo (written by a run killed before its state
+    was saved, or stopped at a NaN loss) and a half-written last line go, so
+    every epoch appears once and matches the weights the run continues from.
+    """
+    if not path.is_file():
+        return
+    text = path.read_text(encoding="utf-8", errors="replace")
+    lines = text.splitlines()
+    if not lines:
+        return
+    header = next(csv.reader([lines[0]]), [])
+    if "epoch" not in header:
+        return
+    column = header.index("epoch")
+    keep = []
+    for line in lines[1:]:
+        values = next(csv.reader([line]), [])
+        try:
+            epoch = int(values[column])
+        except (IndexError, ValueError):
+            continue
+        if len(values) == len(header) and epoch < start_epoch:
+            keep.append(line)
+    if not keep:
+        path.unlink()
+    elif len(keep) != len(lines) - 1 or not text.endswith("\n"):
+        log.info("%s: dropped %d row(s) of epochs from %d on, which this run redoes", path,
+                 len(lines) - 1 - len(keep), start_epoch + 1)
+        atomic.write_text(path, "\n".join([lines[0], *keep]) + "\n")
+
+
+def load_trained(base_or_model: str | Path) -> keras.Model:
+    """The model of a training folder (``DIR/model.keras``) or a model file."""
+    return model_lib.load(model_file(base_or_model))
+

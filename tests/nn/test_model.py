@@ -1,0 +1,104 @@
+import keras
+import numpy as np
+import pytest
+
+from deepclust.dsp import features
+from deepclust.nn import model as model_lib
+from deepclust.nn.losses import DeepClusteringLoss
+
+
+def test_output_shape_and_unit_norm(tiny_config):
+    net = model_lib.build_model(tiny_config)
+    x = np.random.default_rng(0).standard_normal((2, 13, tiny_config.num_bins)).astype(np.float32)
+    out = keras.ops.convert_to_numpy(net(x))
+    assert out.shape == (2, 13, tiny_config.num_bins, tiny_config.model.embedding_dim)
+    np.testing.assert_allclose(np.linalg.norm(out, axis=-1), 1.0, atol=1e-5)
+
+
+def test_lstm_layers_are_cudnn_eligible_by_default(tiny_config):
+    net = model_lib.build_model(tiny_config)
+    lstms = [layer.forward_layer for layer in net.layers if isinstance(layer, keras.layers.Bidirectional)]
+    assert len(lstms) == tiny_config.model.lstm_layers
+    for lstm in lstms:
+        assert lstm.recurrent_dropout == 0 and lstm.activation.__name__ == "tanh"
+        assert lstm.recurrent_activation.__name__ == "sigmoid" and not lstm.unroll and lstm.use_bias
+
+
+def test_save_load_without_custom_objects(tiny_config, tmp_path):
+    mean = np.linspace(-1, 1, tiny_config.num_bins).astype(np.float32)
+    net = model_lib.build_model(tiny_config, mean, np.full(tiny_config.num_bins, 4.0, np.float32))
+    net.compile(optimizer="adam", loss=DeepClusteringLoss())
+    path = tmp_path / "m.keras"
+    net.save(path)
+    again = keras.saving.load_model(path)  # no custom_objects: everything is registered
+    x = np.random.default_rng(1).standard_normal((1, 9, tiny_config.num_bins)).astype(np.float32)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(again(x)), keras.ops.convert_to_numpy(net(x)), atol=1e-6)
+    spec = model_lib.feature_spec(model_lib.load(path))
+    assert (spec.window_length, spec.hop_length, spec.max_speakers) == (128, 32, 3)
+    assert isinstance(again.loss, DeepClusteringLoss)
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(model_lib.ModelError, match="not found"):
+        model_lib.load(tmp_path / "none.keras")
+    corrupt = tmp_path / "corrupt.keras"
+    corrupt.write_bytes(b"not a zip at all")
+    with pytest.raises(model_lib.ModelError, match="cannot load the model"):
+        model_lib.load(corrupt)
+    other = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    other.save(tmp_path / "other.keras")
+    with pytest.raises(model_lib.ModelError, match="not a deepclust model"):
+        model_lib.load(tmp_path / "other.keras")
+
+
+def test_mask_head_outputs_masks_that_sum_to_one_and_reloads(tiny_config, tmp_path):
+    from deepclust.config import load_config
+    from deepclust.nn.losses import MaskInferenceLoss
+    from deepclust.training.train import compile_model
+
+    cfg = load_config("tiny", {"model.mask_head": True})
+    net = compile_model(model_lib.build_model(cfg), cfg)
+    assert model_lib.has_mask_head(net) and not model_lib.has_mask_head(model_lib.build_model(tiny_config))
+    x = np.random.default_rng(0).standard_normal((2, 11, cfg.num_bins)).astype(np.float32)
+    emb, masks = (keras.ops.convert_to_numpy(o) for o in net(x))
+    assert emb.shape == (2, 11, cfg.num_bins, cfg.model.embedding_dim)
+    assert masks.shape == (2, 11, cfg.num_bins, cfg.data.max_speakers)
+    np.testing.assert_allclose(masks.sum(-1), 1.0, atol=1e-5)
+    net.save(tmp_path / "chimera.keras")
+    again = model_lib.load(tmp_path / "chimera.keras", compile=True)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(again(x)[1]), masks, atol=1e-6)
+    assert any(isinstance(loss, MaskInferenceLoss) for loss in keras.tree.flatten(again.loss))
+
+
+def _speech_like(rng, frames, bins, silent_tail=0):
+    """(1, T, F) log magnitudes: loud random frames, then ``silent_tail`` frames at the STFT's log floor."""
+    loud = rng.normal(0.0, 1.0, (1, frames, bins)).astype(np.float32)
+    return np.concatenate([loud, np.full((1, silent_tail, bins), np.log(features.LOG_FLOOR), np.float32)], axis=1)
+
+
+def test_utterance_mean_cancels_a_fixed_channel_colouring(tiny_config, tmp_path):
+    from deepclust.config import load_config
+
+    cfg = load_config("tiny", {"model.utterance_mean": True})
+    rng = np.random.default_rng(2)
+    colour = rng.normal(0.0, 1.0, cfg.num_bins).astype(np.float32)  # a microphone's EQ, in log units
+    x = _speech_like(rng, 17, cfg.num_bins)
+    net = model_lib.build_model(cfg, rng.normal(size=cfg.num_bins), np.full(cfg.num_bins, 2.0))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(net(x + colour)), keras.ops.convert_to_numpy(net(x)),
+                               atol=1e-4)
+    plain = model_lib.build_model(tiny_config)  # without the layer the colouring shows
+    assert np.abs(keras.ops.convert_to_numpy(plain(x + colour)) - keras.ops.convert_to_numpy(plain(x))).max() > 1e-2
+    net.save(tmp_path / "cmn.keras")
+    again = model_lib.load(tmp_path / "cmn.keras")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(again(x)), keras.ops.convert_to_numpy(net(x)), atol=1e-6)
+
+
+def test_utterance_mean_leaves_silent_frames_out_of_the_mean():
+    layer = model_lib.UtteranceMeanNormalization(silence_db=40.0)
+    rng = np.random.default_rng(3)
+    speech = _speech_like(rng, 12, 5)
+    padded = _speech_like(np.random.default_rng(3), 12, 5, silent_tail=30)
+    out = keras.ops.convert_to_numpy(layer([speech, speech]))
+    np.testing.assert_allclose(out.mean(axis=1), 0.0, atol=1e-5)
+    out_padded = keras.ops.convert_to_numpy(layer([padded, padded]))
+    np.testing.assert_allclose(out_padded[:, :12], out, atol=1e-5)  # the 30 silent frames moved nothing
