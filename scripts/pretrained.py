@@ -88,11 +88,13 @@ def write_noise_list(path: Path) -> Path:
     return lists.write_list(path, [(e.path.resolve(), "noise") for e in entries], f"background noise of {NOISE}")
 
 
-def train_args(run: Path, limit: str, gpu: bool) -> list[str]:
-    """``deepclust train``'s arguments for one budget of the recipe (the GPU recipe's overrides with ``gpu``)."""
-    overrides = [arg for key, value in GPU_RECIPE.items() for arg in ("--set", f"{key}={value}")] if gpu else []
+def train_args(run: Path, limit: str, gpu: bool, init: str | None = None, sets: tuple[str, ...] = ()) -> list[str]:
+    """``deepclust train``'s arguments for one budget of the recipe (the GPU recipe's overrides with ``gpu``;
+    ``init``: the model the run starts from, ``sets``: further ``KEY=VALUE`` overrides)."""
+    overrides = [f"{key}={value}" for key, value in GPU_RECIPE.items()] if gpu else []
     return ["train", "--base", str(run), "--config", str(ROOT / "configs" / "pretrained.toml"), "--quiet",
-            "--time-limit", limit, *overrides]
+            "--time-limit", limit, *(["--init", init] if init else []),
+            *[arg for item in [*overrides, *sets] for arg in ("--set", item)]]
 
 
 def build(args) -> None:
@@ -109,7 +111,7 @@ def build(args) -> None:
         join_lists({"espeak": work / "espeak", **{name: work / name for name in REAL}}, run, valid_from=VALID_FROM)
         write_noise_list(run / "noise")
     for limit in args.time_limits:  # each a resume of the same run with a longer budget
-        deepclust(*train_args(run, limit, args.gpu), env=env)
+        deepclust(*train_args(run, limit, args.gpu, args.init, tuple(args.set)), env=env)
     export(argparse.Namespace(run=str(run)))
     real = [sys.executable, str(ROOT / "scripts" / "real_voices.py")]
     subprocess.run(real + ["make", "--out", str(work / "real")], check=True)
@@ -133,6 +135,9 @@ def main(argv=None) -> None:
     p.add_argument("--time-limits", nargs="+", default=list(TIME_LIMITS),
                    help="training budgets the run is trained to in turn (default: %(default)s)")
     p.add_argument("--backend", choices=("tensorflow", "jax", "torch"), help="Keras backend (a GPU's: jax or torch)")
+    p.add_argument("--init", help="start the run from this model (pretrained, a run folder or a .keras file): "
+                   "a fine-tune of the network it has")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override for training")
     p.add_argument("--gpu", action="store_true", help="the GPU recipe: configs/pretrained.toml with GPU_RECIPE's "
                    "larger network and batches")
     p = sub.add_parser("export", help="a run folder's model into deepclust/pretrained_model/")

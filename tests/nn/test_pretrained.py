@@ -148,6 +148,10 @@ def test_gpu_recipe_is_the_cpu_recipe_with_its_overrides(tmp_path):
     assert configs[False] == load_config("pretrained")
     assert configs[True] == load_config("pretrained", recipe.GPU_RECIPE) != configs[False]
     assert configs[True].model.lstm_units > configs[False].model.lstm_units
+    # A fine-tune of the shipped model (build --init pretrained --set ...): every budget starts from it.
+    args = parser.parse_args(recipe.train_args(tmp_path / "run", "6h", False, "pretrained", ("train.learning_rate=0.0005",)))
+    tuned = load_config(args.config, cli._overrides(args, cli.TRAIN_FLAGS))
+    assert tuned.train.init == "pretrained" and tuned.train.learning_rate == 0.0005 and args.time_limit == "6h"
 
 
 def test_real_voice_scores_keep_one_ibm_per_stft(tmp_path):
