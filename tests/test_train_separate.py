@@ -136,20 +136,6 @@ def test_kmeans_sample_carries_the_mixture_magnitude_of_each_bin(trained):
     np.testing.assert_allclose(analysis.sample_magnitudes, np.abs(spec)[frames, bins], rtol=1e-4)
 
 
-def test_phase_iterations_render_each_segment_through_misi(trained):
-    base, _ = trained
-    mix = synth_voice(110, 1.5, 5) + 0.5 * synth_voice(260, 1.5, 6)
-    rendered = {}
-    for n in (0, 3):
-        sep = separator.Separator.from_path(base, phase_iterations=n)
-        (_, spec, masks), = sep.segment_masks(sep.analyse(mix, 2))  # one segment
-        expected = features.reconstruct(spec, masks, len(mix), sep.features, n)
-        rendered[n] = sep.render(sep.analyse(mix, 2)).sources
-        gain = features.level_gain(mix, sep.features)
-        np.testing.assert_allclose(rendered[n] * gain, expected, atol=1e-4)
-    assert np.abs(rendered[3] - rendered[0]).max() > 1e-3  # the passes changed the phases
-
-
 @pytest.mark.parametrize("total", [8001, 10 * 8000, 17 * 8000 + 3, 60 * 8000 + 17])
 def test_segments_equal_evenly_spaced_and_crossfades_sum_to_one(total):
     length, overlap = 8 * 8000, 8000
@@ -274,22 +260,6 @@ def test_mask_head_trains_and_separates_with_its_own_masks(tmp_path):
         separator.Separator.from_path(base, mask="network").separate(mix, 4)
 
 
-def test_whitened_objective_is_compiled_trained_and_reloaded(tmp_path):
-    from conftest import write_list_folder
-    from deepclust.config import load_config
-    from deepclust.nn import model as model_lib
-    from deepclust.training.train import compile_model
-
-    cfg = load_config("tiny", {"train.objective": "whitened"})
-    assert compile_model(model_lib.build_model(cfg), cfg).loss.objective == "whitened"
-    base = write_list_folder(tmp_path / "base", {"low": 110.0, "mid": 180.0, "high": 260.0})
-    result = train(base, "tiny", {"train.objective": "whitened"}, verbose=0)
-    assert result.stopped == "completed" and 0.0 < result.best_val_loss <= 1.0
-    assert read_config_file(base / "config.toml").train.objective == "whitened"  # saved beside the model
-    out = separator.Separator.from_path(base).separate(0.5 * (synth_voice(110, 2.0, 1) + synth_voice(260, 2.0, 2)), 2)
-    assert out.sources.shape[0] == 2 and np.all(np.isfinite(out.sources))
-
-
 def test_network_masks_need_a_mask_head(trained):
     with pytest.raises(separator.SeparationError, match="Received: mask='network'"):
         separator.Separator.from_path(trained[0], mask="network")
@@ -321,16 +291,3 @@ def test_chunk_curriculum_switches_once_and_resumes_in_the_long_phase(tmp_path, 
     lengths.clear()
     again = train(base, None, {**overrides, "train.epochs": 3}, verbose=0)
     assert again.epochs_done == 3 and {(e, l) for e, l, _ in lengths} == {(2, 48)}
-
-
-def test_utterance_mean_cancels_a_fixed_channel_colouring(trained):
-    sep = separator.Separator.from_path(trained[0], input_mean="utterance")
-    rng = np.random.default_rng(0)
-    feats = rng.standard_normal((40, sep.features_bins)).astype(np.float32)
-    feats[:5] = np.log(features.LOG_FLOOR)  # silent frames take no part in the mean
-    channel = rng.standard_normal(sep.features_bins).astype(np.float32) * 3  # a log-gain per bin
-    plain = sep._utterance_mean_removed(feats)
-    np.testing.assert_allclose(sep._utterance_mean_removed(feats + channel), plain, atol=1e-5)
-    trained_mean = np.asarray(sep.model.get_layer("feature_normalization").mean).reshape(-1)
-    np.testing.assert_allclose(plain[5:].mean(axis=0), trained_mean, atol=1e-5)
-    assert not np.allclose(plain, feats)

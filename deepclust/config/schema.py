@@ -129,8 +129,6 @@ class ModelConfig:
     # softmax mask per speaker slot (data.max_speakers), trained jointly with a permutation-
     # invariant phase-sensitive loss; separate.mask = "network" then uses its masks.
     mask_head: bool = False
-    # Each input's per-bin mean over active frames taken out in the network (model.py), training and separation alike.
-    utterance_mean: bool = False
 
 
 @dataclass
@@ -159,8 +157,6 @@ class TrainConfig:
     # Compile the training step: true, false, or "auto", what each backend was measured best with on a CPU
     # (train.JIT_AUTO; RESULTS.md, "Speed").
     jit: bool | str = field(default="auto", metadata=_range(choices=("auto",)))
-    # The deep clustering loss: "affinity" ||VV^T - YY^T||^2 (the paper's) or "whitened" (L_W; losses.py).
-    objective: str = field(default="affinity", metadata=_range(choices=("affinity", "whitened")))
     # With model.mask_head: loss_alpha x deep clustering + (1 - loss_alpha) x mask inference (Chimera++'s 0.975).
     loss_alpha: float = field(default=0.975, metadata=_range(0.0, 1.0, lo_open=True))
 
@@ -183,12 +179,6 @@ class SeparateConfig:
     # surest) or 1 ("none", the original). Both chosen on validation voices (RESULTS.md, "Weighted k-means").
     soft_temperature: float = field(default=0.3, metadata=_range(0.0, None, lo_open=True))
     kmeans_weighting: str = field(default="magnitude", metadata=_range(choices=("magnitude", "none")))
-    # "training": features normalised by the training data's per-bin mean (as trained); "utterance": each
-    # segment's own per-bin mean of its active frames replaced by the training mean first (a fixed channel
-    # colouring cancels out; RESULTS.md, "Real voices").
-    input_mean: str = field(default="training", metadata=_range(choices=("training", "utterance")))
-    # MISI passes giving each source its own phase (0: the mixture's phase; features.reconstruct).
-    phase_iterations: int = field(default=0, metadata=_range(0, 100))
     kmeans_init: int = field(default=4, metadata=_range(1, 1000))  # k-means restarts
     kmeans_max_bins: int = field(default=60000, metadata=_range(100))  # active bins sampled for fitting
     segment_seconds: float = field(default=8.0, metadata=_range(1.0, None))  # network pass length

@@ -105,25 +105,10 @@ def overlap_add(frames: np.ndarray, hop: int) -> np.ndarray:
     return out
 
 
-def reconstruct(mixture_spec: np.ndarray, masks: np.ndarray, length: int, cfg: FeatureConfig,
-                iterations: int = 0) -> np.ndarray:
-    """(k, length) sources from the mixture's (T, F) spectrum and (k, T, F) masks.
-
-    ``iterations = 0``: each masked spectrum inverted with the mixture's phase.
-    More: MISI (multiple input spectrogram inversion; Gunawan and Sen 2010, as
-    in Wang, Le Roux and Hershey 2018), each pass spreading the sources' sum's
-    error from the mixture equally over them, then keeping each source's
-    new phase with its masked magnitude, so the sources' phases become their
-    own rather than the mixture's.
-    """
-    sources = istft(masks * mixture_spec[None], length, cfg)
-    if not iterations:
-        return sources
-    magnitudes, mixture = masks * np.abs(mixture_spec)[None], istft(mixture_spec, length, cfg)
-    for _ in range(iterations):
-        consistent = stft(sources + (mixture - sources.sum(axis=0)) / len(sources), cfg)
-        sources = istft(magnitudes * np.exp(1j * np.angle(consistent)), length, cfg)
-    return sources
+def reconstruct(mixture_spec: np.ndarray, masks: np.ndarray, length: int, cfg: FeatureConfig) -> np.ndarray:
+    """(k, length) sources from the mixture's (T, F) spectrum and (k, T, F) masks: each masked spectrum
+    inverted with the mixture's phase."""
+    return istft(masks * mixture_spec[None], length, cfg)
 
 
 def level_gain(mixture: np.ndarray, cfg: FeatureConfig) -> float:

@@ -1,5 +1,5 @@
-"""The deep clustering losses, ||VV^T - YY^T||_F^2 in its low-rank form and its whitened variant,
-and the mask-inference loss of a Chimera++ head.
+"""The deep clustering loss, ||VV^T - YY^T||_F^2 in its low-rank form, and the mask-inference loss
+of a Chimera++ head.
 
 Written in ``keras.ops`` only, so it runs on every Keras backend, and never
 forms the N x N affinity matrices (N = T*F bins): with V (N, D) and Y (N, C)
@@ -20,20 +20,6 @@ from keras import ops
 EPSILON = 1e-8
 
 
-def _weighted_bins(y_true, y_pred):
-    """Both deep clustering losses' inputs as bins: labels (B, N, C) and embeddings (B, N, D) in float32,
-    each row scaled by the square root of its bin's weight w_i = ||y_true_i||^2, and the weights (B, N, 1)."""
-    y_true = ops.cast(y_true, "float32")
-    y_pred = ops.cast(y_pred, "float32")
-    batch = ops.shape(y_pred)[0]
-    labels = ops.reshape(y_true, (batch, -1, ops.shape(y_true)[-1]))
-    embeddings = ops.reshape(y_pred, (batch, -1, ops.shape(y_pred)[-1]))
-    weights = ops.sum(ops.square(labels), axis=-1, keepdims=True)
-    # Scaling v_i by sqrt(w_i), as the labels already are, weights every pair (i, j) by w_i w_j and removes
-    # silent bins from every product.
-    return labels, embeddings * ops.sqrt(weights), weights
-
-
 @keras.saving.register_keras_serializable(package="deepclust")
 def deep_clustering_loss(y_true, y_pred):
     """Deep clustering loss per sample, weighted and normalised.
@@ -52,7 +38,15 @@ def deep_clustering_loss(y_true, y_pred):
         depend on chunk length. Computed in float32 whatever the compute
         dtype, so mixed precision cannot overflow it.
     """
-    labels, embeddings, weights = _weighted_bins(y_true, y_pred)
+    y_true = ops.cast(y_true, "float32")
+    y_pred = ops.cast(y_pred, "float32")
+    batch = ops.shape(y_pred)[0]
+    labels = ops.reshape(y_true, (batch, -1, ops.shape(y_true)[-1]))
+    embeddings = ops.reshape(y_pred, (batch, -1, ops.shape(y_pred)[-1]))
+    weights = ops.sum(ops.square(labels), axis=-1, keepdims=True)
+    # Scaling v_i by sqrt(w_i), as the labels already are, weights every pair (i, j) by w_i w_j and removes
+    # silent bins from every product.
+    embeddings = embeddings * ops.sqrt(weights)
     vt = ops.transpose(embeddings, (0, 2, 1))
     yt = ops.transpose(labels, (0, 2, 1))
     vtv = ops.sum(ops.square(ops.matmul(vt, embeddings)), axis=(1, 2))
@@ -63,59 +57,25 @@ def deep_clustering_loss(y_true, y_pred):
 
 
 @keras.saving.register_keras_serializable(package="deepclust")
-def whitened_deep_clustering_loss(y_true, y_pred):
-    """Whitened k-means deep clustering loss per sample (Wang, Le Roux and Hershey 2018, L_W).
-
-    Args:
-        y_true: (batch, T, F, C) weighted labels, as for :func:`deep_clustering_loss`.
-        y_pred: (batch, T, F, D) unit-length embeddings.
-
-    Returns:
-        (batch,) float32: 1 - tr((V^T V)^-1 V^T Y (Y^T Y)^-1 Y^T V) / C', with V and Y the
-        embeddings and labels scaled by the square root of each bin's weight and C' the
-        speakers present, in [0, 1]: 0 when each speaker's bins share one direction (any
-        directions, told apart), 1 - 1 / C' when all bins share one. Unlike
-        :func:`deep_clustering_loss` it does not ask the speakers' embeddings to be
-        orthogonal, only the clusters to be apart once the embeddings are whitened.
-        Computed in float32, D x D, D x C and C x C products only.
-    """
-    labels, embeddings, _ = _weighted_bins(y_true, y_pred)
-    vt = ops.transpose(embeddings, (0, 2, 1))
-    vtv = ops.matmul(vt, embeddings)  # (B, D, D)
-    vty = ops.matmul(vt, labels)  # (B, D, C)
-    dim = ops.shape(vtv)[-1]
-    # A ridge of a millionth of the mean eigenvalue keeps V^T V invertible (silent chunks, collapsed embeddings).
-    ridge = 1e-6 * ops.trace(vtv, axis1=1, axis2=2) / ops.cast(dim, "float32") + EPSILON
-    vtv = vtv + ridge[:, None, None] * ops.eye(dim, dtype="float32")
-    # Y^T Y is diagonal (one speaker per bin): each speaker's total weight; absent speakers (0) drop out.
-    speaker_weight = ops.sum(ops.square(labels), axis=1)  # (B, C)
-    present = ops.cast(speaker_weight > EPSILON, "float32")
-    inverse_weight = present / (speaker_weight + (1.0 - present))
-    trace = ops.sum(ops.solve(vtv, vty) * vty * inverse_weight[:, None, :], axis=(1, 2))
-    speakers = ops.sum(present, axis=-1)
-    return ops.where(speakers > 0, 1.0 - trace / ops.maximum(speakers, 1.0), 0.0)
-
-
-# train.objective -> the per-sample deep clustering loss.
-OBJECTIVES = {"affinity": deep_clustering_loss, "whitened": whitened_deep_clustering_loss}
-
-
-@keras.saving.register_keras_serializable(package="deepclust")
 class DeepClusteringLoss(keras.losses.Loss):
-    """Keras wrapper of :func:`deep_clustering_loss` (``objective="affinity"``) or
-    :func:`whitened_deep_clustering_loss` (``"whitened"``)."""
+    """Keras wrapper of :func:`deep_clustering_loss`."""
 
-    def __init__(self, objective="affinity", reduction="sum_over_batch_size", name="deep_clustering", dtype=None):
+    def __init__(self, reduction="sum_over_batch_size", name="deep_clustering", dtype=None):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
-        if objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {sorted(OBJECTIVES)}. Received: objective={objective!r}")
-        self.objective = objective
 
     def call(self, y_true, y_pred):
-        return OBJECTIVES[self.objective](y_true, y_pred)
+        return deep_clustering_loss(y_true, y_pred)
 
-    def get_config(self):
-        return {**super().get_config(), "objective": self.objective}
+    @classmethod
+    def from_config(cls, config):
+        # Models compiled while train.objective existed (removed: README, "Options removed") carry it.
+        config = dict(config)
+        objective = config.pop("objective", "affinity")
+        if objective != "affinity":
+            raise ValueError(f"the {objective!r} deep clustering objective was removed (measured worse; README, "
+                             f"\"Options removed\"); load the model without compiling it, or retrain. "
+                             f"Received: objective={objective!r}")
+        return super().from_config(config)
 
 
 @keras.saving.register_keras_serializable(package="deepclust")
@@ -164,9 +124,8 @@ class PackedDeepClusteringLoss(DeepClusteringLoss):
     ``y_pred`` (batch, T, F, D + C) holds the embeddings in its first ``embedding_dim`` channels and the
     labels after them; ``y_true`` is a placeholder and is not read."""
 
-    def __init__(self, embedding_dim=20, objective="affinity", reduction="sum_over_batch_size",
-                 name="deep_clustering", dtype=None):
-        super().__init__(objective=objective, name=name, reduction=reduction, dtype=dtype)
+    def __init__(self, embedding_dim=20, reduction="sum_over_batch_size", name="deep_clustering", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.embedding_dim = int(embedding_dim)
 
     def call(self, y_true, y_pred):

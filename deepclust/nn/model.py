@@ -9,13 +9,14 @@ enough to separate and can be checked against a config.
 
 from __future__ import annotations
 
+import json
+import zipfile
 from pathlib import Path
 
 import keras
 import numpy as np
 
 from ..config import Config, FeatureConfig
-from ..dsp import device_features
 from . import recurrent
 from . import losses  # noqa: F401  (registers the loss for load_model)
 
@@ -66,45 +67,11 @@ class FeatureSpec(keras.layers.Layer):
 
 
 NORMALIZATION_LAYER = "feature_normalization"  # holds the training data's per-bin feature statistics
-UTTERANCE_MEAN_LAYER = "utterance_mean"
-
-
-def utterance_mean_removed(log_magnitude, values, silence_db: float):
-    """``values`` (batch, T, F) less their per-bin mean over the active frames of ``log_magnitude``
-    (batch, T, F): frames holding an active bin (``features.active_bins``). The one home of that mean:
-    the network's layer below, and ``separate.input_mean = "utterance"``."""
-    ops = keras.ops
-    bins = ops.cast(device_features.active_bins(log_magnitude, silence_db), values.dtype)
-    active = ops.max(bins, axis=2, keepdims=True)  # (batch, T, 1)
-    count = ops.maximum(ops.sum(active, axis=1, keepdims=True), ops.cast(1.0, values.dtype))
-    return values - ops.sum(values * active, axis=1, keepdims=True) / count
-
-
-@keras.saving.register_keras_serializable(package="deepclust")
-class UtteranceMeanNormalization(keras.layers.Layer):
-    """Normalised features (batch, T, F) less their per-bin mean over the input's active frames.
-
-    Inputs ``[log_magnitude, normalised]``, both (batch, T, F). The mean of a
-    log spectrum over time holds a channel's fixed colouring (microphone, line,
-    room EQ) as well as the voice's average spectrum; taking it out of every
-    input, in training and at separation alike, is cepstral mean normalisation.
-    A frame counts when one of its bins is within ``silence_db`` of the input's
-    loudest bin (the rule of ``features.active_bins``), so silence and padding
-    do not pull the mean.
-    """
-
-    def __init__(self, silence_db=40.0, **kwargs):
-        super().__init__(**kwargs)
-        self.silence_db = float(silence_db)
-
-    def call(self, inputs):
-        return utterance_mean_removed(*inputs, self.silence_db)
-
-    def compute_output_shape(self, input_shape):
-        return input_shape[1]
-
-    def get_config(self):
-        return {**super().get_config(), "silence_db": self.silence_db}
+# Layers of options since removed (README, "Options removed"): a model file holding one is refused by name.
+RETIRED_LAYERS = {
+    "UtteranceMeanNormalization": ('model.utterance_mean, measured worse (RESULTS.md, "Utterance mean '
+                                   'normalisation in the network")'),
+}
 
 
 def build_model(config: Config, mean: np.ndarray | None = None, variance: np.ndarray | None = None) -> keras.Model:
@@ -121,10 +88,7 @@ def build_model(config: Config, mean: np.ndarray | None = None, variance: np.nda
         hop_length=config.features.hop_length, silence_db=config.features.silence_db,
         input_level_db=config.features.input_level_db, max_speakers=config.data.max_speakers, name=SPEC_LAYER,
     )(inputs)
-    spectrum = x
     x = keras.layers.Normalization(axis=-1, mean=mean, variance=variance, name=NORMALIZATION_LAYER)(x)
-    if m.utterance_mean:
-        x = UtteranceMeanNormalization(config.features.silence_db, name=UTTERANCE_MEAN_LAYER)([spectrum, x])
     for i in range(m.lstm_layers):
         # Default activations, no recurrent dropout, unroll=False: the conditions under which
         # every backend runs a fused whole-sequence kernel (cuDNN on a GPU; see recurrent.py).
@@ -164,8 +128,7 @@ def feature_spec(model: keras.Model) -> FeatureSpec:
 
 def feature_statistics(model: keras.Model) -> tuple[np.ndarray, np.ndarray]:
     """(F,) float32 per-bin feature mean and variance the network normalises with: constants of its
-    Normalization layer, not weights, so a run started from it (``train.init``) is built with them and
-    separation can move an utterance's mean to the training mean."""
+    Normalization layer, not weights, so a run started from it (``train.init``) is built with them."""
     layer = model.get_layer(NORMALIZATION_LAYER)
     # convert_to_numpy, not np.asarray: under PyTorch on a GPU the constants are CUDA tensors.
     return tuple(np.asarray(keras.ops.convert_to_numpy(v), np.float32).reshape(-1) for v in (layer.mean, layer.variance))
@@ -179,6 +142,7 @@ def load(path: str | Path, compile: bool = False) -> keras.Model:
     try:
         model = keras.saving.load_model(path, compile=compile, safe_mode=True)
     except Exception as exc:
+        _refuse_retired_layers(path)
         raise ModelError(
             f"{path}: cannot load the model ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
             "expected a .keras file written by `deepclust train`. Retrain, or restore the file from a backup."
@@ -186,3 +150,31 @@ def load(path: str | Path, compile: bool = False) -> keras.Model:
     feature_spec(model)  # raises if it is some other network
     recurrent.adopt(model)
     return model
+
+
+def _refuse_retired_layers(path: Path) -> None:
+    """Raise ModelError naming the layer when the model file at ``path`` holds one of RETIRED_LAYERS."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return  # not a readable .keras file: the caller's message says so
+
+    def class_names(node):  # each layer's class name, and its registered one without the package
+        if isinstance(node, dict):
+            for key in ("class_name", "registered_name"):
+                if isinstance(node.get(key), str):
+                    yield node[key].rsplit(">", 1)[-1]
+            for value in node.values():
+                yield from class_names(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from class_names(value)
+
+    for name in class_names(config):
+        if name in RETIRED_LAYERS:
+            raise ModelError(
+                f"{path}: the model holds the layer {name}, from {RETIRED_LAYERS[name]}; the option and its layer were "
+                "removed from deepclust. Retrain the model without it, or separate with the older deepclust "
+                "version that trained it."
+            )

@@ -190,17 +190,7 @@ class Separator:
     def _segment_features(self, seg: Segment, gain: float):
         with self.timings.measure("features"):
             spec = features.stft(seg.signal * gain, self.features)
-            feats, active = features.log_magnitude(spec), features.active_bins(spec, self.features)
-            if self.config.input_mean == "utterance":
-                feats = self._utterance_mean_removed(feats)
-            return spec, feats, active
-
-    def _utterance_mean_removed(self, feats: np.ndarray) -> np.ndarray:
-        """(T, F) log magnitudes whose per-bin mean over their active frames is moved to the training mean
-        (the network's Normalization layer), so a channel's fixed colouring cancels out."""
-        trained = model_lib.feature_statistics(self.model)[0]
-        removed = model_lib.utterance_mean_removed(feats[None], feats[None], self.features.silence_db)
-        return keras.ops.convert_to_numpy(removed)[0] + trained
+            return spec, features.log_magnitude(spec), features.active_bins(spec, self.features)
 
     def _embed_segments(self, segs: list[Segment], gain: float):
         """Yield ``(index, spec, active, embeddings, head masks or None)`` per segment, running
@@ -336,8 +326,7 @@ class Separator:
             if observe is not None:
                 observe(seg, spec, masks)
             with self.timings.measure("istft"):
-                pieces = features.reconstruct(spec, masks, len(seg.signal), self.features,
-                                              self.config.phase_iterations) / analysis.gain
+                pieces = features.reconstruct(spec, masks, len(seg.signal), self.features) / analysis.gain
             out[:, seg.start:seg.start + len(seg.signal)] += pieces * crossfade(len(seg.signal), seg.fade_in,
                                                                                seg.fade_out)
         return Separation(out, self.sample_rate, k, analysis.warnings)

@@ -81,12 +81,12 @@ def compile_model(net: keras.Model, config: Config) -> keras.Model:
     t, jit = config.train, jit_compile(config)
     if net.name == TRAINING_ON_SOURCES:
         net.compile(optimizer=_optimizer(config),
-                    loss=PackedDeepClusteringLoss(config.model.embedding_dim, t.objective), jit_compile=jit)
+                    loss=PackedDeepClusteringLoss(config.model.embedding_dim), jit_compile=jit)
     elif model_lib.has_mask_head(net):
-        net.compile(optimizer=_optimizer(config), loss=[DeepClusteringLoss(t.objective), MaskInferenceLoss()],
+        net.compile(optimizer=_optimizer(config), loss=[DeepClusteringLoss(), MaskInferenceLoss()],
                     loss_weights=[t.loss_alpha, 1.0 - t.loss_alpha], jit_compile=jit)
     else:
-        net.compile(optimizer=_optimizer(config), loss=DeepClusteringLoss(t.objective), jit_compile=jit)
+        net.compile(optimizer=_optimizer(config), loss=DeepClusteringLoss(), jit_compile=jit)
     return net
 
 

@@ -94,6 +94,61 @@ def test_retired_key_in_an_old_config_is_skipped_with_a_warning(tmp_path, caplog
     assert "auto_threshold is no longer used" in caplog.text and str(path) in caplog.text
 
 
+# The options removed as measured worse (README, "Options removed"): each key, the value that asked for
+# the removed behaviour, and the RESULTS.md section that measured it.
+REMOVED = [
+    ("train", "objective", "whitened", "The whitened objective"),
+    ("model", "utterance_mean", True, "Utterance mean normalisation in the network"),
+    ("separate", "input_mean", "utterance", "The model shipped before, and fine-tuning"),
+    ("separate", "phase_iterations", 5, "A fourth hour, the last weights, and phase reconstruction"),
+]
+
+
+def test_removed_options_at_the_value_kept_in_an_old_run_config_are_skipped_with_a_warning(tmp_path, caplog):
+    # Every run's config.toml lists every key: those of a run trained before the options went still load.
+    path = tmp_path / "config.toml"
+    path.write_text('[model]\nutterance_mean = false\nlstm_units = 12\n[train]\nobjective = "affinity"\n'
+                    '[separate]\ninput_mean = "training"\nphase_iterations = 0\n')
+    with caplog.at_level("WARNING"):
+        cfg = read_config_file(path)
+    assert cfg.model.lstm_units == 12
+    for section, key, _, results in REMOVED:
+        line = next(r.getMessage() for r in caplog.records if f"{section}.{key} is no longer used" in r.getMessage())
+        assert str(path) in line and f'RESULTS.md, "{results}"' in line and "Delete the line" in line
+
+
+@pytest.mark.parametrize("section, key, value, results", REMOVED)
+def test_removed_options_asked_for_are_refused_naming_the_key_the_measurement_and_what_to_do(
+        tmp_path, section, key, value, results):
+    from deepclust.config import RETIRED_KEYS, apply_overrides
+    from deepclust.config.values import toml_value
+
+    assert not hasattr(getattr(load_config(), section), key)  # gone from the schema
+    path = tmp_path / "config.toml"
+    path.write_text(f"[{section}]\n{key} = {toml_value(value)}\n")
+    for load in (lambda: read_config_file(path), lambda: load_config("tiny", {f"{section}.{key}": value})):
+        with pytest.raises(ConfigError) as err:
+            load()
+        message = str(err.value)
+        assert f"{section}.{key} = {toml_value(value)} is no longer possible" in message
+        assert "was removed, measured worse" in message and f'(RESULTS.md, "{results}")' in message
+        assert "Delete the line" in message and f"Received: {section}.{key}={value!r}" in message
+    assert (section, key) in RETIRED_KEYS
+    with pytest.raises(ConfigError, match="no longer possible"):
+        apply_overrides(load_config(), {f"{section}.{key}": value})
+
+
+def test_shipped_configs_carry_no_retired_key():
+    import tomllib
+
+    from deepclust.config import RETIRED_KEYS
+
+    files = sorted(CONFIG_DIR.glob("*.toml")) + [ROOT / "deepclust" / "pretrained_model" / "config.toml"]
+    for path in files:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        assert [(s, k) for s, values in data.items() for k in values if (s, k) in RETIRED_KEYS] == [], path
+
+
 def test_corpus_weights_a_table_of_shares_kept_in_the_saved_config():
     """data.corpus_weights is a TOML table: checked, written into config.toml and read back the same."""
     import tomllib

@@ -106,64 +106,17 @@ def test_wrapper_reduces_and_serialises():
     assert isinstance(again, DeepClusteringLoss) and again.name == obj.name
 
 
-# -- whitened k-means objective (train.objective = "whitened") ---------------------------
-
-from deepclust.nn.losses import whitened_deep_clustering_loss  # noqa: E402
-
-
-def naive_whitened(y, v):
-    """1 - tr(P_V P_Y) / C' with the N x N projections onto the weighted embeddings' and labels' columns."""
-    y = y.reshape(-1, y.shape[-1]).astype(np.float64)
-    v = v.reshape(-1, v.shape[-1]).astype(np.float64) * np.sqrt((y**2).sum(-1))[:, None]
-    y = y[:, (y**2).sum(0) > 0]  # speakers present
-    project_v = v @ np.linalg.pinv(v.T @ v) @ v.T
-    project_y = y @ np.linalg.inv(y.T @ y) @ y.T
-    return 1.0 - np.trace(project_v @ project_y) / y.shape[1]
-
-
-def whitened(y, v):
-    from keras import ops
-    return ops.convert_to_numpy(whitened_deep_clustering_loss(y, v))
-
-
-@pytest.mark.parametrize("speakers", [1, 2, 3])
-def test_whitened_equals_naive_projections_with_weights(speakers):
-    rng = np.random.default_rng(10 + speakers)
-    w = rng.uniform(0.1, 3.0, size=(2, 5, 6)).astype(np.float32)
-    y, v = random_case(rng, speakers=speakers, weights=w)
-    assert_each_sample_is_naive(whitened(y, v), naive_whitened, y, v, abs=1e-4)
-
-
-def test_whitened_zero_for_any_distinct_directions_and_high_for_one_direction():
-    rng = np.random.default_rng(11)
-    y, v = random_case(rng, speakers=3, d=4)
-    winner = np.argmax(y, axis=-1)
-    # Each speaker its own direction, not orthogonal ones (the affinity loss asks orthogonal).
-    directions = np.array([[1, 0, 0, 0], [0.6, 0.8, 0, 0], [0, 0.6, 0.8, 0]], np.float32)
-    assert np.all(whitened(y, directions[winner]) < 1e-5)
-    assert np.all(loss(y, directions[winner]) > 0.01)
-    one = np.broadcast_to(directions[0], v.shape)  # every bin the same: nothing told apart
-    np.testing.assert_allclose(whitened(y, one), 1 - 1 / 3, atol=1e-4)
-    assert np.all((whitened(y, v) > 0.1) & (whitened(y, v) <= 1.0))  # random embeddings: between
-
-
-def test_whitened_ignores_silent_bins_and_silent_chunks():
-    rng = np.random.default_rng(12)
-    y, v = random_case(rng)
-    np.testing.assert_allclose(whitened(y, v), whitened(y, silent_bins_redrawn(rng, y, v)), rtol=1e-4)
-    assert whitened(np.zeros_like(y), v).tolist() == [0.0, 0.0]
-
-
-def test_wrapper_objective_chooses_the_loss_and_serialises():
+def test_a_loss_saved_with_the_removed_objective_key_still_loads():
+    """Models compiled while train.objective existed carry objective="affinity" in their loss's config;
+    any other objective was removed and is refused by name."""
     import keras
-    rng = np.random.default_rng(13)
-    y, v = random_case(rng)
-    obj = DeepClusteringLoss(objective="whitened")
-    assert float(obj(y, v)) == pytest.approx(float(whitened(y, v).mean()), rel=1e-5)
-    again = keras.losses.deserialize(keras.losses.serialize(obj))
-    assert again.objective == "whitened" and float(again(y, v)) == pytest.approx(float(obj(y, v)), rel=1e-6)
-    with pytest.raises(ValueError, match="Received: objective='kmeans'"):
-        DeepClusteringLoss(objective="kmeans")
+    saved = keras.losses.serialize(DeepClusteringLoss())
+    saved["config"]["objective"] = "affinity"
+    again = keras.losses.deserialize(saved)
+    assert isinstance(again, DeepClusteringLoss) and again.name == "deep_clustering"
+    saved["config"]["objective"] = "whitened"
+    with pytest.raises(ValueError, match="'whitened' deep clustering objective was removed"):
+        keras.losses.deserialize(saved)
 
 
 # -- mask inference (Chimera++ head) -------------------------------------------------------

@@ -2,7 +2,6 @@ import keras
 import numpy as np
 import pytest
 
-from deepclust.dsp import features
 from deepclust.nn import model as model_lib
 from deepclust.nn.losses import DeepClusteringLoss
 
@@ -70,35 +69,24 @@ def test_mask_head_outputs_masks_that_sum_to_one_and_reloads(tiny_config, tmp_pa
     assert any(isinstance(loss, MaskInferenceLoss) for loss in keras.tree.flatten(again.loss))
 
 
-def _speech_like(rng, frames, bins, silent_tail=0):
-    """(1, T, F) log magnitudes: loud random frames, then ``silent_tail`` frames at the STFT's log floor."""
-    loud = rng.normal(0.0, 1.0, (1, frames, bins)).astype(np.float32)
-    return np.concatenate([loud, np.full((1, silent_tail, bins), np.log(features.LOG_FLOOR), np.float32)], axis=1)
+def test_a_model_with_the_removed_utterance_mean_layer_is_refused_by_name(tiny_config, tmp_path):
+    """model.utterance_mean was removed (README, "Options removed"); a model file trained with it names
+    the layer and says what to do, instead of Keras's unknown-class error."""
+    name = "deepclust>UtteranceMeanNormalization"  # as earlier versions registered it
 
+    @keras.saving.register_keras_serializable(package="deepclust", name="UtteranceMeanNormalization")
+    class UtteranceMeanNormalization(keras.layers.Layer):
+        def call(self, inputs):
+            return inputs
 
-def test_utterance_mean_cancels_a_fixed_channel_colouring(tiny_config, tmp_path):
-    from deepclust.config import load_config
-
-    cfg = load_config("tiny", {"model.utterance_mean": True})
-    rng = np.random.default_rng(2)
-    colour = rng.normal(0.0, 1.0, cfg.num_bins).astype(np.float32)  # a microphone's EQ, in log units
-    x = _speech_like(rng, 17, cfg.num_bins)
-    net = model_lib.build_model(cfg, rng.normal(size=cfg.num_bins), np.full(cfg.num_bins, 2.0))
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(net(x + colour)), keras.ops.convert_to_numpy(net(x)),
-                               atol=1e-4)
-    plain = model_lib.build_model(tiny_config)  # without the layer the colouring shows
-    assert np.abs(keras.ops.convert_to_numpy(plain(x + colour)) - keras.ops.convert_to_numpy(plain(x))).max() > 1e-2
-    net.save(tmp_path / "cmn.keras")
-    again = model_lib.load(tmp_path / "cmn.keras")
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(again(x)), keras.ops.convert_to_numpy(net(x)), atol=1e-6)
-
-
-def test_utterance_mean_leaves_silent_frames_out_of_the_mean():
-    layer = model_lib.UtteranceMeanNormalization(silence_db=40.0)
-    rng = np.random.default_rng(3)
-    speech = _speech_like(rng, 12, 5)
-    padded = _speech_like(np.random.default_rng(3), 12, 5, silent_tail=30)
-    out = keras.ops.convert_to_numpy(layer([speech, speech]))
-    np.testing.assert_allclose(out.mean(axis=1), 0.0, atol=1e-5)
-    out_padded = keras.ops.convert_to_numpy(layer([padded, padded]))
-    np.testing.assert_allclose(out_padded[:, :12], out, atol=1e-5)  # the 30 silent frames moved nothing
+    assert "UtteranceMeanNormalization" in model_lib.RETIRED_LAYERS
+    try:
+        inputs = keras.Input(shape=(None, tiny_config.num_bins))
+        x = model_lib.FeatureSpec(name=model_lib.SPEC_LAYER)(inputs)
+        x = keras.layers.Dense(3)(UtteranceMeanNormalization(name="utterance_mean")(x))
+        keras.Model(inputs, x).save(tmp_path / "old.keras")
+    finally:
+        keras.saving.get_custom_objects().pop(name)
+    with pytest.raises(model_lib.ModelError, match="layer UtteranceMeanNormalization, from model.utterance_mean") as err:
+        model_lib.load(tmp_path / "old.keras")
+    assert "removed" in str(err.value) and "Retrain" in str(err.value) and "older deepclust" in str(err.value)
