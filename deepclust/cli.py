@@ -53,18 +53,16 @@ def num_speakers_arg(text: str) -> int | str:
 
 def _model_or_shipped(args: argparse.Namespace):
     """The model --model/--base/$DEEPC_BASE name, else the shipped one, said on the first line of output
-    (``separate``, ``evaluate`` and ``visualize`` alike)."""
-    from .nn.pretrained import resolve, shipped_notice
+    (``separate``, ``evaluate``, ``visualize`` and ``export`` alike): :func:`deepclust.paths.locate`."""
+    from . import paths
 
-    model, shipped = resolve(args.base, args.model)
-    if shipped:
-        print(shipped_notice(model), flush=True)
-    return model
+    return paths.locate(args.model, args.base, fallback=lambda line: print(line, flush=True))
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--base", help="training folder holding model.keras (default: $DEEPC_BASE)")
-    p.add_argument("--model", help="a model file (overrides --base)")
+    p.add_argument("--base", help="training folder holding model.keras (default: $DEEPC_BASE, else the shipped model)")
+    p.add_argument("--model", help="a .keras file, a training folder or 'pretrained' (the shipped model); "
+                                   "overrides --base")
 
 
 # -- train -------------------------------------------------------------------------

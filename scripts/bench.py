@@ -292,10 +292,9 @@ def time_train(base: Path, config: str, overrides: list[str], steps: int, folder
     """Frames/s as ``deepclust train`` logs them, started as its own process the way a user starts
     it (its own allocator, imports and first steps; every callback; validation excluded); two
     epochs of ``steps`` steps. Read from the run's history.csv (the last epoch's running rate)."""
-    import csv
-
     from deepclust import paths
     from deepclust.corpus.lists import parse_list, write_list
+    from deepclust.training import history_csv
 
     run = folder / "train_run"
     run.mkdir()
@@ -309,8 +308,8 @@ def time_train(base: Path, config: str, overrides: list[str], steps: int, folder
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"deepclust train failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    with open(run / paths.HISTORY_FILENAME, newline="") as f:
-        return float(list(csv.DictReader(f))[-1]["frames_per_second"])
+    _, by_epoch = history_csv.read(run / paths.HISTORY_FILENAME)
+    return by_epoch[max(by_epoch)]["frames_per_second"]
 
 
 def time_separation(net, cfg, seconds: float, folder: Path) -> dict:

@@ -47,17 +47,17 @@ def mixture_specs(args, entries, k: int) -> list:
     """``args.mixtures`` mixtures of ``k`` speakers: from a given list, the corpus's test list, or drawn."""
     import numpy as np
 
-    from deepclust.corpus.demo import draw_test_mixtures, mixture_list_path, write_mixture_list
-    from deepclust.evaluation.testsets import MixtureSpec, read_mixture_list
+    from deepclust.corpus.demo import draw_mixture_list, draw_test_mixtures, mixture_list_path
+    from deepclust.evaluation.testsets import MixtureSpec, find_mixtures
 
     if args.mixture_lists:
-        return read_mixture_list(args.mixture_lists[k - 2])[: args.mixtures]
+        return find_mixtures(args.mixture_lists[k - 2])[: args.mixtures]
     if args.corpus and args.split == "test":
-        return read_mixture_list(mixture_list_path(args.corpus, k))[: args.mixtures]
+        return find_mixtures(mixture_list_path(args.corpus, k))[: args.mixtures]
     if args.corpus:  # the validation lists RESULTS.md's earlier tuning used, kept in the corpus
         hidden = Path(args.corpus) / f".{args.split}_mix_{k}spk.txt"
-        return read_mixture_list(write_mixture_list(args.corpus, k, args.mixtures, seed=1, split=args.split,
-                                                    path=hidden))
+        return find_mixtures(draw_mixture_list(args.corpus, k, args.mixtures, seed=1, split=args.split,
+                                               path=hidden))
     by_speaker: dict[str, list] = {}
     for entry in entries:
         by_speaker.setdefault(entry.speaker, []).append(entry.path)

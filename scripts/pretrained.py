@@ -120,11 +120,12 @@ def build(args) -> None:
 
 
 def export(args) -> None:
+    from deepclust import paths
     from deepclust.nn import pretrained
 
     path = pretrained.export(args.run)
     print(f"{path}: {path.stat().st_size / 1e6:.1f} MB (no optimizer state); update "
-          f"{path.parent / pretrained.CARD_FILENAME} with the run's figures")
+          f"{path.parent / paths.CARD_FILENAME} with the run's figures")
 
 
 def main(argv=None) -> None:

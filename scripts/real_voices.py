@@ -154,9 +154,9 @@ def evaluate(listing: Path, k: int, report: Path, args, oracle: bool) -> dict:
 def ibm_tag(base: str) -> str:
     """The IBM's report name for the STFT the model at ``base`` uses: an IBM is only comparable with its own STFT."""
     from deepclust.config import read_config_file
-    from deepclust.paths import model_file, saved_config
+    from deepclust.paths import locate, saved_config
 
-    saved = saved_config(model_file(base))
+    saved = saved_config(locate(base))
     if not saved.is_file():
         return "ibm"
     cfg = read_config_file(saved)
@@ -168,10 +168,10 @@ def ibm_tag(base: str) -> str:
 def model_tag(base: str) -> str:
     """The model's report name: its folder's name and a hash of its file's place and time, so that a
     retrained model or another run of the same folder name is scored afresh, never read from a cache."""
-    from deepclust.paths import model_file
+    from deepclust.paths import locate
 
-    path = model_file(base).resolve()
-    stamp = f"{path}:{path.stat().st_mtime_ns}" if path.is_file() else str(path)
+    path = locate(base).resolve()
+    stamp = f"{path}:{path.stat().st_mtime_ns}"
     return f"{Path(base).resolve().name}-{hashlib.sha1(stamp.encode()).hexdigest()[:8]}"
 
 

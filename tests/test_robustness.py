@@ -162,13 +162,13 @@ def test_stale_temporaries_are_removed_and_history_is_trimmed(tmp_path):
     assert sorted(atomic.remove_stale_temporaries(folder)) == sorted(stale)
     assert all(path.exists() for path in kept)
 
-    from deepclust.training.train import trim_history
+    from deepclust.training import history_csv
 
     history = tmp_path / "history.csv"
     history.write_text("epoch,loss,val_loss\n0,1.0,1.0\n1,0.9,0.9\n2,nan,nan\n3,0.8")  # killed mid-row
-    trim_history(history, 2)
+    history_csv.trim(history, 2)
     assert history.read_text() == "epoch,loss,val_loss\n0,1.0,1.0\n1,0.9,0.9\n"
-    trim_history(history, 0)
+    history_csv.trim(history, 0)
     assert not history.exists()
 
 

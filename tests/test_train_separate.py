@@ -168,10 +168,10 @@ def test_several_inputs_out_dir_and_failures_continue(trained, tmp_path, monkeyp
 
 
 def test_separate_without_model_says_how_to_fix(tmp_path, monkeypatch, capsys):
-    from deepclust.nn import pretrained
+    from deepclust import paths
 
     monkeypatch.delenv("DEEPC_BASE", raising=False)
-    monkeypatch.setattr(pretrained, "SHIPPED_DIR", tmp_path / "no_pretrained")  # an install without one
+    monkeypatch.setattr(paths, "SHIPPED_DIR", tmp_path / "no_pretrained")  # an install without one
     write_mixture(tmp_path / "m.wav")
     assert cli.main(["separate", str(tmp_path / "m.wav")]) == 2
     err = capsys.readouterr().err

@@ -150,7 +150,8 @@ class TrainConfig:
     lr_floor: float = field(default=0.01, metadata=_range(0.0, 1.0))
     seed: int = field(default=0, metadata=_range(0))
     # Start from these weights instead of random ones: "pretrained" (the model shipped in the package,
-    # deepclust/nn/pretrained.py), a training folder or a .keras file; "" = random. A resumed run ignores it.
+    # deepclust/pretrained_model/), a training folder or a .keras file (deepclust.paths.locate); "" = random.
+    # A resumed run ignores it.
     init: str = ""
     time_limit: str = field(default="")  # "" = none; e.g. "90s", "15m", "2h"
     mixed_precision: bool = False

@@ -80,8 +80,7 @@ def _mixture_source(utterances: list[np.ndarray], length: int, gap: int) -> np.n
         total += len(signal) + gap
         if total >= length:
             break
-    joined = np.concatenate(pieces)[:length]
-    return np.pad(joined, (0, length - len(joined)))
+    return audio.fit_length(np.concatenate(pieces), length)
 
 
 def _demo_mixture(directory: Path, first: list[np.ndarray], second: list[np.ndarray],
@@ -124,9 +123,10 @@ def draw_test_mixtures(by_speaker: dict[str, list], num_speakers: int, count: in
     return mixtures
 
 
-def write_mixture_list(directory: str | Path, num_speakers: int, count: int = TEST_MIXTURES, seed: int = 0,
-                       split: str = "test", path: str | Path | None = None) -> Path:
-    """A wsj0-2mix-style list of ``count`` mixtures of ``num_speakers`` distinct speakers of ``split``.
+def draw_mixture_list(directory: str | Path, num_speakers: int, count: int = TEST_MIXTURES, seed: int = 0,
+                      split: str = "test", path: str | Path | None = None) -> Path:
+    """A wsj0-2mix-style list of ``count`` mixtures of ``num_speakers`` distinct speakers of ``split``, drawn
+    (:func:`draw_test_mixtures`) and written (:func:`deepclust.corpus.lists.write_mixture_list`).
 
     Paths are as in the split's list (relative to ``directory``), so
     ``deepclust evaluate DIR/test_mix_2spk.txt`` scores held-out voices only.
@@ -297,7 +297,7 @@ def _write_lists(directory: Path, spoken: _Spoken, seed: int) -> dict[str, Path]
     test_speakers = len({speaker for _, speaker in spoken.entries["test"]})
     for k in (2, 3):
         if test_speakers >= k:
-            write_mixture_list(directory, k, seed=seed)
+            draw_mixture_list(directory, k, seed=seed)
     return paths
 
 

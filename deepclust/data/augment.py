@@ -28,7 +28,7 @@ import scipy.fft
 import scipy.signal
 
 from ..config import AugmentConfig
-from ..dsp import features
+from ..dsp import audio, features
 
 TELEPHONE_LOW_HZ = (200.0, 400.0)  # high-pass corner, uniform in this band
 TELEPHONE_HIGH_HZ = (3000.0, 3600.0)  # low-pass corner (at most 0.9 x Nyquist)
@@ -98,7 +98,7 @@ def speed(x: np.ndarray, factor: Fraction, length: int) -> np.ndarray:
     x = np.asarray(x, np.float64)
     up, down = factor.denominator, factor.numerator
     y = x if up == down else scipy.signal.resample_poly(x, up, down, window=resampling_filter(up, down))
-    return np.pad(y[:length], (0, max(0, length - len(y))))
+    return audio.fit_length(y, length)
 
 
 @functools.lru_cache(maxsize=None)
@@ -150,8 +150,7 @@ def inverse_stft(spec: np.ndarray, window: np.ndarray, length: int) -> np.ndarra
     frames = scipy.fft.irfft(spec, n=len(window), axis=0).T * window.sum()  # undoes stft's scaling="spectrum"
     y = features.overlap_add(frames * window, hop)
     norm = features.overlap_add(np.broadcast_to(window**2, frames.shape), hop)
-    y = (y / np.where(norm > 1e-10, norm, 1.0))[len(window) // 2:len(window) // 2 + length]  # stft's boundary
-    return np.pad(y, (0, length - len(y)))
+    return audio.fit_length((y / np.where(norm > 1e-10, norm, 1.0))[len(window) // 2:], length)  # stft's boundary
 
 
 def peaking_db(freqs: np.ndarray, centre: float, gain_db: float, q: float) -> np.ndarray:
@@ -227,8 +226,6 @@ class ClipBank:
     warning; a list with none left is refused when training starts, naming the config key."""
 
     def __init__(self, key: str, where: str, rate: int, base: Path | None = None):
-        from ..dsp import audio
-
         self.rate = rate
         path = Path(where).expanduser()
         path = path if path.is_absolute() or base is None else base / path
@@ -247,8 +244,6 @@ class ClipBank:
 
     def draw(self, rng: np.random.Generator) -> np.ndarray:
         """One recording, whole, at random."""
-        from ..dsp import audio
-
         i = int(rng.integers(len(self.paths)))
         if i not in self.clips:
             self.clips[i] = audio.read(self.paths[i], self.rate)[0].astype(np.float64)

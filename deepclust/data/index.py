@@ -20,19 +20,15 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import itertools
 import json
 import logging
-import multiprocessing
 import os
-from collections import deque
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .. import atomic
+from .. import atomic, pool
 from ..corpus.lists import Entry, parse_list
 from ..dsp import audio
 from ..progress import Progress
@@ -44,7 +40,6 @@ FULL_SCALE = 32767
 MANIFEST_VERSION = 1
 # Files decoded in the training process itself below this count (a pool's start costs more).
 POOL_FROM_FILES = 32
-IN_FLIGHT_PER_JOB = 4
 
 
 class DataError(ValueError):
@@ -171,21 +166,10 @@ def _plan(entries: list[Entry], records: dict[str, dict]) -> tuple[dict[str, dic
 
 def _decoded(todo: list[str], sample_rate: int, jobs: int):
     """Yield ``(path, _decode result)`` in order, in ``jobs`` processes when there are many files
-    (a bounded number in flight, so decoded audio does not pile up in memory)."""
-    if jobs <= 1 or len(todo) < POOL_FROM_FILES:
-        for path in todo:
-            yield path, _decode(path, sample_rate)
-        return
+    (:func:`deepclust.pool.in_order`: a bounded number in flight, so decoded audio does not pile up in memory)."""
+    workers = jobs if len(todo) >= POOL_FROM_FILES else 1
     # spawn: the training process may hold threads (a backend's) that a fork would copy half-way.
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        paths = iter(todo)
-        window = deque((p, pool.submit(_decode, p, sample_rate)) for p in itertools.islice(paths, IN_FLIGHT_PER_JOB * jobs))
-        while window:
-            path, future = window.popleft()
-            yield path, future.result()
-            following = next(paths, None)
-            if following is not None:
-                window.append((following, pool.submit(_decode, following, sample_rate)))
+    return pool.in_order(((path, _decode, (path, sample_rate)) for path in todo), workers, "spawn")
 
 
 def _extend(cache: Cache, current: dict[str, dict], todo: list[str], progress: bool, jobs: int) -> None:

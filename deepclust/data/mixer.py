@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import Config
-from ..dsp import features, mixing
+from ..dsp import audio, features, mixing
 from .augment import Augmenter
 from .index import CorpusIndex, DataError, load_corpus  # noqa: F401  (mixer.load_corpus, mixer.DataError)
 
@@ -250,17 +250,9 @@ class Mixer:
         feats, targets = examples
 
         def fit(array):
-            return _fit_frames(array.swapaxes(0, 1), frames).swapaxes(0, 1)
+            return audio.fit_length(array, frames, axis=1)
 
         return fit(feats), map_targets(fit, targets)
-
-
-def _fit_frames(array: np.ndarray, frames: int) -> np.ndarray:
-    """Crop or zero-pad the first axis to ``frames`` (zero labels carry no weight)."""
-    if array.shape[0] >= frames:
-        return array[:frames]
-    pad = [(0, frames - array.shape[0])] + [(0, 0)] * (array.ndim - 1)
-    return np.pad(array, pad)
 
 
 def chunks_of(array: np.ndarray, frames: int, hop: int) -> list[np.ndarray]:
@@ -268,7 +260,7 @@ def chunks_of(array: np.ndarray, frames: int, hop: int) -> list[np.ndarray]:
     starts = list(range(0, max(array.shape[0] - frames, 0) + 1, hop))
     if starts[-1] + frames < array.shape[0]:
         starts.append(array.shape[0] - frames)
-    return [_fit_frames(array[s:s + frames], frames) for s in starts]
+    return [audio.fit_length(array[s:s + frames], frames, axis=0) for s in starts]
 
 
 def validation_set(mixer: Mixer, config: Config):

@@ -1,4 +1,4 @@
-"""Audio in and out: read, downmix, resample, write. Nothing about spectra here."""
+"""Audio in and out: read, downmix, resample, write; a signal cut or padded to a length. Nothing about spectra here."""
 
 from __future__ import annotations
 
@@ -105,6 +105,16 @@ def write(path: str | Path, signal: np.ndarray, sample_rate: int, *, subtype: st
     with atomic.replacing(path, suffix=".wav", overwrite=overwrite) as tmp:
         sf.write(tmp, np.asarray(signal, dtype=np.float32), int(sample_rate), subtype=subtype, format="WAV")
     return Path(path)
+
+
+def fit_length(signal: np.ndarray, length: int, axis: int = -1) -> np.ndarray:
+    """``signal`` cut, or zero-padded at the end, to ``length`` samples along ``axis`` (a view when cut)."""
+    have = signal.shape[axis]
+    if have >= length:
+        return signal[(slice(None),) * (axis % signal.ndim) + (slice(0, int(length)),)]
+    pad = [(0, 0)] * signal.ndim
+    pad[axis] = (0, int(length) - have)
+    return np.pad(signal, pad)
 
 
 def peak_safe(signals: np.ndarray, limit: float = 0.999) -> np.ndarray:

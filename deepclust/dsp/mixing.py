@@ -39,6 +39,13 @@ def _levels(sources: np.ndarray) -> np.ndarray:
     return np.sqrt(np.mean(np.square(sources, dtype=np.float64), axis=-1))
 
 
+def wsj0_level(rms, gains_db) -> np.ndarray:
+    """The factor that brings a source of RMS ``rms`` to its wsj0-2mix level: unit RMS times
+    ``10 ** (gain / 20)``, float64; 0 for a silent source (RMS at most ``SILENT_RMS``), which stays silent."""
+    rms = np.asarray(rms, np.float64)
+    return np.where(rms > SILENT_RMS, 1.0 / np.maximum(rms, SILENT_RMS), 0.0) * 10.0 ** (np.asarray(gains_db) / 20.0)
+
+
 def _check_gains(sources: np.ndarray, gains: np.ndarray) -> None:
     if sources.ndim < 2 or gains.shape != sources.shape[:-1]:
         raise ValueError(f"expected (..., sources, samples) and one gain per source. "
@@ -46,13 +53,12 @@ def _check_gains(sources: np.ndarray, gains: np.ndarray) -> None:
 
 
 def wsj0_scale(sources: np.ndarray, gains_db) -> np.ndarray:
-    """(..., k, n) sources -> float32 sources as they sit in their mixtures: each at unit RMS times
-    ``10 ** (gain / 20)`` (a silent one stays silent), then :func:`limit_peak`. A mixture is their sum."""
+    """(..., k, n) sources -> float32 sources as they sit in their mixtures: each at its :func:`wsj0_level`,
+    then :func:`limit_peak`. A mixture is their sum."""
     sources = np.asarray(sources, np.float32)
     gains_db = np.asarray(gains_db, np.float64)
     _check_gains(sources, gains_db)
-    rms = _levels(sources)
-    scale = np.where(rms > SILENT_RMS, 1.0 / np.maximum(rms, SILENT_RMS), 0.0) * 10.0 ** (gains_db / 20.0)
+    scale = wsj0_level(_levels(sources), gains_db)
     return limit_peak(sources * scale.astype(np.float32)[..., None])
 
 
@@ -67,15 +73,14 @@ def peak_scale(sources: np.ndarray, gains) -> np.ndarray:
 
 
 def mix_wsj0(sources: Sequence[np.ndarray], gains_db: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    """Whole utterances mixed as wsj0-2mix: each whole utterance brought to its level, then all cut
+    """Whole utterances mixed as wsj0-2mix: each whole utterance brought to its :func:`wsj0_level`, then all cut
     to the shortest and :func:`limit_peak`ed together. Returns (mixture (n,), scaled sources (k, n))."""
     if not len(sources):
         raise ValueError("mix_wsj0: expected at least one source. Received: 0 sources")
     if len(gains_db) != len(sources):
         raise ValueError(f"mix_wsj0: expected one gain per source. Received: {len(sources)} sources, "
                          f"{len(gains_db)} gains")
-    rms = np.array([_levels(np.asarray(s, np.float64)[None])[0] for s in sources])
-    scales = np.where(rms > SILENT_RMS, 1.0 / np.maximum(rms, SILENT_RMS), 0.0) * 10.0 ** (np.asarray(gains_db) / 20.0)
+    scales = wsj0_level([_levels(np.asarray(s, np.float64)[None])[0] for s in sources], gains_db)
     length = min(len(s) for s in sources)
     scaled = limit_peak(np.stack([np.asarray(s, np.float64)[:length] * g for s, g in zip(sources, scales)]))
     scaled = scaled.astype(np.float32)

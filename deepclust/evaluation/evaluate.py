@@ -15,20 +15,17 @@ worker does a whole mixture.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import sys
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
-from .. import backend
+from .. import backend, paths, pool
 from ..config import AudioConfig, FeatureConfig
 from ..dsp import audio, features
-from ..nn import pretrained
 from ..progress import Progress
 from . import report
 from .metrics import score, stoi_available
@@ -45,13 +42,11 @@ ORACLES = (*features.IDEAL_MASKS, "centres")
 ORACLE_METHODS = {"ibm": "ideal binary mask", "irm": "magnitude ratio |S_i| / sum_j |S_j|",
                   "centres": "the model's masks, its k-means centres replaced by each reference's mean embedding "
                              "over the bins where it is the loudest"}
-# Mixtures scored in parallel wait here at most this many per worker, so a
-# long test set does not pile up separated audio in memory.
-IN_FLIGHT_PER_JOB = 2
 # The backends' runtimes hold threads a fork would copy half-way: with one loaded, workers are spawned afresh.
 RUNTIMES = tuple(backend.MODULES[name] for name in backend.PREFERENCE)
 
-Task = tuple[MixtureSpec, Callable | None, Any]  # (spec, job, its args), or (spec, None, a skip result)
+# (spec, _call, (job, its args)), or (spec, None, a skip result): a call of deepclust.pool.in_order
+Task = tuple[MixtureSpec, Callable | None, Any]
 
 
 def oracle_separate(mixture: np.ndarray, sources: np.ndarray, kind: str, cfg: FeatureConfig) -> np.ndarray:
@@ -67,10 +62,7 @@ def oracle_separate(mixture: np.ndarray, sources: np.ndarray, kind: str, cfg: Fe
 def _finish(spec_id: str, k: int, mixture, references, estimates, rate: int, notes: list[str],
             audio_dir: str | None) -> dict[str, Any]:
     """Score one separated mixture (estimates cut or padded to the references), and save its audio."""
-    estimates = np.asarray(estimates, np.float32)
-    if estimates.shape[1] != references.shape[1]:
-        n = references.shape[1]
-        estimates = estimates[:, :n] if estimates.shape[1] >= n else np.pad(estimates, ((0, 0), (0, n - estimates.shape[1])))
+    estimates = audio.fit_length(np.asarray(estimates, np.float32), references.shape[1])
     silent = [j + 1 for j in range(estimates.shape[0]) if not np.any(estimates[j])]
     if silent:
         notes = notes + [f"estimate(s) {silent} are silent; scored as faint noise"]
@@ -143,10 +135,8 @@ def _resolve(oracle, num_speakers, base, model, mask, sample_rate) -> _Setup:
         return setup
     from ..separation.separator import Separator  # TensorFlow only when a model is used
 
-    setup.model_path, shipped = pretrained.resolve(base, model)
-    if shipped:
-        log.info(pretrained.shipped_notice(setup.model_path))
-    separator = Separator.from_path(setup.model_path, mask=mask)
+    setup.model_path = paths.locate(model, base, fallback=log.info)
+    separator = Separator.load(setup.model_path, mask=mask)
     if sample_rate and int(sample_rate) != separator.sample_rate:
         raise EvaluationError(
             f"sample_rate: the model {setup.model_path} works at {separator.sample_rate} Hz and evaluation runs at "
@@ -184,13 +174,13 @@ def _separated(spec: MixtureSpec, setup: _Setup) -> tuple:
 
 
 def _tasks(specs: Iterable[MixtureSpec], setup: _Setup) -> Iterator[Task]:
-    """(spec, job, args) for each mixture, or (spec, None, skip result); separates lazily."""
+    """(spec, _call, (job, args)) for each mixture, or (spec, None, skip result); separates lazily."""
     for spec in specs:
         if setup.separator is None:
-            yield spec, _oracle_job, (spec, setup.rate, setup.cfg, setup.oracle, setup.audio_dir)
+            yield spec, _call, (_oracle_job, spec, setup.rate, setup.cfg, setup.oracle, setup.audio_dir)
             continue
         try:
-            yield spec, _finish, _separated(spec, setup)
+            yield spec, _call, (_finish, *_separated(spec, setup))
         except SkipMixture as exc:
             yield spec, None, {"skip": str(exc)}
 
@@ -215,35 +205,18 @@ class _Collector:
         self.meter.step(skipped="skip" in result)
 
 
-def _run_pool(tasks: Iterable[Task], collect: _Collector, jobs: int) -> None:
-    """Score in ``jobs`` worker processes, at most ``IN_FLIGHT_PER_JOB * jobs`` mixtures waiting."""
-    # fork is quick and works from any script, unless a network runtime is loaded (RUNTIMES).
-    method = "spawn" if any(m in sys.modules for m in RUNTIMES) or sys.platform != "linux" else "fork"
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context(method)) as pool:
-        pending: dict[Future, MixtureSpec] = {}
-        for spec, fn, args in tasks:
-            if fn is None:
-                collect(spec, args)
-                continue
-            pending[pool.submit(_call, fn, *args)] = spec
-            while len(pending) >= IN_FLIGHT_PER_JOB * jobs:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    collect(pending.pop(future), future.result())
-        for future in list(pending):
-            collect(pending.pop(future), future.result())
+def _start_method() -> str:
+    """fork is quick and works from any script, unless a network runtime is loaded (RUNTIMES)."""
+    return "spawn" if any(m in sys.modules for m in RUNTIMES) or sys.platform != "linux" else "fork"
 
 
 def _run(specs: list[MixtureSpec], setup: _Setup, jobs: int, progress: bool) -> _Collector:
-    """Every mixture separated and scored, in the main process (``jobs=1``) or a pool; rows in test-set order."""
+    """Every mixture separated and scored, in the main process (``jobs=1``) or ``jobs`` worker processes
+    (:func:`deepclust.pool.in_order`: a bounded number of separated mixtures waiting); rows and skips in
+    test-set order."""
     collect = _Collector(len(specs), progress)
-    if jobs == 1:
-        for spec, fn, args in _tasks(specs, setup):
-            collect(spec, _call(fn, *args) if fn else args)
-    else:
-        _run_pool(_tasks(specs, setup), collect, jobs)
-    order = {spec.id: i for i, spec in enumerate(specs)}
-    collect.rows.sort(key=lambda r: order[r["id"]])
+    for spec, result in pool.in_order(_tasks(specs, setup), jobs, _start_method()):
+        collect(spec, result)
     return collect
 
 
@@ -299,7 +272,7 @@ def evaluate(test, *, base=None, model=None, num_speakers=None, oracle=None, out
     ``test``: a wsj0-2mix-style folder or a wsj0-2mix mixture list (see
     :mod:`deepclust.evaluation.testsets`). The model is ``model`` (``"pretrained"``, a run folder or a
     ``.keras`` file), else ``base`` or ``$DEEPC_BASE``'s, else the shipped one
-    (:func:`pretrained.resolve`); with an ideal mask a model is optional and only sets the rate
+    (:func:`deepclust.paths.locate`); with an ideal mask a model is optional and only sets the rate
     and STFT. Mixtures are separated (``mask``: "binary", "soft" or "network",
     default the model's config) into as many sources as they have references,
     or ``num_speakers`` (mixtures with another count are skipped; "auto":

@@ -1,55 +1,38 @@
 """The training-history figure: loss, validation loss and learning rate per epoch of a run folder.
 
-Reads the ``history.csv`` that ``deepclust train`` writes (a resumed run may
-repeat epochs: the last row wins) and draws it on a bare matplotlib figure,
+Reads the ``history.csv`` that ``deepclust train`` writes
+(:mod:`deepclust.training.history_csv`: complete rows, the last row of an epoch
+winning) and draws it on a bare matplotlib figure,
 as :mod:`deepclust.evaluation.visualize` does (:mod:`deepclust.evaluation.figure`).
 """
 
 from __future__ import annotations
 
-import csv
-import math
 from pathlib import Path
 
 import numpy as np
 
 from .. import paths
+from ..training import history_csv
 from .figure import VisualizeError, finish, new_figure
 
 
 def read_history(path: Path) -> dict[str, np.ndarray]:
+    """Each column of ``path`` by epoch (:func:`deepclust.training.history_csv.read`: complete rows, the last
+    row of an epoch winning); a :class:`VisualizeError` saying what to do when there is nothing to draw."""
     if not path.is_file():
         raise VisualizeError(f"{path}: no training history found; train first (deepclust train) "
                              "or point --history at a training folder.")
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
-    rows = [r for r in rows if r and any(c.strip() for c in r)]
-    if len(rows) < 2:
+    header, by_epoch = history_csv.read(path)
+    if header and not {history_csv.EPOCH, "loss"} <= set(header):
+        raise VisualizeError(f"{path}: no 'epoch' or 'loss' column; expected the history.csv written by "
+                             f"deepclust train. Train first. Received: columns {header}")
+    if not by_epoch:
         raise VisualizeError(f"{path}: the training history is empty (no epoch finished yet); "
                              "train first, at least one epoch.")
-    header = [c.strip() for c in rows[0]]
-    by_epoch: dict[int, dict[str, float]] = {}
-    for row in rows[1:]:
-        if row[0].strip() == header[0]:  # a repeated header (a resumed run)
-            continue
-        values = {}
-        for name, cell in zip(header, row):
-            try:
-                values[name] = float(cell)
-            except ValueError:
-                values[name] = math.nan
-        if "epoch" in values and math.isfinite(values["epoch"]):
-            # A resumed run may repeat epochs after the last saved state: the last row wins.
-            by_epoch[int(values["epoch"])] = values
-        else:
-            by_epoch[len(by_epoch)] = values
-    if not by_epoch or "loss" not in header:
-        raise VisualizeError(f"{path}: no 'loss' column or no epochs; expected the history.csv written by "
-                             "deepclust train. Train first.")
-    epochs = sorted(by_epoch)
-    return {"epoch": np.array(epochs, float),
-            **{name: np.array([by_epoch[e].get(name, math.nan) for e in epochs], float)
-               for name in header if name != "epoch"}}
+    return {"epoch": np.array(list(by_epoch), float),
+            **{name: np.array([values[name] for values in by_epoch.values()], float)
+               for name in header if name != history_csv.EPOCH}}
 
 
 def plot_history(directory, *, out=None, show: bool = False) -> Path:

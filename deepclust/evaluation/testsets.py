@@ -133,23 +133,16 @@ def find_folder_mixtures(folder: str | Path) -> list[MixtureSpec]:
     return [_folder_spec(name, mix_dir, source_dirs, required) for name in names]
 
 
-def read_mixture_list(path: str | Path) -> list[MixtureSpec]:
-    """The mixtures of a wsj0-2mix mixture list (:func:`deepclust.corpus.lists.read_mixture_list`) as specs.
-
-    Raises :class:`deepclust.corpus.lists.ListFormatError` for a missing file, a
-    malformed line (naming file and line) or an empty list.
-    """
-    return [MixtureSpec(id=line.id, sources=line.sources, gains_db=line.gains_db, where=line.where)
-            for line in lists.read_mixture_list(path)]
-
-
 def find_mixtures(test: str | Path) -> list[MixtureSpec]:
-    """A folder or a mixture list -> mixture specs; a path that is neither is an EvaluationError."""
+    """A folder or a mixture list (read by :func:`deepclust.corpus.lists.read_mixture_list`: a malformed
+    line or an empty list is a :class:`~deepclust.corpus.lists.ListFormatError` naming file and line) ->
+    mixture specs; a path that is neither is an EvaluationError."""
     test = Path(test)
     if test.is_dir():
         return find_folder_mixtures(test)
     if test.is_file():
-        return read_mixture_list(test)
+        return [MixtureSpec(id=line.id, sources=line.sources, gains_db=line.gains_db, where=line.where)
+                for line in lists.read_mixture_list(test)]
     raise EvaluationError(f"{test}: not found; expected {FOLDER_LAYOUT}. Received: test={test}")
 
 

@@ -73,12 +73,6 @@ def _speaker_colours(k: int) -> list:
     return [cmap(i % cmap.N) for i in range(k)]
 
 
-def _pad_to_length(signal: np.ndarray, length: int) -> np.ndarray:
-    if len(signal) >= length:
-        return signal[:length]
-    return np.pad(signal, (0, length - len(signal)))
-
-
 def _label_image(labels: np.ndarray, active: np.ndarray) -> np.ndarray:
     """(T, F) integer labels -> (F, T) image values: 0 silent, n+1 for speaker n."""
     return np.where(active, labels + 1, 0).T
@@ -154,7 +148,8 @@ def plot_separation(mixture, *, base=None, model=None, sources=None, num_speaker
     dimensions, coloured by cluster and, with sources, by true speaker. With
     sources the title gives the SDR improvement of the separated signals over
     the mixture (bss_eval). The model is ``separator``, or loaded from
-    ``model`` / ``base`` as ``separate`` does. ``out`` defaults to
+    ``model`` / ``base`` / ``$DEEPC_BASE``, else the shipped model (said in the log), as ``separate``
+    does (:func:`deepclust.paths.locate`). ``out`` defaults to
     ``<mixture stem>_separation.png`` beside the mixture; its extension
     (.png, .pdf, .svg ...) picks the format.
     """
@@ -171,14 +166,14 @@ def plot_separation(mixture, *, base=None, model=None, sources=None, num_speaker
         )
     out = Path(out) if out is not None else mixture.with_name(f"{mixture.stem}_separation.png")
     if separator is None:
-        separator = separate_lib.Separator.from_path(paths.find_model(base, model))
+        separator = separate_lib.Separator.load(paths.locate(model, base, fallback=log.info))
     k = len(sources) or int(num_speakers or separator.config.num_speakers)
     signal, _ = audio.read(mixture, separator.sample_rate)
     if signal.size == 0:
         raise VisualizeError(f"{mixture}: the file has no samples; nothing to draw.")
     references = None
     if sources:
-        references = np.stack([_pad_to_length(audio.read(s, separator.sample_rate)[0], len(signal)) for s in sources])
+        references = np.stack([audio.fit_length(audio.read(s, separator.sample_rate)[0], len(signal)) for s in sources])
     view = separation_view(separator, signal, k, references)
     return draw_separation(view, mixture.name, out, dims=dims, show=show)
 

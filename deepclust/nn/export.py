@@ -21,7 +21,6 @@ import tempfile
 from pathlib import Path
 
 from .. import atomic, paths
-from . import pretrained
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +43,7 @@ def _targets(out: Path, formats: tuple[str, ...]) -> dict[str, Path]:
     return {f: named[f] for f in FORMATS if f in formats}
 
 
-def export(model: str | Path = pretrained.PRETRAINED, out: str | Path = "export", *,
+def export(model: str | Path = paths.PRETRAINED, out: str | Path = "export", *,
            formats: tuple[str, ...] = FORMATS, force: bool = False) -> dict[str, Path]:
     """Write the network of ``model`` (``"pretrained"``, a run folder or a ``.keras`` file) into ``out``:
     ``savedmodel/``, ``model.onnx`` (skipped, with a warning naming the extra, without tf2onnx), the run's
@@ -65,7 +64,7 @@ def export(model: str | Path = pretrained.PRETRAINED, out: str | Path = "export"
     if "onnx" in targets and importlib.util.find_spec("tf2onnx") is None:
         log.warning("no ONNX file: the converter tf2onnx is not installed (pip install 'deepclust[export]')")
         del targets["onnx"]
-    model_path = pretrained.locate(model)
+    model_path = paths.locate(model)
     net = model_lib.load(model_path)
     spec = model_lib.feature_spec(net)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,12 +1,13 @@
-"""The pretrained model shipped in the package: where it lives, how a run becomes it, and what uses it.
+"""A run started from a trained model's weights (``--init``), and a run exported as the shipped pretrained model.
 
-``deepclust/pretrained_model/`` holds ``model.keras`` (the network alone, no
-optimizer state), the ``config.toml`` of the run that trained it and
-``MODEL_CARD.md`` (data, licences, recipe, figures). ``deepclust separate``
-falls back to it when no model is named (:func:`resolve`); ``train.init =
-"pretrained"`` (``deepclust train --init pretrained``) starts a run from its
-weights (:func:`load_initial_weights`); ``scripts/pretrained.py`` trains and
-:func:`export`\\ s it.
+``deepclust/pretrained_model/`` (:data:`deepclust.paths.SHIPPED_DIR`) holds
+``model.keras`` (the network alone, no optimizer state), the ``config.toml`` of
+the run that trained it and ``MODEL_CARD.md`` (data, licences, recipe,
+figures); :func:`deepclust.paths.locate` finds it, as it finds every model.
+``train.init = "pretrained"`` (``deepclust train --init pretrained``, or a run
+folder, or a ``.keras`` file) starts a run from those weights
+(:func:`init_model`, :func:`load_initial_weights`); ``scripts/pretrained.py``
+trains the shipped model and :func:`export`\\ s it.
 """
 
 from __future__ import annotations
@@ -20,69 +21,29 @@ from ..config import ConfigError
 
 log = logging.getLogger(__name__)
 
-SHIPPED_DIR = Path(__file__).parents[1] / "pretrained_model"  # deepclust/pretrained_model/
-CARD_FILENAME = "MODEL_CARD.md"
-PRETRAINED = "pretrained"  # the name train.init and --init give the shipped model
-
 
 class InitError(ConfigError):
     """The model a run should start from cannot be used; the message says why and what to do."""
 
 
-def shipped_model(directory: Path | None = None) -> Path:
-    return (directory or SHIPPED_DIR) / paths.MODEL_FILENAME
-
-
-def resolve(base=None, model=None, directory: Path | None = None) -> tuple[Path, bool]:
-    """The model ``--model``/``--base``/``$DEEPC_BASE`` name, else the shipped one: (path, whether shipped)."""
-    try:
-        return paths.find_model(base, model), False
-    except paths.ModelNotGiven as exc:
-        if shipped_model(directory).is_file():
-            return shipped_model(directory), True
-        raise paths.ModelNotGiven(f"{exc} (This install carries no pretrained model: {shipped_model(directory)} "
-                                  "is missing.)") from None
-
-
-def shipped_notice(path: Path) -> str:
-    """The line ``separate``, ``evaluate``, ``visualize`` and ``export`` print first when they fall back to the
-    shipped model."""
-    return (f"no --base, --model or ${paths.ENV_BASE} given: using the pretrained model shipped in "
-            f"deepclust ({path}; what it was trained on and how well it does: {path.parent / CARD_FILENAME})")
-
-
-def locate(source: str | Path, directory: Path | None = None) -> Path:
-    """The model file ``source`` names: ``"pretrained"`` (the shipped model), a run folder holding
-    ``model.keras``, or a ``.keras`` file; :class:`paths.ModelNotFound` if there is none."""
-    path = shipped_model(directory) if str(source) == PRETRAINED else paths.model_file(source)
-    if not path.is_file():
-        raise paths.ModelNotFound(f"no model at {path}; expected 'pretrained' (the shipped model), a training "
-                                  f"folder holding {paths.MODEL_FILENAME}, or a .keras file. Received: {source!r}")
-    return path
-
-
-def init_model_path(init: str, directory: Path | None = None) -> Path:
-    """``train.init``: ``"pretrained"`` (the shipped model), a run folder or a model file."""
-    try:
-        return locate(init, directory)
-    except paths.ModelNotFound as exc:
-        raise InitError(f"train.init: {exc}".replace("Received: ", "Received: init=")) from None
-
-
-def init_model(init: str, directory: Path | None = None):
+def init_model(init: str):
     """The model ``train.init`` names, loaded once for both :func:`deepclust.nn.model.feature_statistics` and
     :func:`load_initial_weights`."""
     from . import model as model_lib
 
-    return model_lib.load(init_model_path(init, directory))
+    try:
+        path = paths.locate(init, argument="init")
+    except paths.ModelNotFound as exc:
+        raise InitError(f"train.init: {exc}") from None
+    return model_lib.load(path)
 
 
-def load_initial_weights(net, source, init: str, directory: Path | None = None) -> Path:
+def load_initial_weights(net, source, init: str) -> Path:
     """Copy the weights of ``source`` (the model ``init`` names, :func:`init_model`) into ``net`` (built
     with :func:`deepclust.nn.model.feature_statistics`); refused, naming both shapes, when the networks differ."""
     from . import model as model_lib
 
-    path = init_model_path(init, directory)
+    path = paths.locate(init, argument="init")
     theirs, ours = source.get_weights(), net.get_weights()
     mismatch = [(i, a.shape, b.shape) for i, (a, b) in enumerate(zip(theirs, ours)) if a.shape != b.shape]
     if len(theirs) != len(ours) or mismatch or len(source.outputs) != len(net.outputs):
@@ -101,15 +62,16 @@ def load_initial_weights(net, source, init: str, directory: Path | None = None) 
 
 
 def export(run: str | Path, directory: Path | None = None) -> Path:
-    """The model of run folder ``run`` written to ``directory`` without optimizer state, with its config."""
+    """The model of run folder ``run`` written to ``directory`` (default the shipped model's folder,
+    :data:`deepclust.paths.SHIPPED_DIR`) without optimizer state, with its config."""
     from . import model as model_lib
 
-    run = Path(run)
-    net = model_lib.load(paths.model_file(run))  # not compiled: no optimizer to save
-    directory = directory or SHIPPED_DIR
+    source = paths.locate(run, argument="run")
+    net = model_lib.load(source)  # not compiled: no optimizer to save
+    directory = Path(directory or paths.SHIPPED_DIR)
     directory.mkdir(parents=True, exist_ok=True)
-    with atomic.replacing(shipped_model(directory), suffix=".keras") as tmp:
+    with atomic.replacing(directory / paths.MODEL_FILENAME, suffix=".keras") as tmp:
         net.save(tmp)
     with atomic.replacing(directory / paths.CONFIG_FILENAME) as tmp:
-        shutil.copyfile(paths.saved_config(paths.model_file(run)), tmp)
-    return shipped_model(directory)
+        shutil.copyfile(paths.saved_config(source), tmp)
+    return directory / paths.MODEL_FILENAME

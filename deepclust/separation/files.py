@@ -24,7 +24,6 @@ from typing import Callable
 from .. import atomic, paths
 from ..config import SeparateConfig, read_config_file
 from ..dsp import audio
-from ..nn import pretrained
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +209,7 @@ def describe(job: Job, separation, outputs: list[Path]) -> str:
             f"{f'; {notes}' if notes else ''} -> " + ", ".join(map(str, outputs)))
 
 
-def separate_files(inputs: list[str | Path], model: str | Path = "pretrained", *, num_speakers=None,
+def separate_files(inputs: list[str | Path], model: str | Path = paths.PRETRAINED, *, num_speakers=None,
                    out_dir=None, filename: str | None = None, seed_names: bool = False, mask=None,
                    force: bool = False, report: Callable[[str], None] = log.info,
                    fail: Callable[[str], None] = log.error) -> tuple[dict[Path, list[Path]], dict[Path, str]]:
@@ -221,7 +220,7 @@ def separate_files(inputs: list[str | Path], model: str | Path = "pretrained", *
     of each failure). Returns ``(written, failed)``: the outputs per input,
     and the reason per failed input.
     """
-    model_path = pretrained.locate(model)
+    model_path = paths.locate(model)
     saved = paths.saved_config(model_path)
     config = read_config_file(saved).separate if saved.is_file() else SeparateConfig()
     count = num_speakers or config.num_speakers

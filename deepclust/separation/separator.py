@@ -29,7 +29,7 @@ import numpy as np
 from .. import paths
 from ..config import MAX_SPEAKERS, SeparateConfig, read_config_file
 from ..dsp import audio, features
-from ..nn import model as model_lib, pretrained
+from ..nn import model as model_lib
 from .clustering import HeadMasker, KMeansMasker, estimate_num_speakers, normalize
 
 log = logging.getLogger(__name__)
@@ -150,14 +150,14 @@ class Separator:
             )
 
     @classmethod
-    def load(cls, source: str | Path = pretrained.PRETRAINED, **overrides) -> "Separator":
+    def load(cls, source: str | Path = paths.PRETRAINED, **overrides) -> "Separator":
         """From ``"pretrained"`` (the model shipped in the package), a training folder (``model.keras``
         and ``config.toml``) or a ``.keras`` file.
 
         The ``[separate]`` section of the config saved beside the model sets the
         defaults; ``overrides`` (e.g. ``mask="soft"``) replace single values.
         """
-        model_path = pretrained.locate(source)
+        model_path = paths.locate(source)
         net = model_lib.load(model_path)
         cfg = SeparateConfig()
         saved = paths.saved_config(model_path)
@@ -388,7 +388,7 @@ class Separator:
         if rate != self.sample_rate:
             result.sources = audio.resample(result.sources.T, self.sample_rate, rate).T
             result.sample_rate = rate
-        result.sources = np.ascontiguousarray(_fit_length(result.sources, len(np.asarray(signal))), np.float32)
+        result.sources = np.ascontiguousarray(audio.fit_length(result.sources, len(np.asarray(signal))), np.float32)
         return result
 
     def separate_file(self, path: str | Path, num_speakers: int | str | None = None, *, seed: int = 0) -> Separation:
@@ -400,8 +400,3 @@ class Separator:
         result.source = Path(path)
         return result
 
-
-def _fit_length(sources: np.ndarray, length: int) -> np.ndarray:
-    if sources.shape[1] >= length:
-        return sources[:, :length]
-    return np.pad(sources, ((0, 0), (0, length - sources.shape[1])))

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import contextlib
-import csv
 import logging
 import math
 import signal
@@ -33,8 +32,9 @@ from ..data.mixer import Mixer, feature_statistics, validation_set, validation_s
 from ..dsp.device_features import TRAINING_ON_SOURCES, training_model
 from ..nn import model as model_lib, pretrained
 from ..nn.losses import DeepClusteringLoss, MaskInferenceLoss, PackedDeepClusteringLoss
-from ..paths import CONFIG_FILENAME, HISTORY_FILENAME, MODEL_FILENAME, STATE_DIRNAME, TRAIN_LIST, VALID_LIST, model_file
-from . import callbacks as cb, parallel, runlock
+from .. import paths
+from ..paths import CONFIG_FILENAME, HISTORY_FILENAME, MODEL_FILENAME, STATE_DIRNAME, TRAIN_LIST, VALID_LIST
+from . import callbacks as cb, history_csv, parallel, runlock
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +240,7 @@ def open_run_folder(out: Path, cfg: Config) -> cb.RunState:
         atomic.remove_stale_temporaries(folder)
     atomic.write_text(out / CONFIG_FILENAME, cfg.to_toml())
     run = cb.RunState.load(out / STATE_DIRNAME)
-    trim_history(out / HISTORY_FILENAME, run.epoch)
+    history_csv.trim(out / HISTORY_FILENAME, run.epoch)
     return run
 
 
@@ -289,7 +289,7 @@ class RunCallbacks:
     def ordered(self) -> list[keras.callbacks.Callback]:
         """BestModel before TrainingState: the state saved at an epoch's end must already know whether
         that epoch was the best. TrainingState last, after the history row: a kill between the two
-        leaves a row that the resumed run drops (trim_history) and redoes, rather than a missing row."""
+        leaves a row that the resumed run drops (history_csv.trim) and redoes, rather than a missing row."""
         named = [self.best, self.sync, self.throughput, self.stop_nan, self.time_limit, self.lr_plateau, self.lr_schedule,
                  self.early, self.curriculum, self.history, self.state]
         return [c for c in named if c is not None] + self.extra
@@ -357,41 +357,7 @@ def finish(net: keras.Model, base: Path, out: Path, run: cb.RunState, callbacks:
     return result
 
 
-def trim_history(path: Path, start_epoch: int) -> None:
-    """Keep only the history rows of epochs before ``start_epoch``, where training resumes.
-
-    Rows of epochs the run will redo (written by a run killed before its state
-    was saved, or stopped at a NaN loss) and a half-written last line go, so
-    every epoch appears once and matches the weights the run continues from.
-    """
-    if not path.is_file():
-        return
-    text = path.read_text(encoding="utf-8", errors="replace")
-    lines = text.splitlines()
-    if not lines:
-        return
-    header = next(csv.reader([lines[0]]), [])
-    if "epoch" not in header:
-        return
-    column = header.index("epoch")
-    keep = []
-    for line in lines[1:]:
-        values = next(csv.reader([line]), [])
-        try:
-            epoch = int(values[column])
-        except (IndexError, ValueError):
-            continue
-        if len(values) == len(header) and epoch < start_epoch:
-            keep.append(line)
-    if not keep:
-        path.unlink()
-    elif len(keep) != len(lines) - 1 or not text.endswith("\n"):
-        log.info("%s: dropped %d row(s) of epochs from %d on, which this run redoes", path,
-                 len(lines) - 1 - len(keep), start_epoch + 1)
-        atomic.write_text(path, "\n".join([lines[0], *keep]) + "\n")
-
-
 def load_trained(base_or_model: str | Path) -> keras.Model:
-    """The model of a training folder (``DIR/model.keras``) or a model file."""
-    return model_lib.load(model_file(base_or_model))
+    """The model of a training folder (``DIR/model.keras``) or a model file (:func:`deepclust.paths.locate`)."""
+    return model_lib.load(paths.locate(base_or_model))
 

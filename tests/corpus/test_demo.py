@@ -69,13 +69,13 @@ def test_make_corpus_lists_and_files(demo):
 
 
 def test_held_out_mixture_lists_use_test_speakers_only(demo):
-    from deepclust.evaluation.testsets import read_mixture_list
+    from deepclust.evaluation.testsets import find_mixtures
 
     root, _ = demo
     test_speakers = {e.speaker for e in lists.parse_list(root / "a" / "test")}
     path = dc.mixture_list_path(root / "a", 2)
     mixtures = lists.read_mixture_list(path)
-    assert len(mixtures) == len(read_mixture_list(path)) == dc.TEST_MIXTURES
+    assert len(mixtures) == len(find_mixtures(path)) == dc.TEST_MIXTURES
     for mixture in mixtures:
         gain = mixture.gains_db[0]
         assert len(mixture.sources) == 2 and gain >= 0 and mixture.gains_db[1] == -gain  # first up, second down
@@ -85,16 +85,16 @@ def test_held_out_mixture_lists_use_test_speakers_only(demo):
     assert len({m.gains_db[0] for m in mixtures}) > dc.TEST_MIXTURES // 2  # gains drawn, not fixed
     assert not dc.mixture_list_path(root / "a", 3).exists()  # 2 test speakers: no 3-speaker list
     with pytest.raises(CorpusError, match="cannot make 3-speaker"):
-        dc.write_mixture_list(root / "a", 3)
+        dc.draw_mixture_list(root / "a", 3)
 
 
-def test_write_mixture_list_refuses_bad_requests(demo, tmp_path):
+def test_draw_mixture_list_refuses_bad_requests(demo, tmp_path):
     root, _ = demo
     with pytest.raises(CorpusError, match=r"Received: num_speakers=1, count=40"):
-        dc.write_mixture_list(root / "a", 1)
+        dc.draw_mixture_list(root / "a", 1)
     with pytest.raises(CorpusError, match=r"must lie in the corpus folder.*Received: path="):
-        dc.write_mixture_list(root / "a", 2, path=tmp_path / "elsewhere.txt")
-    again = dc.write_mixture_list(root / "a", 2, count=3, seed=1, path=root / "a" / ".valid_mix.txt")
+        dc.draw_mixture_list(root / "a", 2, path=tmp_path / "elsewhere.txt")
+    again = dc.draw_mixture_list(root / "a", 2, count=3, seed=1, path=root / "a" / ".valid_mix.txt")
     assert len(lists.read_mixture_list(again)) == 3
 
 

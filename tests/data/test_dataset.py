@@ -23,10 +23,13 @@ def test_dataset_is_deterministic_per_epoch_and_index(list_folder, tiny_config):
 def test_worker_processes_draw_the_batches_the_process_draws(list_folder, tiny_config):
     """The epoch and index reach the workers in each batch's spec: whichever process draws batch i
     of epoch e, it is the same arrays; an epoch change in the middle of prefetching changes nothing."""
+    import multiprocessing
+
     tiny_config.train.steps_per_epoch = 5
     mixer = mixer_lib.Mixer(mixer_lib.load_corpus(list_folder / "train", 8000), tiny_config)
     here = MixtureDataset(mixer, tiny_config, processes=0)
     workers = MixtureDataset(mixer, tiny_config, processes=2)
+    before = set(multiprocessing.active_children())
     try:
         for epoch, indices in ((0, [0, 1, 2]), (3, [0, 4, 1]), (0, [3])):
             here.epoch = workers.epoch = epoch
@@ -35,10 +38,14 @@ def test_worker_processes_draw_the_batches_the_process_draws(list_folder, tiny_c
                 x2, y2 = workers[i]
                 np.testing.assert_array_equal(x1, x2)
                 np.testing.assert_array_equal(y1, y2)
-        assert workers._pool is not None and len(workers._pool._processes) == 2
+        started = set(multiprocessing.active_children()) - before
+        assert len(started) == 2  # the two worker processes asked for, drawing the batches
     finally:
         workers.close()
-    assert workers._pool is None
+    assert not any(process.is_alive() for process in started)  # close() ends them
+    x, _ = workers[4]  # and a later batch starts them again
+    np.testing.assert_array_equal(x, here[4][0])
+    workers.close()
 
 
 def test_two_workers_shards_are_disjoint(list_folder, tiny_config):

@@ -1,4 +1,5 @@
-"""Audio files: read as float32 (downmixed, resampled) and written atomically; bad files named with the fix."""
+"""Audio files: read as float32 (downmixed, resampled) and written atomically; bad files named with the fix; a
+signal cut or padded to a length."""
 
 from __future__ import annotations
 
@@ -51,3 +52,13 @@ def test_audio_names_and_peak_safety():
     assert np.max(np.abs(audio.peak_safe(loud))) == pytest.approx(0.999)
     quiet = np.array([0.1, -0.2])
     assert audio.peak_safe(quiet) is quiet
+
+
+def test_fit_length_cuts_or_pads_the_end_of_one_axis():
+    x = np.arange(1, 7, dtype=np.float32).reshape(2, 3)
+    assert np.array_equal(audio.fit_length(x, 2), [[1, 2], [4, 5]])
+    padded = audio.fit_length(x, 5)
+    assert padded.dtype == np.float32 and np.array_equal(padded, [[1, 2, 3, 0, 0], [4, 5, 6, 0, 0]])
+    assert np.array_equal(audio.fit_length(x, 1, axis=0), x[:1]) and audio.fit_length(x, 4, axis=0).shape == (4, 3)
+    assert np.array_equal(audio.fit_length(x, 3), x) and np.shares_memory(audio.fit_length(x, 2), x)  # cut: a view
+    assert audio.fit_length(np.ones(3), 0).shape == (0,)

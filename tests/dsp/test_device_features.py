@@ -9,7 +9,7 @@ import pytest
 from conftest import write_list_folder
 from deepclust.config import ConfigError, load_config
 from deepclust.data import mixer as mixer_lib
-from deepclust.dsp import features
+from deepclust.dsp import audio, features
 from deepclust.dsp.device_features import SourceFeatures, training_model
 
 
@@ -28,7 +28,7 @@ def random_sources(cfg, seed=0):
 
 def host_examples(stack, cfg):
     x, y = mixer_lib.examples_from_sources(stack, cfg)
-    fit = lambda a: mixer_lib._fit_frames(a.swapaxes(0, 1), cfg.data.chunk_frames).swapaxes(0, 1)  # noqa: E731
+    fit = lambda a: audio.fit_length(a, cfg.data.chunk_frames, axis=1)  # noqa: E731
     return fit(x), fit(y)
 
 

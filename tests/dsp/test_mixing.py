@@ -32,6 +32,13 @@ def test_wsj0_scale_levels_are_the_gains_and_peak_is_mix_peak():
     assert float(np.abs(scaled.sum(axis=0)).max()) < 1e-6
 
 
+def test_wsj0_level_is_unit_rms_times_the_gain_and_zero_for_silence():
+    np.testing.assert_allclose(mixing.wsj0_level([0.5, 2.0, 1e-7], [0.0, 20.0, 5.0]), [2.0, 5.0, 0.0], rtol=1e-12)
+    x = synth_voice(110.0, 0.5, 0)
+    a, b = mixing.wsj0_scale(np.stack([x, x]), [3.0, -3.0]), mixing.mix_wsj0([x, x], [3.0, -3.0])[1]
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)  # both mixers bring an utterance to one level
+
+
 def test_wsj0_scale_silent_source_stays_zero():
     sources = np.stack([synth_voice(110.0, 0.5, 0), np.zeros(4000), np.full(4000, 1e-8)])
     scaled = mixing.wsj0_scale(sources, [0.0, 10.0, 10.0])

@@ -186,11 +186,10 @@ def _untrained_run(tmp_path: Path) -> tuple[Path, Path]:
 def test_without_a_model_the_shipped_one_is_evaluated_and_named_first(tmp_path: Path, monkeypatch, capsys):
     """As separate and visualize: no --base, --model or $DEEPC_BASE is the shipped model, said on the first line
     (evaluate used to stop with 'no model given')."""
-    from deepclust import cli
-    from deepclust.nn import pretrained
+    from deepclust import cli, paths
 
     train, listing = _untrained_run(tmp_path)
-    monkeypatch.setattr(pretrained, "SHIPPED_DIR", train)
+    monkeypatch.setattr(paths, "SHIPPED_DIR", train)
     monkeypatch.delenv("DEEPC_BASE", raising=False)
     assert cli.main(["evaluate", str(listing), "--out", str(tmp_path / "ev")]) == 0
     first = capsys.readouterr().out.splitlines()[0]

@@ -55,3 +55,6 @@ def test_plot_history_missing_or_empty(tmp_path):
     _write_history(tmp_path, "epoch,loss,val_loss\n")
     with pytest.raises(VisualizeError, match="train first"):
         plot_history(tmp_path)
+    _write_history(tmp_path, "epoch,val_loss\n0,0.5\n")
+    with pytest.raises(VisualizeError, match=r"no 'epoch' or 'loss' column.*Received: columns \['epoch', 'val_loss'\]"):
+        plot_history(tmp_path)

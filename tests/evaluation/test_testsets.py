@@ -50,7 +50,7 @@ def test_other_mixture_folder_names(tmp_path: Path):
 
 
 def test_list_mixing_is_deterministic(mixture_list: Path):
-    spec = testsets.read_mixture_list(mixture_list)[0]
+    spec = testsets.find_mixtures(mixture_list)[0]
     assert isinstance(spec, testsets.MixtureSpec) and spec.mixture is None
     assert spec.id == "spkA_01_1.5_spkB_01_-1.5"
     assert spec.sources == (mixture_list.parent / "wav" / "spkA_01.wav", mixture_list.parent / "wav" / "spkB_01.wav")

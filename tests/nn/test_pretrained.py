@@ -26,9 +26,9 @@ def load_script(name: str):
 
 
 def test_the_packaged_model_loads_without_optimizer_and_separates():
-    path = pretrained.shipped_model()
+    path = paths.shipped_model()
     assert path.is_file(), "the package ships deepclust/pretrained_model/model.keras (scripts/pretrained.py export)"
-    assert (path.parent / pretrained.CARD_FILENAME).is_file()
+    assert (path.parent / paths.CARD_FILENAME).is_file()
     cfg = read_config_file(path.parent / paths.CONFIG_FILENAME)
     net = model_lib.load(path)
     assert path.stat().st_size < 1.2 * 4 * net.count_params()  # float32 weights alone: Adam's state would triple it
@@ -53,7 +53,7 @@ def test_export_drops_the_optimizer_and_keeps_the_network(trained, tmp_path):  #
 def test_separate_names_the_shipped_model_first_when_none_is_given(trained, tmp_path, monkeypatch, capsys):  # noqa: F811
     base, _ = trained
     pretrained.export(base, tmp_path / "pre")
-    monkeypatch.setattr(pretrained, "SHIPPED_DIR", tmp_path / "pre")
+    monkeypatch.setattr(paths, "SHIPPED_DIR", tmp_path / "pre")
     monkeypatch.delenv("DEEPC_BASE", raising=False)
     write_mixture(tmp_path / "m.wav")
     assert cli.main(["separate", str(tmp_path / "m.wav")]) == 0
@@ -61,7 +61,8 @@ def test_separate_names_the_shipped_model_first_when_none_is_given(trained, tmp_
     assert "pretrained model shipped in deepclust" in first and str(tmp_path / "pre") in first
     assert (tmp_path / "m" / "spk2.wav").is_file()
     monkeypatch.setenv("DEEPC_BASE", str(base))  # a named model wins, and nothing is said
-    assert pretrained.resolve() == (base / "model.keras", False)
+    said = []
+    assert paths.locate(fallback=said.append) == base / "model.keras" and not said
 
 
 def test_init_starts_from_the_given_weights(trained, tmp_path):  # noqa: F811
@@ -84,7 +85,7 @@ def test_init_starts_from_the_given_weights(trained, tmp_path):  # noqa: F811
 def test_init_refuses_a_missing_or_different_network(trained, tmp_path):  # noqa: F811
     base, _ = trained
     with pytest.raises(ConfigError, match=r"no model at .*nowhere.*Received: init="):
-        pretrained.init_model_path(str(tmp_path / "nowhere"))
+        pretrained.init_model(str(tmp_path / "nowhere"))
     wider = model_lib.build_model(load_config("tiny", {"model.lstm_units": 12}))
     with pytest.raises(ConfigError, match=r"different network .*is \(.*\) there and \(.*\) here"):
         pretrained.load_initial_weights(wider, pretrained.init_model(str(base)), str(base))
@@ -157,13 +158,13 @@ def test_gpu_recipe_is_the_cpu_recipe_with_its_overrides(tmp_path):
 def test_real_voice_scores_keep_one_ibm_per_stft(tmp_path):
     """scripts/real_voices.py reuses its reports: another STFT gets an IBM of its own, a new model new scores."""
     real_voices = load_script("real_voices")
-    shipped = pretrained.shipped_model().parent
+    shipped = paths.shipped_model().parent
     assert real_voices.ibm_tag(str(shipped)) == "ibm"
     text = (shipped / paths.CONFIG_FILENAME).read_text()
     assert "hop_length = 64" in text
     (tmp_path / paths.CONFIG_FILENAME).write_text(text.replace("hop_length = 64", "hop_length = 128"))
+    (tmp_path / paths.MODEL_FILENAME).write_bytes(b"weights")
     assert real_voices.ibm_tag(str(tmp_path)) == "ibm_8000hz_w256_h128"
-    (tmp_path / paths.MODEL_FILENAME).write_bytes(b"weights")  # a model retrained in place is scored afresh
     before = real_voices.model_tag(str(tmp_path))
     os.utime(tmp_path / paths.MODEL_FILENAME, ns=(1, 10**18))
     assert real_voices.model_tag(str(tmp_path)) != before and before.startswith(tmp_path.name + "-")
@@ -211,7 +212,7 @@ def test_count_accuracy_tries_every_pair_of_limits_on_the_same_centres(tmp_path,
     count_accuracy = load_script("count_accuracy")
     entries = write_voices(tmp_path / "in", {"low": (110.0, 2, 1.5), "mid": (180.0, 2, 1.5), "high": (290.0, 2, 1.5)})
     listing = lists.write_list(tmp_path / "speakers", entries)
-    model = str(pretrained.shipped_model())
+    model = str(paths.shipped_model())
     limits = ["-1.01", "1.01"]
     assert count_accuracy.main(["--base", model, "--speakers", str(listing), "--mixtures", "2",
                                 "--max-cosine", *limits, "--max-cosine-many", *limits]) == 0

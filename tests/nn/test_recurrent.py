@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from conftest import require_backend
-from deepclust.nn import model as model_lib, pretrained, recurrent
+from deepclust import paths
+from deepclust.nn import model as model_lib, recurrent
 
 UNITS, FEATURES = 6, 5
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "speechocean762_2spk.wav"
@@ -121,7 +122,7 @@ def test_shipped_model_adopts_the_fused_layer_and_separates_the_same():
 
     from deepclust.separation.separator import Separator
 
-    path = pretrained.locate("pretrained")
+    path = paths.locate("pretrained")
     plain = keras.saving.load_model(path, compile=False)  # Keras's LSTM, as saved
     fused = model_lib.load(path)
     kinds = {type(layer.backward_layer) for layer in fused.layers if isinstance(layer, keras.layers.Bidirectional)}
