@@ -225,3 +225,22 @@ def test_count_accuracy_tries_every_pair_of_limits_on_the_same_centres(tmp_path,
     with pytest.raises(SystemExit):
         count_accuracy.main(["--base", model, "--corpus", str(tmp_path), "--mixture-lists", "a", "b"])
     assert "--mixture-lists goes with --speakers" in capsys.readouterr().err
+
+
+# The shipped model on the README's example (two of speechocean762's test speakers, a woman and a man): it gains
+# 11.5 dB SDR there (README, "Quick start"). A model that separates that much worse is not the one to ship.
+EXAMPLE_MIN_SDRI = 10.5
+
+
+def test_shipped_model_separates_the_readme_example_by_its_stated_sdri():
+    import soundfile as sf
+
+    from deepclust.evaluation.metrics import score
+    from deepclust.separation.separator import Separator
+
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    mixture, rate = sf.read(examples / "speechocean762_2spk.wav", dtype="float32")
+    references = np.stack([sf.read(examples / f"speechocean762_2spk_s{i}.wav", dtype="float32")[0] for i in (1, 2)])
+    separated = Separator.load("pretrained").separate(mixture, 2, sample_rate=rate)
+    result = score(references, separated.sources, mixture)
+    assert result["sdri"] >= EXAMPLE_MIN_SDRI, result
