@@ -394,7 +394,7 @@ def test_mixer_any_sources_gives_finite_features_and_one_hot_labels(k, length, l
     loudest = max(np.abs(scaled).max(), np.abs(scaled.sum(axis=0)).max())
     # Scaled together so the loudest sample is the wsj0-2mix peak; all-silent sources stay silent.
     assert loudest == pytest.approx(MIX_PEAK, rel=1e-5) if scaled.any() else loudest == 0
-    feats, labels = mixer_lib.example_from_sources(scaled, config)
+    feats, labels = mixer_lib.example_of_mixture(scaled, config)
     assert np.all(np.isfinite(feats)) and np.all(np.isfinite(labels))
     assert labels.shape == feats.shape + (config.data.max_speakers,)
     assert set(np.unique(labels)) <= {0.0, 1.0}

@@ -38,7 +38,8 @@ class FeatureConfig:
     # Per-bin loss weight: "binary" (1 per active bin, the original) or "magnitude" (Wang et al. 2018).
     weighting: str = field(default="binary", metadata=_range(choices=("binary", "magnitude")))
     # Compute the training features (STFT, log magnitude, silence, weights, labels) on the device inside
-    # the training step (deepclust/dsp/device_features.py); the host then only cuts, scales and sums waveforms.
+    # the training step (deepclust/dsp/device_features.py, from the keras.ops primitives of
+    # deepclust/dsp/features.py); the host then only cuts, scales and sums waveforms.
     on_device: bool = False
 
 
@@ -197,8 +198,15 @@ class Config:
     separate: SeparateConfig = field(default_factory=SeparateConfig)
 
     @property
+    def stft(self):
+        """The STFT settings, :class:`deepclust.dsp.features.Stft`: the features' window and hop at the audio's rate."""
+        from ..dsp.features import Stft  # here: dsp imports the config
+
+        return Stft(self.features.window_length, self.features.hop_length, self.audio.sample_rate)
+
+    @property
     def num_bins(self) -> int:
-        return self.features.window_length // 2 + 1
+        return self.stft.num_bins
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return dataclasses.asdict(self)

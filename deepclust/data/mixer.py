@@ -29,24 +29,27 @@ def map_targets(fn, targets):
     return tuple(fn(t) for t in targets) if isinstance(targets, tuple) else fn(targets)
 
 
-def example_from_sources(scaled_sources: np.ndarray, config: Config):
-    """Scaled sources (k, samples) -> (log-magnitude (T, F), labels (T, F, max_speakers)),
-    or with a mask head (log-magnitude, (labels, mask targets (T, F, max_speakers + 1)))."""
-    feats, targets = examples_from_sources(scaled_sources[None], config)
+def example_of_mixture(scaled_sources: np.ndarray, config: Config):
+    """One mixture's scaled sources (k, samples) -> (log-magnitude (T, F), labels (T, F, max_speakers)),
+    or with a mask head (log-magnitude, (labels, mask targets (T, F, max_speakers + 1))):
+    :func:`examples_of_stack` of a stack of one."""
+    feats, targets = examples_of_stack(scaled_sources[None], config)
     return feats[0], map_targets(lambda t: t[0], targets)
 
 
-def examples_from_sources(scaled_sources: np.ndarray, config: Config):
+def examples_of_stack(scaled_sources: np.ndarray, config: Config):
     """A stack of mixtures' scaled sources (B, k, samples), zero rows for absent speakers,
     -> (log-magnitude (B, T, F), labels (B, T, F, max_speakers)); with ``model.mask_head``
     the targets are (labels, mask targets (B, T, F, max_speakers + 1)), one per output.
 
     One STFT of all sources of the stack; the mixture's spectrum is their sum
-    (the STFT is linear), so it needs no transform of its own.
+    (the STFT is linear), so it needs no transform of its own. The numpy form of
+    what :class:`deepclust.dsp.device_features.SourceFeatures` computes on the device,
+    from the same primitives of :mod:`deepclust.dsp.features`.
     """
     fcfg = config.features
     gains = np.array([features.level_gain(m, fcfg) for m in scaled_sources.sum(axis=1)], np.float32)
-    source_specs = features.stft(scaled_sources * gains[:, None, None], fcfg)  # (B, k, T, F)
+    source_specs = features.stft(scaled_sources * gains[:, None, None], config.stft)  # (B, k, T, F)
     spec = source_specs.sum(axis=1)
     weights = features.bin_weights(spec, fcfg)
     labels = features.dominant_labels(source_specs, weights, config.data.max_speakers)
@@ -108,7 +111,8 @@ class Mixer:
                 f"{len(self.names)} speaker(s) available but data.min_speakers={config.data.min_speakers}; "
                 "add speakers or lower data.min_speakers."
             )
-        self.chunk_samples = features.samples_for_frames(config.data.chunk_frames, config.features)
+        self.stft = config.stft
+        self.chunk_samples = self.stft.samples_for_frames(config.data.chunk_frames)
         self.augmenter = Augmenter(config.augment, config.audio.sample_rate, base=corpus.list_file.parent)
         self.corpora = corpus_groups(self.names, config.data.corpus_weights, corpus.list_file,
                                      config.data.min_speakers)
@@ -181,8 +185,8 @@ class Mixer:
         if self.config.data.whole_utterances:
             return self.bucketed_batch(rng, size)
         frames = frames or self.config.data.chunk_frames
-        samples = features.samples_for_frames(frames, self.config.features)
-        return self._fitted(examples_from_sources(self.scaled_stack(rng, size, samples), self.config), frames)
+        samples = self.stft.samples_for_frames(frames)
+        return self._fitted(examples_of_stack(self.scaled_stack(rng, size, samples), self.config), frames)
 
     def bucketed_batch(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
         """``size`` whole-utterance mixtures of similar length, padded to their bucket's end.
@@ -191,12 +195,12 @@ class Mixer:
         their lengths do); further draws are kept if they fall in it. Only the
         choice of utterances is repeated, which costs nothing next to the STFT.
         """
-        d, fcfg = self.config.data, self.config.features
-        longest = features.samples_for_frames(d.max_frames, fcfg)
+        d = self.config.data
+        longest = self.stft.samples_for_frames(d.max_frames)
         width = d.bucket_frames
 
         def frames_of(utts):
-            return features.num_frames(min(min(self.length(u) for u in utts), longest), fcfg)
+            return self.stft.num_frames(min(min(self.length(u) for u in utts), longest))
 
         picks = [self.pick(rng)]
         bucket = (frames_of(picks[0]) - 1) // width if width else 0
@@ -212,13 +216,12 @@ class Mixer:
         frames = max(frames, max(frames_of(u) for u in picks))
         sources = [self.scaled(utts, min(min(self.length(u) for u in utts), longest), rng, augment=True)
                    for utts in picks]
-        return self._examples(sources, features.samples_for_frames(frames, fcfg), frames)
+        return self._examples(sources, self.stft.samples_for_frames(frames), frames)
 
     def source_batch(self, rng: np.random.Generator, size: int) -> np.ndarray:
         """What a batch is with features on the device: the same mixtures as :meth:`batch` draws with
         this generator, as their scaled sources (size, max_speakers, samples), zero rows for absent speakers."""
-        return self.scaled_stack(rng, size, features.samples_for_frames(self.config.data.chunk_frames,
-                                                                        self.config.features))
+        return self.scaled_stack(rng, size, self.chunk_samples)
 
     def scaled_stack(self, rng: np.random.Generator, size: int, samples: int) -> np.ndarray:
         """``size`` training mixtures of ``samples`` samples as a (size, max_speakers, samples) stack of
@@ -242,17 +245,14 @@ class Mixer:
 
     def _examples(self, sources: list[np.ndarray], samples: int, frames: int):
         """Sources of each mixture (k_i, <= samples), zero-padded into one stack -> features, labels of ``frames``."""
-        return self._fitted(examples_from_sources(self.stack(sources, samples), self.config), frames)
+        return self._fitted(examples_of_stack(self.stack(sources, samples), self.config), frames)
 
     @staticmethod
     def _fitted(examples, frames: int):
         """Features and targets of a stack, each cropped or zero-padded to ``frames`` frames."""
         feats, targets = examples
 
-        def fit(array):
-            return audio.fit_length(array, frames, axis=1)
-
-        return fit(feats), map_targets(fit, targets)
+        return features.fit_frames(feats, frames), map_targets(lambda t: features.fit_frames(t, frames), targets)
 
 
 def chunks_of(array: np.ndarray, frames: int, hop: int) -> list[np.ndarray]:
@@ -271,7 +271,7 @@ def validation_set(mixer: Mixer, config: Config):
     rng = np.random.default_rng(d.valid_seed)
     xs, ys = [], []
     for _ in range(d.valid_mixtures):
-        feats, targets = example_from_sources(mixer.draw_sources(rng, None), config)
+        feats, targets = example_of_mixture(mixer.draw_sources(rng, None), config)
         xs += chunks_of(feats, d.chunk_frames, d.chunk_hop)
         ys.append(map_targets(lambda t: chunks_of(t, d.chunk_frames, d.chunk_hop), targets))
     if config.model.mask_head:
@@ -286,7 +286,7 @@ def validation_sources(mixer: Mixer, config: Config) -> tuple[np.ndarray, np.nda
     Each chunk is level-normalised on its own (the host path normalises whole mixtures), so val_loss
     is not comparable across the two paths."""
     d, f = config.data, config.features
-    samples = features.samples_for_frames(d.chunk_frames, f)
+    samples = config.stft.samples_for_frames(d.chunk_frames)
     rng = np.random.default_rng(d.valid_seed)
     chunks = []
     for _ in range(d.valid_mixtures):

@@ -1,6 +1,12 @@
-"""Spectra: STFT / iSTFT, reconstruction from masks, log-magnitude features, silence, labels and loss weights.
+"""Spectra: the STFT settings, STFT / iSTFT, reconstruction from masks, log-magnitude features, silence,
+level, labels and loss weights; each training-feature primitive in numpy and, beside it, in ``keras.ops``.
 
 Arrays are laid out (frames, bins) = (T, F), the layout the network reads.
+:class:`Stft` holds the STFT settings and their frame arithmetic once, for
+the config, the model file and both forms. The ``*_ops`` functions are the
+numpy function of their name in ``keras.ops`` (Keras imported on first use),
+which :mod:`deepclust.dsp.device_features` computes inside the training step;
+tests/dsp/test_device_features.py checks the two forms give the same numbers.
 The STFT is scipy's ``ShortTimeFFT`` with a periodic sqrt-Hann window: its
 frames run past both ends of the signal and its inverse uses the dual window,
 so ``istft(stft(x), len(x))`` reproduces ``x`` to rounding error, first and
@@ -10,6 +16,8 @@ last samples included (the original lost its edge frames).
 from __future__ import annotations
 
 import functools
+import math
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft
@@ -25,6 +33,13 @@ from . import audio
 LOG_FLOOR = 1e-8
 
 
+def _ops():
+    """``keras.ops``, imported on first use: worker processes draw batches with this module and no Keras."""
+    from keras import ops
+
+    return ops
+
+
 @functools.lru_cache(maxsize=8)
 def stft_transform(window_length: int, hop_length: int) -> ShortTimeFFT:
     """scipy's STFT of every feature here: a periodic root-Hann window, ``hop_length`` apart (cached)."""
@@ -32,26 +47,61 @@ def stft_transform(window_length: int, hop_length: int) -> ShortTimeFFT:
     return ShortTimeFFT(window, hop=hop_length, fs=1.0, fft_mode="onesided", mfft=window_length)
 
 
-def _padded_length(num_samples: int, cfg: FeatureConfig) -> int:
-    # scipy needs at least half a window of signal; shorter signals are
-    # zero-padded to one window and cropped again after the inverse.
-    return max(int(num_samples), cfg.window_length)
+@dataclass(frozen=True)
+class Stft:
+    """The STFT settings, held once: window and hop in samples, the sample rate they count at (None
+    where only the frames matter), and what follows from them: the bins, the frames of a signal length
+    and back, and the zeros that frame a signal as scipy's ``ShortTimeFFT`` frames it (past both ends).
+
+    Built from a config (``Config.stft``), read from a model (its ``FeatureSpec`` layer's ``stft``);
+    the numpy and ``keras.ops`` features below both frame signals by it.
+    """
+
+    window_length: int = 256
+    hop_length: int = 64
+    sample_rate: int | None = None
+
+    @property
+    def num_bins(self) -> int:
+        """Frequency bins of the one-sided spectrum (FFT length = window)."""
+        return self.window_length // 2 + 1
+
+    @property
+    def transform(self) -> ShortTimeFFT:
+        return stft_transform(self.window_length, self.hop_length)
+
+    def padded_length(self, num_samples: int) -> int:
+        """scipy needs at least half a window of signal; shorter signals are zero-padded to one window
+        (and cropped again after the inverse)."""
+        return max(int(num_samples), self.window_length)
+
+    def num_frames(self, num_samples: int) -> int:
+        sft = self.transform
+        return sft.p_max(self.padded_length(num_samples)) - sft.p_min
+
+    def samples_for_frames(self, frames: int) -> int:
+        """The largest signal length whose STFT has at most ``frames`` frames."""
+        # p_max grows by one frame every hop samples; step back from an estimate.
+        n = max(1, (frames - 3) * self.hop_length)
+        while self.num_frames(n + self.hop_length) <= frames:
+            n += self.hop_length
+        while self.num_frames(n + 1) <= frames:
+            n += 1
+        return n
+
+    def padding(self, num_samples: int) -> tuple[int, int]:
+        """Zeros before and after ``num_samples`` samples so that windows every hop from the first sample
+        on are scipy's frames of them (frame p centred on sample p * hop, from p_min to p_max)."""
+        sft = self.transform
+        first, last = sft.p_min, sft.p_max(self.padded_length(num_samples))
+        start = first * sft.hop - sft.m_num_mid
+        stop = start + (last - first - 1) * sft.hop + sft.m_num
+        return -start, max(stop - int(num_samples), 0)
 
 
-def num_frames(num_samples: int, cfg: FeatureConfig) -> int:
-    sft = stft_transform(cfg.window_length, cfg.hop_length)
-    return sft.p_max(_padded_length(num_samples, cfg)) - sft.p_min
-
-
-def samples_for_frames(frames: int, cfg: FeatureConfig) -> int:
-    """The largest signal length whose STFT has at most ``frames`` frames."""
-    # p_max grows by one frame every hop samples; step back from an estimate.
-    n = max(1, (frames - 3) * cfg.hop_length)
-    while num_frames(n + cfg.hop_length, cfg) <= frames:
-        n += cfg.hop_length
-    while num_frames(n + 1, cfg) <= frames:
-        n += 1
-    return n
+def stft_settings(cfg) -> Stft:
+    """``cfg`` as :class:`Stft`: itself, or a ``FeatureConfig``'s window and hop (the features below take either)."""
+    return cfg if isinstance(cfg, Stft) else Stft(cfg.window_length, cfg.hop_length)
 
 
 def stft(signal: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
@@ -61,13 +111,10 @@ def stft(signal: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     of the whole stack at once: scipy transforms one frame per call, which made
     the STFT most of the training data pipeline's time.
     """
-    sft = stft_transform(cfg.window_length, cfg.hop_length)
+    settings = stft_settings(cfg)
+    sft = settings.transform
     signal = np.asarray(signal, dtype=np.float32)
-    n = _padded_length(signal.shape[-1], cfg)
-    first, last = sft.p_min, sft.p_max(n)  # frame indices; frame p is centred on sample p * hop
-    start = first * sft.hop - sft.m_num_mid
-    stop = start + (last - first - 1) * sft.hop + sft.m_num
-    pad = [(0, 0)] * (signal.ndim - 1) + [(-start, stop - signal.shape[-1])]
+    pad = [(0, 0)] * (signal.ndim - 1) + [settings.padding(signal.shape[-1])]
     frames = sliding_window_view(np.pad(signal, pad), sft.m_num, axis=-1)[..., ::sft.hop, :]
     # scipy's phase convention (phase_shift=0): each frame rotated so its centre sits at index 0.
     order = (np.arange(sft.m_num) + sft.m_num_mid) % sft.m_num
@@ -75,16 +122,28 @@ def stft(signal: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     return scipy.fft.rfft(frames[..., order] * window[order], n=sft.mfft, axis=-1).astype(np.complex64, copy=False)
 
 
+def stft_ops(sources, cfg):
+    """:func:`stft`'s frames in ``keras.ops``: real and imaginary parts, (..., T, F) each, of a
+    (..., samples) stack (the signal padded as scipy pads it, then ``keras.ops.stft`` without centring).
+    Magnitudes only: stft's phase rotation is left out."""
+    ops = _ops()
+    settings = stft_settings(cfg)
+    pad = [(0, 0)] * (len(sources.shape) - 1) + [settings.padding(sources.shape[-1])]
+    window = ops.convert_to_tensor(settings.transform.win.astype("float32"))
+    return ops.stft(ops.pad(sources, pad), settings.window_length, settings.hop_length, settings.window_length,
+                    window=window, center=False)
+
 def istft(spec: np.ndarray, length: int, cfg: FeatureConfig) -> np.ndarray:
     """Inverse of :func:`stft` for (T, F) or (..., T, F); returns (..., length) float32.
 
     ``ShortTimeFFT.istft``'s numbers (tested), with the overlap-add done as
     window/hop shifted sums of all frames at once instead of a loop over frames.
     """
-    sft = stft_transform(cfg.window_length, cfg.hop_length)
+    settings = stft_settings(cfg)
+    sft = settings.transform
     spec = np.asarray(spec)
-    if sft.m_num % sft.hop or sft.mfft != sft.m_num or spec.shape[-2] != num_frames(length, cfg):
-        padded = _padded_length(length, cfg)
+    if sft.m_num % sft.hop or sft.mfft != sft.m_num or spec.shape[-2] != settings.num_frames(length):
+        padded = settings.padded_length(length)
         signal = sft.istft(np.swapaxes(spec, -1, -2), k1=padded, f_axis=-2, t_axis=-1)
         return signal[..., : int(length)].astype(np.float32)
     frames = scipy.fft.irfft(spec, n=sft.mfft, axis=-1)  # (..., T, window)
@@ -119,9 +178,21 @@ def level_gain(mixture: np.ndarray, cfg: FeatureConfig) -> float:
     return float(10.0 ** (cfg.input_level_db / 20.0) / rms)
 
 
+def level_gain_ops(mixtures, cfg):
+    """:func:`level_gain` in ``keras.ops`` for a (B, samples) stack: (B, 1) gains."""
+    ops = _ops()
+    rms = ops.sqrt(ops.mean(ops.square(mixtures), axis=-1, keepdims=True))
+    target = 10.0 ** (cfg.input_level_db / 20.0)
+    return ops.where(rms < audio.SILENT_RMS, 1.0, target / ops.maximum(rms, audio.SILENT_RMS))
+
 def log_magnitude(spec: np.ndarray) -> np.ndarray:
     return np.log(np.maximum(np.abs(spec), LOG_FLOOR)).astype(np.float32)
 
+
+def log_magnitude_ops(magnitude):
+    """:func:`log_magnitude` in ``keras.ops``, from magnitudes."""
+    ops = _ops()
+    return ops.log(ops.maximum(magnitude, LOG_FLOOR))
 
 def active_bins(spec: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     """Boolean (T, F): bins within ``silence_db`` of the loudest bin of ``spec``.
@@ -133,6 +204,13 @@ def active_bins(spec: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     loudest = db.max(axis=(-2, -1), keepdims=True)
     return (db > loudest - cfg.silence_db) & (db > 20.0 * np.log10(LOG_FLOOR) + 1.0)
 
+
+def active_bins_ops(log_magnitude, cfg):
+    """:func:`active_bins` in ``keras.ops``, from natural-log magnitudes (..., T, F)."""
+    ops = _ops()
+    db = log_magnitude * (20.0 / math.log(10.0))
+    loudest = ops.max(db, axis=(-2, -1), keepdims=True)
+    return ops.logical_and(db > loudest - cfg.silence_db, db > 20.0 * math.log10(LOG_FLOOR) + 1.0)
 
 def bin_weights(spec: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     """Loss weight per bin, (T, F) float32, zero at silent bins.
@@ -148,6 +226,31 @@ def bin_weights(spec: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     mean = magnitude.sum(axis=(-2, -1), keepdims=True) / np.maximum(active.sum(axis=(-2, -1), keepdims=True), 1)
     return (magnitude / np.maximum(mean, LOG_FLOOR)).astype(np.float32)
 
+
+def bin_weights_ops(magnitude, log_magnitude, cfg):
+    """:func:`bin_weights` in ``keras.ops``, from the magnitudes and their :func:`log_magnitude_ops`."""
+    ops = _ops()
+    active = ops.cast(active_bins_ops(log_magnitude, cfg), "float32")
+    if cfg.weighting == "binary":
+        return active
+    weighted = magnitude * active
+    mean = ops.sum(weighted, axis=(-2, -1), keepdims=True) / ops.maximum(
+        ops.sum(active, axis=(-2, -1), keepdims=True), 1.0)
+    return weighted / ops.maximum(mean, LOG_FLOOR)
+
+
+def fit_frames(array: np.ndarray, frames: int) -> np.ndarray:
+    """A stack's frame axis (1) cropped or zero-padded to ``frames`` (a training chunk's length)."""
+    return audio.fit_length(array, frames, axis=1)
+
+
+def fit_frames_ops(array, frames: int):
+    """:func:`fit_frames` in ``keras.ops``."""
+    ops = _ops()
+    have = array.shape[1]
+    if have >= frames:
+        return array[:, :frames]
+    return ops.pad(array, [(0, 0), (0, frames - have)] + [(0, 0)] * (len(array.shape) - 2))
 
 IDEAL_MASKS = ("ibm", "irm")
 
@@ -195,6 +298,14 @@ def dominant_labels(source_specs: np.ndarray, weights: np.ndarray, max_speakers:
     labels = np.zeros(ibm.shape[:-3] + ibm.shape[-2:] + (max_speakers,), dtype=np.float32)
     labels[..., :k] = np.moveaxis(ibm, -3, -1)
     return labels * np.sqrt(weights)[..., None]
+
+
+def dominant_labels_ops(source_power, weights):
+    """:func:`dominant_labels` in ``keras.ops``, from each source's power |S|^2 (B, C, T, F) and the bin
+    weights (B, T, F): (B, T, F, C), one column per source row (zero rows for absent speakers never win)."""
+    ops = _ops()
+    winner = ops.argmax(source_power, axis=1)  # the loudest source of each bin (B, T, F)
+    return ops.one_hot(winner, source_power.shape[1], dtype="float32") * ops.sqrt(weights)[..., None]
 
 
 def mask_targets(source_specs: np.ndarray, spec: np.ndarray, max_speakers: int) -> np.ndarray:

@@ -283,11 +283,11 @@ def draw_separation(view: SeparationView, name: str, out: Path, *, dims: int = 2
 
 def _extent(view: SeparationView) -> tuple[float, float, float, float]:
     """imshow extent of a (T, F) image: frame t is centred at t * hop (scipy's ShortTimeFFT starts at p_min < 0)."""
-    from ..dsp.features import stft_transform
+    from ..dsp.features import stft_settings
 
     cfg, (frames, bins) = view.cfg, view.spec.shape
     hop_s = cfg.hop_length / view.rate
-    t0 = stft_transform(cfg.window_length, cfg.hop_length).p_min * hop_s
+    t0 = stft_settings(cfg).transform.p_min * hop_s
     df = view.rate / cfg.window_length
     return (t0 - hop_s / 2, t0 + (frames - 0.5) * hop_s, -df / 2, (bins - 0.5) * df)
 

@@ -103,7 +103,7 @@ def _convert_to_onnx(saved: Path, target: Path) -> None:
 def notes(model_path: Path, spec, net, written: dict[str, Path]) -> str:
     """EXPORT.md: what the exported graph takes and gives, and the steps outside it with this model's numbers."""
     dim = int(net.outputs[0].shape[-1])
-    bins = spec.window_length // 2 + 1
+    bins = spec.stft.num_bins
     files = "\n".join(f"- `{p.name}`: {'TensorFlow SavedModel' if f == 'savedmodel' else f'ONNX, opset {ONNX_OPSET}'}"
                       for f, p in written.items())
     mask_head = ("\nA second output holds the mask head's masks (batch, T, F, speaker slots).\n"

@@ -17,6 +17,7 @@ import keras
 import numpy as np
 
 from ..config import Config, FeatureConfig
+from ..dsp.features import Stft
 from . import recurrent
 from . import losses  # noqa: F401  (registers the loss for load_model)
 
@@ -34,18 +35,30 @@ class FeatureSpec(keras.layers.Layer):
     """Identity layer that records how features must be computed for this model.
 
     Keeps the model file self-describing: the separator reads the sample rate
-    and STFT settings from here instead of trusting a config given separately.
+    and STFT settings (``stft``, the :class:`~deepclust.dsp.features.Stft` a config's
+    ``Config.stft`` is) from here instead of trusting a config given separately.
+    Its saved config keys (``get_config``) are the model file format: keep them.
     """
 
     def __init__(self, sample_rate=8000, window_length=256, hop_length=64, silence_db=40.0,
                  input_level_db=-25.0, max_speakers=2, **kwargs):
         super().__init__(**kwargs)
-        self.sample_rate = int(sample_rate)
-        self.window_length = int(window_length)
-        self.hop_length = int(hop_length)
+        self.stft = Stft(int(window_length), int(hop_length), int(sample_rate))
         self.silence_db = float(silence_db)
         self.input_level_db = float(input_level_db)
         self.max_speakers = int(max_speakers)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.stft.sample_rate
+
+    @property
+    def window_length(self) -> int:
+        return self.stft.window_length
+
+    @property
+    def hop_length(self) -> int:
+        return self.stft.hop_length
 
     def call(self, inputs):
         return inputs
@@ -83,9 +96,10 @@ def build_model(config: Config, mean: np.ndarray | None = None, variance: np.nda
     regularizer = keras.regularizers.L2(m.l2) if m.l2 > 0 else None
 
     inputs = keras.Input(shape=(None, bins), name="log_magnitude")
+    stft = config.stft
     x = FeatureSpec(
-        sample_rate=config.audio.sample_rate, window_length=config.features.window_length,
-        hop_length=config.features.hop_length, silence_db=config.features.silence_db,
+        sample_rate=stft.sample_rate, window_length=stft.window_length,
+        hop_length=stft.hop_length, silence_db=config.features.silence_db,
         input_level_db=config.features.input_level_db, max_speakers=config.data.max_speakers, name=SPEC_LAYER,
     )(inputs)
     x = keras.layers.Normalization(axis=-1, mean=mean, variance=variance, name=NORMALIZATION_LAYER)(x)

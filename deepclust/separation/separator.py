@@ -140,6 +140,7 @@ class Separator:
         self.model = model
         spec = model_lib.feature_spec(model)
         self.sample_rate = spec.sample_rate
+        self.stft = spec.stft
         self.features = spec.feature_config()
         self.config = config or SeparateConfig()
         self.timings = Timings()
@@ -176,7 +177,7 @@ class Separator:
     # -- stages ---------------------------------------------------------------
     @property
     def features_bins(self) -> int:
-        return self.features.window_length // 2 + 1
+        return self.stft.num_bins
 
     @property
     def embedding_dim(self) -> int:
@@ -282,7 +283,7 @@ class Separator:
             KMeansMasker(self.config, seed)
         analysis = Analysis(segs, gain, len(signal), masker)
         per_segment = max(1, self.config.kmeans_max_bins // max(len(segs), 1))
-        bins_total = sum(features.num_frames(len(g.signal), self.features) for g in segs) * self.features_bins
+        bins_total = sum(self.stft.num_frames(len(g.signal)) for g in segs) * self.features_bins
         keep = bins_total * self.embedding_dim * 4 <= EMBEDDING_CACHE_BYTES
         rng = np.random.default_rng(seed)
         samples, where, magnitudes = [], [], []

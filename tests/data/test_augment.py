@@ -7,7 +7,6 @@ import pytest
 
 from deepclust.config import ConfigError, load_config
 from deepclust.data import augment, mixer as mixer_lib
-from deepclust.dsp import features
 
 RATE = 8000
 EVERYTHING = {"augment.speed": 0.1, "augment.vtlp": 0.1, "augment.tilt_db": 3.0, "augment.eq_db": 6.0,
@@ -153,11 +152,11 @@ def test_the_mixer_augments_training_batches_only_and_repeatably(list_folder):
     assert set(np.unique(active)) <= {0.0, 1.0} and active.mean() > 0.3  # every weighted bin has one speaker
     sources = mixer.source_batch(np.random.default_rng(1), 4)
     assert not np.allclose(sources, plain_mixer.source_batch(np.random.default_rng(1), 4))
-    host, _ = mixer_lib.examples_from_sources(sources, cfg)
+    host, _ = mixer_lib.examples_of_stack(sources, cfg)
     np.testing.assert_array_equal(host, mixer.batch(np.random.default_rng(1), 4)[0])  # one draw serves both paths
     valid, _ = mixer_lib.validation_set(mixer, cfg)
     np.testing.assert_array_equal(valid, mixer_lib.validation_set(plain_mixer, plain)[0])  # validation stays clean
-    assert features.num_frames(sources.shape[-1], cfg.features) >= feats.shape[1]
+    assert cfg.stft.num_frames(sources.shape[-1]) >= feats.shape[1]
 
 
 def test_inverted_ranges_are_refused():

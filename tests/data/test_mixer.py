@@ -228,12 +228,12 @@ def test_batched_examples_match_one_mixture_at_a_time(list_folder, tiny_config):
     stack = np.zeros((3, cfg.data.max_speakers, mixer.chunk_samples), np.float32)
     for b, sources in enumerate(drawn):
         stack[b, :len(sources)] = sources
-    feats, labels = mixer_lib.examples_from_sources(stack, cfg)
+    feats, labels = mixer_lib.examples_of_stack(stack, cfg)
     for b, sources in enumerate(drawn):
         spec = features.stft(sources.sum(0) * features.level_gain(sources.sum(0), cfg.features), cfg.features)
         # equal up to float32 rounding (which only shows in the log of bins far below the silence threshold)
         np.testing.assert_allclose(np.exp(feats[b]), np.abs(spec), atol=1e-5 * np.abs(spec).max())
-        single_feats, single_labels = mixer_lib.example_from_sources(sources, cfg)
+        single_feats, single_labels = mixer_lib.example_of_mixture(sources, cfg)
         np.testing.assert_array_equal(feats[b], single_feats)
         np.testing.assert_array_equal(labels[b], single_labels)
         assert np.all(labels[b][..., len(sources):] == 0)

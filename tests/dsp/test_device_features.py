@@ -9,14 +9,14 @@ import pytest
 from conftest import write_list_folder
 from deepclust.config import ConfigError, load_config
 from deepclust.data import mixer as mixer_lib
-from deepclust.dsp import audio, features
+from deepclust.dsp import features
 from deepclust.dsp.device_features import SourceFeatures, training_model
 
 
 def random_sources(cfg, seed=0):
     """Sources as the mixer hands them over: some speakers absent, one mixture silent at its start, one quiet."""
     rng = np.random.default_rng(seed)
-    samples = features.samples_for_frames(cfg.data.chunk_frames, cfg.features)
+    samples = cfg.stft.samples_for_frames(cfg.data.chunk_frames)
     stack = rng.standard_normal((6, cfg.data.max_speakers, samples)).astype(np.float32)
     stack *= rng.uniform(0.01, 1.0, size=(6, cfg.data.max_speakers, 1)).astype(np.float32)
     stack[0, 2:] = 0  # two speakers
@@ -27,9 +27,8 @@ def random_sources(cfg, seed=0):
 
 
 def host_examples(stack, cfg):
-    x, y = mixer_lib.examples_from_sources(stack, cfg)
-    fit = lambda a: audio.fit_length(a, cfg.data.chunk_frames, axis=1)  # noqa: E731
-    return fit(x), fit(y)
+    x, y = mixer_lib.examples_of_stack(stack, cfg)
+    return features.fit_frames(x, cfg.data.chunk_frames), features.fit_frames(y, cfg.data.chunk_frames)
 
 
 @pytest.mark.parametrize("weighting", ["binary", "magnitude"])

@@ -22,7 +22,7 @@ def test_stft_shape_and_stack():
     cfg = FeatureConfig()
     x = np.random.default_rng(0).standard_normal((3, 800)).astype(np.float32)
     spec = features.stft(x, cfg)
-    assert spec.shape == (3, features.num_frames(800, cfg), 129)
+    assert spec.shape == (3, features.Stft().num_frames(800), features.Stft().num_bins) == (3, 16, 129)
     np.testing.assert_allclose(spec[1], features.stft(x[1], cfg), atol=1e-5)
 
 
@@ -46,7 +46,7 @@ def test_istft_matches_scipy_on_any_spectrum(length, window, hop):
     # masked spectra are not STFTs of any signal: the inverse must still be scipy's
     cfg = FeatureConfig(window_length=window, hop_length=hop)
     rng = np.random.default_rng(length)
-    shape = (2, features.num_frames(length, cfg), window // 2 + 1)
+    shape = (2, features.Stft(window, hop).num_frames(length), window // 2 + 1)
     spec = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(np.complex64)
     padded = max(window, length)
     reference = features.stft_transform(window, hop).istft(np.swapaxes(spec, -1, -2), k1=padded, f_axis=-2,
@@ -74,10 +74,31 @@ def test_reconstruct_is_the_masked_mixture_inverted():
 
 
 def test_samples_for_frames_is_largest_fitting_length():
-    cfg = FeatureConfig()
+    stft = features.Stft()
     for frames in (20, 100, 400):
-        n = features.samples_for_frames(frames, cfg)
-        assert features.num_frames(n, cfg) <= frames < features.num_frames(n + 1, cfg)
+        n = stft.samples_for_frames(frames)
+        assert stft.num_frames(n) <= frames < stft.num_frames(n + 1)
+
+
+@pytest.mark.parametrize("window,hop", [(256, 64), (512, 128), (200, 64)])
+def test_stft_padding_frames_a_signal_as_scipy_does(window, hop):
+    # the one frame arithmetic of both forms: windows every hop over the padded signal are scipy's frames
+    stft = features.Stft(window, hop)
+    for length in (1, 100, window, 3001):
+        before, after = stft.padding(length)
+        assert (length + before + after - window) // hop + 1 == stft.num_frames(length)
+        assert before == stft.transform.m_num_mid - stft.transform.p_min * hop
+
+
+def test_one_stft_settings_object_for_config_features_and_model():
+    from deepclust.config import load_config
+
+    cfg = load_config("tiny")
+    assert cfg.stft == features.Stft(cfg.features.window_length, cfg.features.hop_length, cfg.audio.sample_rate)
+    assert cfg.num_bins == cfg.stft.num_bins and features.stft_settings(cfg.features) == features.Stft(
+        cfg.features.window_length, cfg.features.hop_length)
+    stft = cfg.stft
+    assert features.stft_settings(stft) is stft
 
 
 def test_silence_threshold_and_labels():

@@ -1,8 +1,10 @@
 """The shipped pretrained model: it loads and separates, separate falls back to it, export and --init work."""
 
 import importlib.util
+import json
 import os
 import shutil
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +34,15 @@ def test_the_packaged_model_loads_without_optimizer_and_separates():
     cfg = read_config_file(path.parent / paths.CONFIG_FILENAME)
     net = model_lib.load(path)
     assert path.stat().st_size < 1.2 * 4 * net.count_params()  # float32 weights alone: Adam's state would triple it
-    assert model_lib.feature_spec(net).feature_config().window_length == cfg.features.window_length
+    spec = model_lib.feature_spec(net)
+    assert spec.feature_config().window_length == cfg.features.window_length
+    # The FeatureSpec layer's saved config is the model file format: the shipped file's written back the same,
+    # its STFT settings the config's one Stft object.
+    with zipfile.ZipFile(path) as archive:
+        saved = [layer for layer in json.loads(archive.read("config.json"))["config"]["layers"]
+                 if layer["class_name"] == "FeatureSpec"]
+    assert len(saved) == 1 and spec.get_config() == saved[0]["config"]
+    assert spec.stft == cfg.stft and spec.stft.num_bins == net.input_shape[-1]
     sep = Separator.from_path(path.parent)
     rng = np.random.default_rng(0)
     mix = (rng.standard_normal(8000) * 0.05).astype(np.float32)
