@@ -233,7 +233,10 @@ class ClipBank:
         self.paths, left_out = [], list(problems)
         for p in entries:
             seconds, why = audio.readable_seconds(p)
-            self.paths.append(p) if seconds else left_out.append((str(p), why))
+            if seconds:
+                self.paths.append(p)
+            else:
+                left_out.append((str(p), why))
         if left_out:
             log.warning("%s: %d of the files %s lists left out, the first: %s: %s", key, len(left_out), path,
                         *left_out[0])
