@@ -14,6 +14,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..dsp.features import Stft
 from .values import ConfigError, toml_value, value_range as _range
 
 # The most voices in a mixture, for training and for separation alike.
@@ -200,8 +201,6 @@ class Config:
     @property
     def stft(self):
         """The STFT settings, :class:`deepclust.dsp.features.Stft`: the features' window and hop at the audio's rate."""
-        from ..dsp.features import Stft  # here: dsp imports the config
-
         return Stft(self.features.window_length, self.features.hop_length, self.audio.sample_rate)
 
     @property

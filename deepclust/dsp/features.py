@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.fft
@@ -25,8 +26,10 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy.signal import ShortTimeFFT
 from scipy.signal.windows import hann
 
-from ..config import FeatureConfig
 from . import audio
+
+if TYPE_CHECKING:  # only annotations: dsp is the layer below the config, which imports it (Config.stft)
+    from ..config import FeatureConfig
 
 # Magnitudes are floored here before the log, so digital silence gives a
 # finite feature (-18.4 in natural-log units) rather than -inf.

@@ -12,12 +12,14 @@ published files).
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from ..config import DataConfig
 from .audio import SILENT_RMS
+
+if TYPE_CHECKING:  # only annotations: dsp is the layer below the config, which imports it (Config.stft)
+    from ..config import DataConfig
 
 # wsj0-2mix scales a mixture and its sources together so that no sample of any of them exceeds this.
 MIX_PEAK = 0.9
