@@ -136,22 +136,6 @@ def test_kmeans_sample_carries_the_mixture_magnitude_of_each_bin(trained):
     np.testing.assert_allclose(analysis.sample_magnitudes, np.abs(spec)[frames, bins], rtol=1e-4)
 
 
-@pytest.mark.parametrize("total", [8001, 10 * 8000, 17 * 8000 + 3, 60 * 8000 + 17])
-def test_segments_equal_evenly_spaced_and_crossfades_sum_to_one(total):
-    length, overlap = 8 * 8000, 8000
-    segs = separator.segments(np.zeros(total, np.float32), length, overlap)
-    sizes = {len(s.signal) for s in segs}
-    assert len(sizes) == 1 and sizes.pop() <= length  # one batch through the network
-    assert len(segs) == int(np.ceil((total - overlap) / (length - overlap)))  # the fewest pieces
-    assert segs[0].start == 0 and segs[-1].start + len(segs[-1].signal) == total
-    for a, b in zip(segs, segs[1:]):
-        assert a.fade_out == b.fade_in == a.start + len(a.signal) - b.start >= overlap
-    weight = np.zeros(total)
-    for s in segs:
-        weight[s.start:s.start + len(s.signal)] += separator.crossfade(len(s.signal), s.fade_in, s.fade_out)
-    np.testing.assert_allclose(weight, 1.0, atol=1e-6)
-
-
 def test_several_inputs_out_dir_and_failures_continue(trained, tmp_path, monkeypatch, capsys):
     base, _ = trained
     write_mixture(tmp_path / "a.wav")

@@ -1,6 +1,7 @@
 """The separation stage: a trained network applied to recordings.
 
-The ``Separator`` API (audio at any rate in and out), the clustering of its
-embeddings into masks (k-means or the mask head) with the speaker count, and the
-``separate`` command's work on files.
+The ``Separator`` API (audio at any rate in and out), long signals cut into
+segments run through the network in batches and cross-faded back together, the
+clustering of the embeddings into masks (k-means or the mask head) with the
+speaker count, and the ``separate`` command's work on files.
 """

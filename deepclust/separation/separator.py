@@ -2,12 +2,14 @@
 
 One analysis path serves ``separate``, ``visualize`` and the speaker-count
 script: the file is cut into overlapping segments of ``segment_seconds``
-(bounded memory however long the file is), each segment is embedded,
-a sample of every segment's active bins is kept, the speakers are counted
-(``--num-speakers auto``) and one masker is fitted on that sample for the
-whole file (:mod:`deepclust.separation.clustering`), so speaker n is the same voice
-from start to end. Rendering then masks each segment, inverts it and
-cross-fades the segments. :meth:`Separator.separate` takes audio at any rate,
+and embedded batch by batch (:mod:`deepclust.separation.segments`: bounded
+memory however long the file is), a sample of every segment's active bins is
+kept, the speakers are counted (``--num-speakers auto``) and one masker is
+fitted on that sample for the whole file (:mod:`deepclust.separation.clustering`),
+so speaker n is the same voice from start to end. Rendering then masks each
+segment and inverts it, and the segments are cross-faded back into one signal.
+``Separator.timings`` keeps the seconds each stage took (``scripts/bench.py``
+reads them). :meth:`Separator.separate` takes audio at any rate,
 mono or (samples, channels), and gives the sources back at that rate and
 length; the ``separate`` command's work on files (:mod:`deepclust.separation.files`)
 only calls it.
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -31,19 +32,10 @@ from ..config import MAX_SPEAKERS, SeparateConfig, read_config_file
 from ..dsp import audio, features
 from ..nn import model as model_lib
 from .clustering import HeadMasker, KMeansMasker, estimate_num_speakers, normalize
+from .segments import Segment, batched, fits_cache, overlap_add, replay, split
 
 log = logging.getLogger(__name__)
 
-# Neighbouring segments overlap by this much and are cross-faded, so the
-# BLSTM sees context on both sides of every boundary.
-SEGMENT_OVERLAP_SECONDS = 1.0
-# Embeddings of a file are kept between the fitting and the masking pass up
-# to this size; longer files run the network twice instead of holding more.
-EMBEDDING_CACHE_BYTES = 256 * 2**20
-# Segments of equal length go through the network together, this many at a
-# time: enough to occupy the cores, few enough to bound memory (8 x 8 s of
-# 40-dim embeddings at 8 kHz is about 170 MB).
-SEGMENT_BATCH = 8
 # Shorter inputs are refused: a few dozen frames cannot show which bins go together.
 MIN_SECONDS = 0.25
 
@@ -77,40 +69,6 @@ class Timings(dict):
             yield
         finally:
             self[stage] = self.get(stage, 0.0) + time.perf_counter() - start
-
-
-@dataclass
-class Segment:
-    start: int  # sample offset in the file (model rate)
-    signal: np.ndarray
-    fade_in: int = 0   # samples shared with the previous segment (cross-faded)
-    fade_out: int = 0  # samples shared with the next one
-
-
-def segments(signal: np.ndarray, length: int, overlap: int) -> list[Segment]:
-    """The fewest pieces of at most ``length`` samples that cover ``signal`` with
-    neighbours overlapping by at least ``overlap``, all of one length and evenly
-    spaced: equal lengths go through the network as one batch, and no piece is
-    a short remainder (a 10 s file is two 5.5 s pieces, not 8 s + 3 s)."""
-    total = len(signal)
-    if total <= length:
-        return [Segment(0, signal)]
-    count = math.ceil((total - overlap) / (length - overlap))
-    size = min(length, math.ceil((total + (count - 1) * overlap) / count) + 1)
-    starts = [(i * (total - size)) // (count - 1) for i in range(count)]
-    shared = [starts[i] + size - starts[i + 1] for i in range(count - 1)]
-    return [Segment(start, signal[start:start + size], fade_in=shared[i - 1] if i else 0,
-                    fade_out=shared[i] if i < count - 1 else 0) for i, start in enumerate(starts)]
-
-
-def crossfade(length: int, fade_in: int, fade_out: int) -> np.ndarray:
-    """Weights for one segment: linear ramps where it overlaps its neighbours, 1 elsewhere."""
-    w = np.ones(length, np.float32)
-    if fade_in:
-        w[:fade_in] = np.linspace(0.0, 1.0, fade_in + 2, dtype=np.float32)[1:-1]
-    if fade_out:
-        w[length - fade_out:] = np.linspace(1.0, 0.0, fade_out + 2, dtype=np.float32)[1:-1]
-    return w
 
 
 @dataclass
@@ -188,34 +146,30 @@ class Separator:
         """Speaker slots of the mask head (0 without one)."""
         return int(self.model.outputs[1].shape[-1]) if model_lib.has_mask_head(self.model) else 0
 
-    def _segment_features(self, seg: Segment, gain: float):
+    def segment_features(self, seg: Segment, gain: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One segment's STFT (T, F) at level ``gain``, its log magnitude (the network's input) and its active bins."""
         with self.timings.measure("features"):
             spec = features.stft(seg.signal * gain, self.features)
             return spec, features.log_magnitude(spec), features.active_bins(spec, self.features)
 
-    def _embed_segments(self, segs: list[Segment], gain: float):
-        """Yield ``(index, spec, active, embeddings, head masks or None)`` per segment, running
-        the network on batches of equal-length segments: a batch keeps the CPU's cores (or the
-        GPU) busy where one long sequence through a BLSTM runs one frame at a time."""
-        group: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
+    def _network(self, inputs: np.ndarray) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        """Per segment of the batch ``inputs`` (B, T, F): its unit-length embeddings and its head's masks (or None)."""
+        with self.timings.measure("network"):
+            out = self.model.predict_on_batch(inputs)
+            out = out if isinstance(out, (list, tuple)) else [out]
+            batch = normalize(keras.ops.convert_to_numpy(out[0]).astype(np.float32))
+            masks = keras.ops.convert_to_numpy(out[1]).astype(np.float32) if len(out) > 1 else [None] * len(batch)
+        return list(zip(batch, masks))
 
-        def flush():
-            with self.timings.measure("network"):
-                out = self.model.predict_on_batch(np.stack([g[2] for g in group]))
-                out = out if isinstance(out, (list, tuple)) else [out]
-                batch = normalize(keras.ops.convert_to_numpy(out[0]).astype(np.float32))
-                masks = keras.ops.convert_to_numpy(out[1]).astype(np.float32) if len(out) > 1 else [None] * len(group)
-            for (i, spec, _, active), emb, mask in zip(group, batch, masks):
-                yield i, spec, active, emb, mask
-            group.clear()
+    def embed_segments(self, segs: list[Segment], gain: float):
+        """Yield ``(index, spec, active, embeddings, head masks or None)`` per segment, the network run on
+        batches of segments (:func:`segments.batched`)."""
+        def featurize(seg):
+            spec, feats, active = self.segment_features(seg, gain)
+            return feats, (spec, active)
 
-        for i, seg in enumerate(segs):
-            spec, feats, active = self._segment_features(seg, gain)
-            if group and (len(group) == SEGMENT_BATCH or group[-1][2].shape != feats.shape):
-                yield from flush()
-            group.append((i, spec, feats, active))
-        if group:
-            yield from flush()
+        for i, (spec, active), (emb, mask) in batched(segs, featurize, self._network):
+            yield i, spec, active, emb, mask
 
     def analyse(self, signal: np.ndarray, num_speakers: int | str | None = None, seed: int = 0) -> "Analysis":
         """Pass 1 of a separation: segments, embeddings, the active-bin sample, the speaker count
@@ -276,18 +230,16 @@ class Separator:
         """Embed every segment of ``signal`` (in batches of equal-length segments), keep a sample of
         ``kmeans_max_bins`` active bins spread over the file, and show each segment to the masker."""
         gain = features.level_gain(signal, self.features)
-        seg_len = max(int(self.config.segment_seconds * self.sample_rate), self.features.window_length)
-        overlap = min(int(SEGMENT_OVERLAP_SECONDS * self.sample_rate), seg_len // 4)
-        segs = segments(signal, seg_len, overlap) if signal.size else []
+        segs = split(signal, self.sample_rate, self.config.segment_seconds, self.features.window_length)
         masker = HeadMasker(self.features.hop_length) if self.config.mask == "network" else \
             KMeansMasker(self.config, seed)
         analysis = Analysis(segs, gain, len(signal), masker)
         per_segment = max(1, self.config.kmeans_max_bins // max(len(segs), 1))
         bins_total = sum(self.stft.num_frames(len(g.signal)) for g in segs) * self.features_bins
-        keep = bins_total * self.embedding_dim * 4 <= EMBEDDING_CACHE_BYTES
+        keep = fits_cache(bins_total * self.embedding_dim)
         rng = np.random.default_rng(seed)
         samples, where, magnitudes = [], [], []
-        for i, spec, active, emb, head in self._embed_segments(segs, gain):
+        for i, spec, active, emb, head in self.embed_segments(segs, gain):
             if keep:
                 analysis.cached[i] = (spec, emb, head)
             masker.observe(i, segs[i].start, segs[i].start + len(segs[i].signal), spec, head)
@@ -305,32 +257,32 @@ class Separator:
 
     def segment_masks(self, analysis: "Analysis") -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
         """Pass 2: ``(segment index, spectrum (T, F), masks (k, T, F))`` for every segment, from the
-        embeddings kept in pass 1 or, for a long file, from the network run again."""
-        if len(analysis.cached) == len(analysis.segments):
-            items = ((i, *analysis.cached.pop(i)) for i in range(len(analysis.segments)))
-        else:
-            items = ((i, spec, emb, head) for i, spec, _, emb, head in
-                     self._embed_segments(analysis.segments, analysis.gain))
-        for i, spec, emb, head in items:
+        embeddings kept in pass 1 or, for a long file, from the network run again (:func:`segments.replay`)."""
+        def rerun():
+            return ((i, spec, emb, head) for i, spec, _, emb, head in
+                    self.embed_segments(analysis.segments, analysis.gain))
+
+        for i, spec, emb, head in replay(analysis.cached, len(analysis.segments), rerun):
             with self.timings.measure("kmeans"):
                 masks = analysis.masker.masks(i, emb, head)
             yield i, spec, masks
 
     def render(self, analysis: "Analysis",
                observe: Callable[[Segment, np.ndarray, np.ndarray], None] | None = None) -> Separation:
-        """Masks, inverse STFT and cross-fade of every segment: the separated (k, samples) sources.
-        ``observe(segment, spectrum, masks)``, if given, sees each segment's masks (visualize)."""
+        """Masks and inverse STFT of every segment, cross-faded into the separated (k, samples) sources
+        (:func:`segments.overlap_add`). ``observe(segment, spectrum, masks)``, if given, sees each segment's
+        masks (visualize)."""
+        def pieces():
+            for i, spec, masks in self.segment_masks(analysis):
+                seg = analysis.segments[i]
+                if observe is not None:
+                    observe(seg, spec, masks)
+                with self.timings.measure("istft"):
+                    piece = features.reconstruct(spec, masks, len(seg.signal), self.features) / analysis.gain
+                yield seg, piece
+
         k = analysis.num_speakers
-        out = np.zeros((k, analysis.length), np.float32)
-        for i, spec, masks in self.segment_masks(analysis):
-            seg = analysis.segments[i]
-            if observe is not None:
-                observe(seg, spec, masks)
-            with self.timings.measure("istft"):
-                pieces = features.reconstruct(spec, masks, len(seg.signal), self.features) / analysis.gain
-            out[:, seg.start:seg.start + len(seg.signal)] += pieces * crossfade(len(seg.signal), seg.fade_in,
-                                                                               seg.fade_out)
-        return Separation(out, self.sample_rate, k, analysis.warnings)
+        return Separation(overlap_add(pieces(), k, analysis.length), self.sample_rate, k, analysis.warnings)
 
     def _checked_count(self, num_speakers) -> int:
         if isinstance(num_speakers, bool) or not isinstance(num_speakers, (int, np.integer)) \

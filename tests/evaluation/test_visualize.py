@@ -89,13 +89,13 @@ class OracleSeparator:
 
         def embed_segments(segs, gain):
             for i, seg in enumerate(segs):
-                spec, _, active = oracle._segment_features(seg, gain)
+                spec, _, active = oracle.segment_features(seg, gain)
                 parts = sources[:, seg.start:seg.start + len(seg.signal)] * gain
                 winner = np.argmax(np.abs(features.stft(parts, oracle.features)), axis=0)
                 emb = np.eye(oracle.embedding_dim, dtype=np.float32)[winner]
                 yield i, spec, active, emb, None
 
-        oracle._embed_segments = embed_segments
+        oracle.embed_segments = embed_segments
         return oracle
 
 
