@@ -7,6 +7,7 @@ either raises :class:`~deepclust.config.values.ConfigError` naming the key.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import sys
@@ -128,11 +129,13 @@ def load_config(name_or_path: str | Path | None = None, overrides: dict[str, Any
             raise ConfigError(f"{path}: not valid TOML ({exc}); fix the syntax at the position shown.") from None
         _apply(config, data, str(path))
     if overrides:
-        apply_overrides(config, overrides)
+        config = apply_overrides(config, overrides)
     return validate(config, str(name_or_path) if name_or_path else "config")
 
 
 def apply_overrides(config: Config, overrides: dict[str, Any], source: str = "override") -> Config:
+    """A new config: ``config`` (left as it is) with ``overrides``, dotted keys to values, applied and checked."""
+    config = copy.deepcopy(config)
     nested: dict[str, dict[str, Any]] = {}
     for dotted, value in overrides.items():
         if "." not in dotted:

@@ -100,7 +100,7 @@ def resolve_run_config(base: Path, config: str | Path | None, overrides: dict[st
     saved_path = base / CONFIG_FILENAME
     saved = read_config_file(saved_path) if saved_path.is_file() else None
     if config is None and saved is not None:
-        resolved = apply_overrides(read_config_file(saved_path), overrides) if overrides else saved
+        resolved = apply_overrides(saved, overrides) if overrides else saved
     else:
         resolved = load_config(config if config is not None else DEFAULT_CONFIG, overrides)
     state = cb.latest_state(base / STATE_DIRNAME)

@@ -84,6 +84,16 @@ def test_overrides_and_round_trip(tmp_path):
         load_config("no-such-config")
 
 
+def test_overrides_give_a_new_config_and_leave_the_one_given_as_it_was():
+    from deepclust.config import apply_overrides
+
+    saved = load_config("tiny")
+    before = saved.to_dict()
+    changed = apply_overrides(saved, {"train.epochs": 9, "data.corpus_weights": {"a": 1.0}})
+    assert changed.train.epochs == 9 and changed.data.corpus_weights == {"a": 1.0}
+    assert saved.to_dict() == before  # what a resumed run compares its new config with
+
+
 def test_retired_key_in_an_old_config_is_skipped_with_a_warning(tmp_path, caplog):
     # config.toml saved beside a model by an earlier version must still load
     path = tmp_path / "config.toml"
