@@ -64,7 +64,7 @@ ON_DEVICE_UNSUPPORTED = (
 )
 
 
-# What the multi-worker loop (deepclust/training/distribute.py) cannot run: it fixes one batch shape and scores one loss.
+# What the multi-worker loop (deepclust/training/tf_strategy.py) cannot run: it fixes one batch shape and scores one loss.
 MULTIWORKER_UNSUPPORTED = (
     ("model", "mask_head", "the mask head's second loss (Chimera++) runs under fit: use one machine or "
                            "--distribute mirrored"),

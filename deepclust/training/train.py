@@ -34,7 +34,9 @@ from ..nn import model as model_lib, pretrained
 from ..nn.losses import DeepClusteringLoss, MaskInferenceLoss, PackedDeepClusteringLoss
 from .. import paths
 from ..paths import CONFIG_FILENAME, HISTORY_FILENAME, MODEL_FILENAME, STATE_DIRNAME, TRAIN_LIST, VALID_LIST
-from . import callbacks as cb, history_csv, parallel, runlock
+from . import callbacks as cb, history_csv, runlock
+from .state import RunState, TrainingState, atomic_save_model, latest_state
+from .strategy import strategy
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +105,7 @@ def resolve_run_config(base: Path, config: str | Path | None, overrides: dict[st
         resolved = apply_overrides(saved, overrides) if overrides else saved
     else:
         resolved = load_config(config if config is not None else DEFAULT_CONFIG, overrides)
-    state = cb.latest_state(base / STATE_DIRNAME)
+    state = latest_state(base / STATE_DIRNAME)
     if saved is not None and state is not None:
         old, new = saved.to_dict(), resolved.to_dict()
         changed = [f"{s}.{k}: {old[s][k]!r} -> {new[s][k]!r}" for s in ARCHITECTURE_SECTIONS for k in old[s]
@@ -128,12 +130,12 @@ def train(
     """Train on ``base/train``, validate on ``base/valid``, write into ``base``; resume if a state is there.
 
     ``distribute``: None (one device), ``"mirrored"`` (all local devices; TensorFlow or JAX) or
-    ``"multiworker"`` (the cluster in ``TF_CONFIG``; TensorFlow); see :mod:`deepclust.training.parallel`.
+    ``"multiworker"`` (the cluster in ``TF_CONFIG``; TensorFlow); see :mod:`deepclust.training.strategy`.
     ``train.batch_size`` is then the global batch. ``callbacks``: extra Keras callbacks, run after the built-in ones.
     """
     base = Path(base)
     # First: multi-worker collectives must be set up before any other op.
-    dist = parallel.strategy(distribute) if distribute else None
+    dist = strategy(distribute) if distribute else None
     try:
         cfg = validate_distribution(resolve_run_config(base, config, overrides), distribute)
         with dist.output_folder(base, STATE_DIRNAME) if dist else contextlib.nullcontext(base) as out:
@@ -232,14 +234,14 @@ def load_mixers(base: Path, cfg: Config, progress: bool) -> tuple[Mixer, Mixer]:
     return mixers[0], mixers[1]
 
 
-def open_run_folder(out: Path, cfg: Config) -> cb.RunState:
+def open_run_folder(out: Path, cfg: Config) -> RunState:
     """Make ``out`` ready for this run: leftovers of killed writes removed, the resolved config
     saved, the resume state read, history rows of epochs the run will redo dropped."""
     out.mkdir(parents=True, exist_ok=True)
     for folder in (out, out / STATE_DIRNAME):
         atomic.remove_stale_temporaries(folder)
     atomic.write_text(out / CONFIG_FILENAME, cfg.to_toml())
-    run = cb.RunState.load(out / STATE_DIRNAME)
+    run = RunState.load(out / STATE_DIRNAME)
     history_csv.trim(out / HISTORY_FILENAME, run.epoch)
     return run
 
@@ -258,11 +260,11 @@ class RunCallbacks:
     early: keras.callbacks.EarlyStopping | None
     curriculum: cb.ChunkCurriculum | None
     history: keras.callbacks.CSVLogger
-    state: cb.TrainingState
+    state: TrainingState
     extra: list
 
     @classmethod
-    def build(cls, cfg: Config, out: Path, run: cb.RunState, dataset: MixtureDataset, extra: list,
+    def build(cls, cfg: Config, out: Path, run: RunState, dataset: MixtureDataset, extra: list,
               net: keras.Model | None = None):
         """``net``: the model BestModel saves (default: the model fit trains)."""
         t, d = cfg.train, cfg.data
@@ -284,7 +286,7 @@ class RunCallbacks:
                 seconds=parse_duration(t.time_limit) if t.time_limit else None, epochs=t.epochs),
             early=keras.callbacks.EarlyStopping(monitor="val_loss", patience=t.patience) if t.patience else None,
             curriculum=curriculum, history=keras.callbacks.CSVLogger(str(out / HISTORY_FILENAME), append=True),
-            state=cb.TrainingState(run), extra=list(extra))
+            state=TrainingState(run), extra=list(extra))
 
     def ordered(self) -> list[keras.callbacks.Callback]:
         """BestModel before TrainingState: the state saved at an epoch's end must already know whether
@@ -305,7 +307,7 @@ class RunCallbacks:
         return "completed"
 
 
-def fit_phases(fit, dataset: MixtureDataset, validation, cfg: Config, run: cb.RunState,
+def fit_phases(fit, dataset: MixtureDataset, validation, cfg: Config, run: RunState,
                callbacks: RunCallbacks, verbose) -> str:
     """Run ``fit`` once per phase still to train: the short-chunk phase, then (with a chunk-length
     curriculum) the long-chunk phase, each resuming from the state the one before saved last.
@@ -340,7 +342,7 @@ def fit_phases(fit, dataset: MixtureDataset, validation, cfg: Config, run: cb.Ru
     return callbacks.stopped()
 
 
-def finish(net: keras.Model, base: Path, out: Path, run: cb.RunState, callbacks: RunCallbacks,
+def finish(net: keras.Model, base: Path, out: Path, run: RunState, callbacks: RunCallbacks,
            stopped: str) -> TrainResult:
     """Leave a usable model behind whatever happened, log and return the result."""
     if stopped == "nan":
@@ -348,7 +350,7 @@ def finish(net: keras.Model, base: Path, out: Path, run: cb.RunState, callbacks:
                   "lower train.learning_rate or train.clipnorm and run again.", base / MODEL_FILENAME)
     elif not (out / MODEL_FILENAME).is_file():
         # No validation improvement was ever recorded (e.g. stopped before the first epoch ended).
-        cb.atomic_save_model(net, out / MODEL_FILENAME)
+        atomic_save_model(net, out / MODEL_FILENAME)
     rate = callbacks.throughput.rate
     result = TrainResult(base / MODEL_FILENAME, run.epoch, run.best, run.clock.elapsed, rate, stopped)
     log.info("training %s after %d epochs (%.0f s); best val_loss %.4f; %.0f frames/s; model: %s",
