@@ -65,6 +65,24 @@ def test_rerun_resumes_instead_of_starting_over(trained, monkeypatch):
     assert drawn and min(epoch for epoch, _ in drawn) == 2
 
 
+def test_a_resumed_run_goes_on_from_the_saved_best_and_training_seconds(trained):
+    """The resumed run's best model is kept unless beaten, and its training seconds count on from the state's."""
+    import json
+
+    base, _ = trained
+    saved = base / "checkpoints" / "epoch-000002.json"
+    meta = json.loads(saved.read_text())
+    meta.update(best=1e-9, step_seconds=1000.0)  # a best no epoch beats, seconds no epoch reaches alone
+    saved.write_text(json.dumps(meta))
+    model = (base / "model.keras").read_bytes()
+    result = train(base, None, {"train.epochs": 3}, verbose=0)
+    assert result.epochs_done == 3 and result.best_val_loss == 1e-9
+    assert (base / "model.keras").read_bytes() == model  # not replaced by a worse epoch
+    meta = json.loads((base / "checkpoints" / "epoch-000003.json").read_text())
+    row = list(csv.DictReader(open(base / "history.csv")))[-1]
+    assert meta["best"] == 1e-9 and 1000.0 < meta["step_seconds"] == pytest.approx(float(row["train_seconds"]))
+
+
 def test_resume_with_other_architecture_is_refused(trained):
     base, _ = trained
     with pytest.raises(ConfigError, match="model.lstm_units: 8 -> 9"):

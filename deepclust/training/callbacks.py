@@ -16,18 +16,20 @@ from pathlib import Path
 
 import keras
 
-from .state import Clock, RunState, atomic_save_model, finite
+from .state import Clock, atomic_save_model, finite
 
 log = logging.getLogger(__name__)
 
 
 class BestModel(keras.callbacks.Callback):
-    """Save the model atomically to ``path`` whenever ``monitor`` improves on ``run.best``."""
+    """Save the model atomically to ``path`` whenever ``monitor`` improves on ``best``, the best value
+    so far: a resumed run's (``RunState.best``) to begin with, then this one's (which the state saves)."""
 
-    def __init__(self, path: str | Path, run: RunState, monitor: str = "val_loss", save: keras.Model | None = None):
+    def __init__(self, path: str | Path, best: float = math.inf, monitor: str = "val_loss",
+                 save: keras.Model | None = None):
         super().__init__()
         self.path = Path(path)
-        self.run = run
+        self.best = float(best)
         self.monitor = monitor
         self.to_save = save  # the model to save, when it is not the one fit trains (features on the device)
 
@@ -35,8 +37,8 @@ class BestModel(keras.callbacks.Callback):
         value = (logs or {}).get(self.monitor)
         if value is None or not math.isfinite(float(value)):
             return
-        if float(value) < self.run.best:
-            self.run.best = float(value)
+        if float(value) < self.best:
+            self.best = float(value)
             atomic_save_model(self.to_save or self.model, self.path)
             log.info("epoch %d: %s improved to %.5f, saved %s", epoch + 1, self.monitor, value, self.path)
 
@@ -153,15 +155,15 @@ class LearningRateSchedule(keras.callbacks.Callback):
 
 class Throughput(keras.callbacks.Callback):
     """Training frames per second, measured over whole steps (validation excluded); logged per epoch
-    with the training seconds and the learning rate. With a ``run``, the training seconds go on from
-    those of the run's earlier sessions (``RunState.step_seconds``) and are kept in it for the state."""
+    with the training seconds and the learning rate. The training seconds (``train_seconds``) go on
+    from ``before``, those of the run's earlier sessions (``RunState.step_seconds``); the state takes
+    them from the epoch's logs."""
 
-    def __init__(self, frames_per_step: int | None = None, dataset=None, run: RunState | None = None):
+    def __init__(self, frames_per_step: int | None = None, dataset=None, before: float = 0.0):
         super().__init__()
         self._frames_per_step = frames_per_step
         self.dataset = dataset  # batches of varying length: frames per step as the dataset handed them out
-        self.run = run
-        self._before = 0.0  # step seconds of the run's earlier sessions
+        self.before = float(before)
         self.steps = 0
         self.seconds = 0.0
         self._t = None
@@ -169,7 +171,6 @@ class Throughput(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._warm = False
-        self._before = self.run.step_seconds if self.run is not None else 0.0
 
     def on_train_batch_begin(self, batch, logs=None):
         self._t = time.perf_counter()
@@ -182,11 +183,8 @@ class Throughput(keras.callbacks.Callback):
         self._warm = True
 
     def on_epoch_end(self, epoch, logs=None):
-        total = self._before + self.seconds
-        if self.run is not None:
-            self.run.step_seconds = total
         if logs is not None:
-            logs["train_seconds"] = total
+            logs["train_seconds"] = self.before + self.seconds
             logs["frames_per_second"] = self.rate
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 

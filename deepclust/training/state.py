@@ -83,10 +83,11 @@ def latest_state(directory: str | Path) -> tuple[int, Path, dict] | None:
 
 @dataclass
 class RunState:
-    """What a run carries across resumes; one owner, read once when training starts.
+    """What a run carries across resumes: read once when training starts, written by
+    :class:`TrainingState` alone, at every save (the callbacks are given their starting values).
 
     ``epoch`` is the number of epochs done (the next epoch to train), ``best``
-    the best validation loss so far, ``clock`` the training time across
+    the best validation loss saved, ``clock`` the training time across
     resumes, ``weights`` the saved state to restore (None for a new run) and
     ``saved_seconds`` the training time recorded with it, ``step_seconds`` the time spent in
     training steps alone (validation excluded) across resumes, what history.csv's train_seconds shows.
@@ -120,11 +121,17 @@ class TrainingState(keras.callbacks.Callback):
     ``epoch-NNNNNN.weights.h5``; the metadata (best validation loss, training
     seconds) follows as ``epoch-NNNNNN.json``. A state counts only when both
     exist, so a kill at any moment leaves the previous complete state usable.
+
+    It is the one writer of ``run``: at every save it records the best validation loss that
+    ``best`` holds (:class:`deepclust.training.callbacks.BestModel`, which runs before it) and
+    the training-step seconds of the epoch's logs (``train_seconds``, put there by
+    :class:`deepclust.training.callbacks.Throughput`); without them the run's values stay.
     """
 
-    def __init__(self, run: RunState):
+    def __init__(self, run: RunState, best=None):
         super().__init__()
         self.run = run
+        self.best = best
 
     def on_train_begin(self, logs=None):
         run = self.run
@@ -154,15 +161,18 @@ class TrainingState(keras.callbacks.Callback):
             log.warning("epoch %d ended with loss %s, val_loss %s or non-finite weights; training state not saved",
                         epoch + 1, logs.get("loss"), logs.get("val_loss"))
             return
-        self.save(epoch + 1)
+        self.save(epoch + 1, logs)
 
-    def save(self, epochs_done: int) -> None:
+    def save(self, epochs_done: int, logs: dict | None = None) -> None:
         run = self.run
         run.directory.mkdir(parents=True, exist_ok=True)
         name = f"epoch-{epochs_done:06d}"
         with atomic.replacing(run.directory / f"{name}.weights.h5", suffix=".weights.h5") as tmp:
             self.model.save_weights(tmp, overwrite=True)
         run.epoch, run.weights, run.saved_seconds = epochs_done, run.directory / f"{name}.weights.h5", run.clock.elapsed
+        run.step_seconds = float((logs or {}).get("train_seconds", run.step_seconds))
+        if self.best is not None:
+            run.best = self.best.best
         meta = {"epoch": epochs_done, "elapsed_seconds": run.saved_seconds, "step_seconds": run.step_seconds,
                 "best": run.best if math.isfinite(run.best) else None}
         atomic.write_text(run.directory / f"{name}.json", json.dumps(meta))

@@ -266,8 +266,10 @@ class RunCallbacks:
     @classmethod
     def build(cls, cfg: Config, out: Path, run: RunState, dataset: MixtureDataset, extra: list,
               net: keras.Model | None = None):
-        """``net``: the model BestModel saves (default: the model fit trains)."""
+        """The callbacks of a run that starts from ``run`` (a resumed run's best and training seconds go
+        on from its state). ``net``: the model BestModel saves (default: the model fit trains)."""
         t, d = cfg.train, cfg.data
+        best = cb.BestModel(out / MODEL_FILENAME, run.best, save=net)
         varying = d.whole_utterances or d.long_chunk_frames  # frames per step vary: count what was served
         curriculum = None
         if d.long_chunk_frames:  # the switch: a share of train.time_limit, else of train.epochs
@@ -275,8 +277,9 @@ class RunCallbacks:
                           if t.time_limit else
                           cb.ChunkCurriculum(run.clock, after_epoch=math.ceil(d.long_chunk_from * t.epochs)))
         return cls(
-            best=cb.BestModel(out / MODEL_FILENAME, run, save=net), sync=cb.EpochSync(dataset),
-            throughput=cb.Throughput(None if varying else t.batch_size * d.chunk_frames, dataset=dataset, run=run),
+            best=best, sync=cb.EpochSync(dataset),
+            throughput=cb.Throughput(None if varying else t.batch_size * d.chunk_frames, dataset=dataset,
+                                     before=run.step_seconds),
             stop_nan=cb.StopOnNaN(),
             time_limit=cb.TimeLimit(parse_duration(t.time_limit), run.clock) if t.time_limit else None,
             lr_plateau=keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=t.lr_factor,
@@ -286,12 +289,13 @@ class RunCallbacks:
                 seconds=parse_duration(t.time_limit) if t.time_limit else None, epochs=t.epochs),
             early=keras.callbacks.EarlyStopping(monitor="val_loss", patience=t.patience) if t.patience else None,
             curriculum=curriculum, history=keras.callbacks.CSVLogger(str(out / HISTORY_FILENAME), append=True),
-            state=TrainingState(run), extra=list(extra))
+            state=TrainingState(run, best), extra=list(extra))
 
     def ordered(self) -> list[keras.callbacks.Callback]:
-        """BestModel before TrainingState: the state saved at an epoch's end must already know whether
-        that epoch was the best. TrainingState last, after the history row: a kill between the two
-        leaves a row that the resumed run drops (history_csv.trim) and redoes, rather than a missing row."""
+        """BestModel and Throughput before TrainingState: the state saved at an epoch's end must already
+        know whether that epoch was the best, and its training seconds (in the epoch's logs). TrainingState
+        last, after the history row: a kill between the two leaves a row that the resumed run drops
+        (history_csv.trim) and redoes, rather than a missing row."""
         named = [self.best, self.sync, self.throughput, self.stop_nan, self.time_limit, self.lr_plateau, self.lr_schedule,
                  self.early, self.curriculum, self.history, self.state]
         return [c for c in named if c is not None] + self.extra
@@ -351,10 +355,10 @@ def finish(net: keras.Model, base: Path, out: Path, run: RunState, callbacks: Ru
     elif not (out / MODEL_FILENAME).is_file():
         # No validation improvement was ever recorded (e.g. stopped before the first epoch ended).
         atomic_save_model(net, out / MODEL_FILENAME)
-    rate = callbacks.throughput.rate
-    result = TrainResult(base / MODEL_FILENAME, run.epoch, run.best, run.clock.elapsed, rate, stopped)
+    rate, best = callbacks.throughput.rate, callbacks.best.best  # the best of model.keras, saved or not in a state
+    result = TrainResult(base / MODEL_FILENAME, run.epoch, best, run.clock.elapsed, rate, stopped)
     log.info("training %s after %d epochs (%.0f s); best val_loss %.4f; %.0f frames/s; model: %s",
-             stopped, run.epoch, run.clock.elapsed, run.best if math.isfinite(run.best) else float("nan"),
+             stopped, run.epoch, run.clock.elapsed, best if math.isfinite(best) else float("nan"),
              rate, result.model_path)
     return result
 

@@ -1,5 +1,6 @@
 """The run's resume state: the newest complete state is the one resumed from; saved atomically, pruned,
-read back the same; an epoch with a NaN leaves the previous state as it was."""
+read back the same, with the best loss and training seconds the other callbacks report; an epoch with
+a NaN leaves the previous state as it was."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import math
 import keras
 import numpy as np
 
-from deepclust.training import state as run_state
+from deepclust.training import callbacks as cb, state as run_state
 
 
 def write_state(folder, epoch: int, meta: dict | None = None, weights: bytes = b"w") -> None:
@@ -65,3 +66,27 @@ def test_an_epoch_ending_with_non_finite_weights_saves_no_state(tmp_path):
     state.on_epoch_end(1, {"loss": 1.0, "val_loss": 1.0})
     state.on_epoch_end(1, {"loss": math.nan})
     assert run.epoch == 1 and run_state.latest_state(folder)[0] == 1
+
+
+def test_the_state_records_the_best_loss_and_training_seconds_the_other_callbacks_report(tmp_path):
+    """TrainingState is the run's one writer: it takes the best from BestModel and the training
+    seconds from the epoch's logs (Throughput's), and keeps the run's where there are none."""
+    folder = tmp_path / "checkpoints"
+    write_state(folder, 1, {"epoch": 1, "elapsed_seconds": 5.0, "step_seconds": 4.0, "best": 0.5})
+    run = run_state.RunState.load(folder)
+    best = cb.BestModel(tmp_path / "model.keras", run.best)
+    state = run_state.TrainingState(run, best)
+    net = tiny_model()
+    for callback in (best, state):
+        callback.set_model(net)
+    worse = {"loss": 1.0, "val_loss": 0.75, "train_seconds": 6.5}
+    for callback in (best, state):  # the order of RunCallbacks.ordered()
+        callback.on_epoch_end(1, worse)
+    meta = json.loads((folder / "epoch-000002.json").read_text())
+    assert (meta["best"], meta["step_seconds"]) == (0.5, 6.5) and not (tmp_path / "model.keras").exists()
+    better = {"loss": 1.0, "val_loss": 0.25}  # no train_seconds logged: the run's stay
+    for callback in (best, state):
+        callback.on_epoch_end(2, better)
+    meta = json.loads((folder / "epoch-000003.json").read_text())
+    assert (meta["best"], meta["step_seconds"]) == (0.25, 6.5) and (tmp_path / "model.keras").is_file()
+    assert (run.epoch, run.best, run.step_seconds) == (3, 0.25, 6.5)
