@@ -3,8 +3,12 @@
 - :class:`BestModel` writes ``model.keras`` atomically when validation loss improves.
 - :class:`TimeLimit` stops cleanly when the training-time budget is spent.
 - :class:`EpochSync` tells the dataset which epoch it draws (its only writer).
-- :class:`ChunkCurriculum` ends the short-chunk phase of a chunk-length curriculum.
-- :class:`StopOnNaN` and :class:`Throughput`.
+- :class:`LearningRateSchedule` sets the rate from the share of the budget spent (:func:`scheduled_rate`).
+- :class:`Throughput` measures frames per second and puts the training seconds in the epoch's logs.
+- :class:`StopOnNaN` stops at a NaN or infinite loss.
+
+A resumed run's values reach them when they are built; what the state records of them it takes
+from BestModel and the epoch's logs (:class:`~deepclust.training.state.TrainingState`, its one writer).
 """
 
 from __future__ import annotations
@@ -84,35 +88,6 @@ class EpochSync(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.start(epoch)
-
-
-class ChunkCurriculum(keras.callbacks.Callback):
-    """Ends the short-chunk phase of a chunk-length curriculum (DPCL++: 100 frames, then 400).
-
-    At the end of the first epoch at which ``after_seconds`` of training time
-    (across resumes) or ``after_epoch`` epochs have passed, it stops ``fit``:
-    the epoch's state and best model are saved as usual, and the caller starts
-    the long-chunk phase as a new ``fit`` that resumes from that state (a new
-    ``fit``, because Keras fixes the batch shape a dataset may have when ``fit``
-    begins).
-    """
-
-    def __init__(self, clock: Clock, after_seconds: float | None = None, after_epoch: int | None = None):
-        super().__init__()
-        self.clock = clock
-        self.after_seconds = after_seconds
-        self.after_epoch = after_epoch
-        self.switched = False
-
-    def due(self, epochs_done: int) -> bool:
-        if self.after_seconds is not None:
-            return self.clock.elapsed >= self.after_seconds
-        return self.after_epoch is not None and epochs_done >= self.after_epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        if not self.switched and self.due(epoch + 1):
-            self.switched = True
-            self.model.stop_training = True
 
 
 def scheduled_rate(progress: float, peak: float, kind: str, warmup: float, floor: float) -> float:

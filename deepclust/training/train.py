@@ -197,7 +197,7 @@ def _train_held(base: Path, out: Path, cfg: Config, verbose, dist, extra_callbac
             pretrained.load_initial_weights(net, init, cfg.train.init)
         callbacks = RunCallbacks.build(cfg, out, run, dataset, extra_callbacks, net)
         fit = trained.fit if dist is None else (lambda d, **kw: dist.fit(trained, d, **kw))
-        stopped = fit_phases(fit, dataset, validation, cfg, run, callbacks, verbose)
+        stopped = fit_run(fit, dataset, validation, cfg, run, callbacks, verbose)
     finally:
         dataset.close()  # the worker processes
     return finish(net, base, out, run, callbacks, stopped)
@@ -258,7 +258,6 @@ class RunCallbacks:
     lr_plateau: keras.callbacks.ReduceLROnPlateau | None
     lr_schedule: cb.LearningRateSchedule | None
     early: keras.callbacks.EarlyStopping | None
-    curriculum: cb.ChunkCurriculum | None
     history: keras.callbacks.CSVLogger
     state: TrainingState
     extra: list
@@ -270,12 +269,7 @@ class RunCallbacks:
         on from its state). ``net``: the model BestModel saves (default: the model fit trains)."""
         t, d = cfg.train, cfg.data
         best = cb.BestModel(out / MODEL_FILENAME, run.best, save=net)
-        varying = d.whole_utterances or d.long_chunk_frames  # frames per step vary: count what was served
-        curriculum = None
-        if d.long_chunk_frames:  # the switch: a share of train.time_limit, else of train.epochs
-            curriculum = (cb.ChunkCurriculum(run.clock, after_seconds=d.long_chunk_from * parse_duration(t.time_limit))
-                          if t.time_limit else
-                          cb.ChunkCurriculum(run.clock, after_epoch=math.ceil(d.long_chunk_from * t.epochs)))
+        varying = d.whole_utterances  # frames per step vary: count what was served
         return cls(
             best=best, sync=cb.EpochSync(dataset),
             throughput=cb.Throughput(None if varying else t.batch_size * d.chunk_frames, dataset=dataset,
@@ -288,7 +282,7 @@ class RunCallbacks:
                 t.learning_rate, t.lr_schedule, t.lr_warmup, t.lr_floor, run.clock,
                 seconds=parse_duration(t.time_limit) if t.time_limit else None, epochs=t.epochs),
             early=keras.callbacks.EarlyStopping(monitor="val_loss", patience=t.patience) if t.patience else None,
-            curriculum=curriculum, history=keras.callbacks.CSVLogger(str(out / HISTORY_FILENAME), append=True),
+            history=keras.callbacks.CSVLogger(str(out / HISTORY_FILENAME), append=True),
             state=TrainingState(run, best), extra=list(extra))
 
     def ordered(self) -> list[keras.callbacks.Callback]:
@@ -297,7 +291,7 @@ class RunCallbacks:
         last, after the history row: a kill between the two leaves a row that the resumed run drops
         (history_csv.trim) and redoes, rather than a missing row."""
         named = [self.best, self.sync, self.throughput, self.stop_nan, self.time_limit, self.lr_plateau, self.lr_schedule,
-                 self.early, self.curriculum, self.history, self.state]
+                 self.early, self.history, self.state]
         return [c for c in named if c is not None] + self.extra
 
     def stopped(self) -> str:
@@ -311,34 +305,21 @@ class RunCallbacks:
         return "completed"
 
 
-def fit_phases(fit, dataset: MixtureDataset, validation, cfg: Config, run: RunState,
-               callbacks: RunCallbacks, verbose) -> str:
-    """Run ``fit`` once per phase still to train: the short-chunk phase, then (with a chunk-length
-    curriculum) the long-chunk phase, each resuming from the state the one before saved last.
-    Returns why training stopped ("completed", "time limit", ... or "interrupted")."""
-    phases = [None] if callbacks.curriculum is None else [None, "long"]
-    if callbacks.curriculum is not None and run.weights is not None and callbacks.curriculum.due(run.epoch):
-        phases = ["long"]  # resumed past the switch
-        callbacks.curriculum.switched = True
+def fit_run(fit, dataset: MixtureDataset, validation, cfg: Config, run: RunState,
+            callbacks: RunCallbacks, verbose) -> str:
+    """Run ``fit`` once, from the epoch the run's state is at. Returns why training stopped
+    ("completed", "time limit", ... or "interrupted")."""
     if verbose == "auto":  # a progress bar on a terminal; in a log one line per epoch, without colour codes
         verbose = 1 if sys.stdout.isatty() else 2
-    fit_args = dict(validation_data=validation, batch_size=cfg.train.batch_size, epochs=cfg.train.epochs,
-                    callbacks=callbacks.ordered(), verbose=verbose)
+    if callbacks.time_limit is not None and callbacks.time_limit.spent():
+        # Keras would still run one batch and a validation before a callback could stop it.
+        log.info("the time limit (%s) is spent; nothing more to do", cfg.train.time_limit)
+        return callbacks.stopped()
     try:
         with sigterm_interrupts():
-            for phase in phases:
-                if callbacks.time_limit is not None and callbacks.time_limit.spent():
-                    # Keras would still run one batch and a validation before a callback could stop it.
-                    log.info("the time limit (%s) is spent; nothing more to do", cfg.train.time_limit)
-                    break
-                if phase == "long":
-                    dataset.long_from_epoch = run.epoch
-                    log.info("epoch %d: chunk curriculum: %d-frame chunks, %d per batch, from now on",
-                             run.epoch + 1, cfg.data.long_chunk_frames, dataset.long_batch_size)
-                callbacks.sync.start(run.epoch)  # the batches fit draws to learn shapes: this epoch's
-                fit(dataset, **fit_args)
-                if callbacks.stopped() != "completed" or (callbacks.curriculum and not callbacks.curriculum.switched):
-                    break
+            callbacks.sync.start(run.epoch)  # the batches fit draws to learn shapes: this epoch's
+            fit(dataset, validation_data=validation, batch_size=cfg.train.batch_size, epochs=cfg.train.epochs,
+                callbacks=callbacks.ordered(), verbose=verbose)
     except KeyboardInterrupt:
         log.warning("interrupted: the last completed epoch is saved in %s; run the same command to resume",
                     run.directory)
