@@ -21,7 +21,7 @@
 A step whose output is there is not run again, so a killed build resumes where it stopped.
 
 ``--gpu`` trains the GPU recipe instead: the same config with :data:`GPU_RECIPE` on top (a larger network,
-larger batches, long chunks in the second half), what the GPU sessions of RESULTS.md prepared; pass it with
+larger batches), what the GPU sessions of RESULTS.md prepared; pass it with
 ``--backend torch`` or ``jax`` and ``--time-limits`` that fit the GPU's time.
 """
 
@@ -51,13 +51,11 @@ TIME_LIMITS = ("60m", "120m", "180m")
 # too, validation kept a later model that separated real voices worse (RESULTS.md, "Real voices").
 VALID_FROM = ("so762", "libri", "commands")
 # A GPU's step takes about as long for a larger network and batch as for the CPU recipe's, so its recipe
-# spends the step on both; the larger network wants the lower peak rate at large batches, and long chunks
-# late in training help long recordings (RESULTS.md, "A larger network at equal frames", "Batch size at
-# equal frames", "A 55-minute long-chunk fine-tune").
+# spends the step on both; the larger network wants the lower peak rate at large batches (RESULTS.md, "A
+# larger network at equal frames", "Batch size at equal frames").
 GPU_RECIPE = {
     "model.lstm_layers": 4, "model.lstm_units": 300,
     "train.batch_size": 64, "train.learning_rate": 0.001, "train.steps_per_epoch": 100,
-    "data.long_chunk_frames": 400, "data.long_chunk_from": 0.5,
 }
 
 

@@ -36,7 +36,7 @@ from deepclust.data.dataset import MixtureDataset
 from deepclust.dsp import audio
 from deepclust.dsp.mixing import MIX_PEAK, draw_scaled
 from deepclust.paths import MODEL_FILENAME, STATE_DIRNAME
-from deepclust.training import callbacks as cb
+from deepclust.training import callbacks as cb, state as run_state
 from deepclust.training.train import load_trained, train
 
 SPEAKERS = {"low": 110.0, "mid": 180.0, "high": 260.0}
@@ -62,7 +62,7 @@ class Spy:
     def __init__(self, monkeypatch):
         self.begin_iterations = self.end_iterations = self.learning_rate = None
         self.weights = None
-        original = cb.TrainingState.on_train_begin
+        original = run_state.TrainingState.on_train_begin
         spy = self
 
         def on_train_begin(state, logs=None):
@@ -74,8 +74,8 @@ class Spy:
         def on_train_end(state, logs=None):
             spy.end_iterations = int(state.model.optimizer.iterations.numpy())
 
-        monkeypatch.setattr(cb.TrainingState, "on_train_begin", on_train_begin)
-        monkeypatch.setattr(cb.TrainingState, "on_train_end", on_train_end, raising=False)
+        monkeypatch.setattr(run_state.TrainingState, "on_train_begin", on_train_begin)
+        monkeypatch.setattr(run_state.TrainingState, "on_train_end", on_train_end, raising=False)
 
 
 # -- 1, 2: SIGKILL mid-run, then resume ---------------------------------------------
@@ -92,12 +92,12 @@ def test_killed_run_resumes_with_weights_and_optimizer_state(tmp_path, monkeypat
     assert proc.returncode == -signal.SIGKILL
 
     # What the kill left: a complete state, a loadable model, nothing that passes for a state.
-    saved = cb.latest_state(base / STATE_DIRNAME)
+    saved = run_state.latest_state(base / STATE_DIRNAME)
     assert saved is not None
     epoch, weights_file, meta = saved
     assert 1 <= epoch < 50 and meta["epoch"] == epoch
     for path in (base / STATE_DIRNAME).iterdir():
-        assert path.name.startswith(".") or cb.STATE_PATTERN.match(path.name) or path.suffix == ".json"
+        assert path.name.startswith(".") or run_state.STATE_PATTERN.match(path.name) or path.suffix == ".json"
     assert_model_finite(base)
     saved_weights = tmp_path / "saved.weights.h5"
     saved_weights.write_bytes(weights_file.read_bytes())
@@ -138,7 +138,7 @@ def test_sigterm_stops_like_ctrl_c_and_the_run_resumes(tmp_path):
             proc.kill()
     assert proc.returncode == cli.EXIT_INTERRUPTED, stderr.decode()[-2000:]
     assert "interrupted" in stderr.decode() and "Traceback" not in stderr.decode()
-    epoch = cb.latest_state(base / STATE_DIRNAME)[0]
+    epoch = run_state.latest_state(base / STATE_DIRNAME)[0]
     assert 1 <= epoch < 50 and no_temporaries(base)
     assert_model_finite(base)
 
@@ -218,7 +218,7 @@ def test_nan_stops_training_and_keeps_last_good_model_and_state(where, two_epoch
     assert any("NaN" in r.getMessage() and "learning_rate" in r.getMessage() for r in caplog.records)
     assert (base / MODEL_FILENAME).read_bytes() == good_model  # the last good model, untouched
     assert_model_finite(base)
-    assert cb.latest_state(base / STATE_DIRNAME)[0] == 2  # no NaN state saved
+    assert run_state.latest_state(base / STATE_DIRNAME)[0] == 2  # no NaN state saved
     assert no_temporaries(base)
 
     # Run again with a lower learning rate, as the message says: it goes on from epoch 2 at that rate.
@@ -265,7 +265,7 @@ def test_interrupt_keeps_last_epoch_and_resumes_with_bad_files_skipped(tmp_path,
         name = line.split()[0]
         assert any(f"{base / 'train'}:{offset}" in r.getMessage() and name in r.getMessage()
                    for r in caplog.records), (offset, line)
-    assert cb.latest_state(base / STATE_DIRNAME)[0] == 2
+    assert run_state.latest_state(base / STATE_DIRNAME)[0] == 2
     assert history_epochs(base) == [0, 1]
     assert_model_finite(base)
     assert no_temporaries(base)

@@ -65,6 +65,24 @@ def test_rerun_resumes_instead_of_starting_over(trained, monkeypatch):
     assert drawn and min(epoch for epoch, _ in drawn) == 2
 
 
+def test_a_resumed_run_goes_on_from_the_saved_best_and_training_seconds(trained):
+    """The resumed run's best model is kept unless beaten, and its training seconds count on from the state's."""
+    import json
+
+    base, _ = trained
+    saved = base / "checkpoints" / "epoch-000002.json"
+    meta = json.loads(saved.read_text())
+    meta.update(best=1e-9, step_seconds=1000.0)  # a best no epoch beats, seconds no epoch reaches alone
+    saved.write_text(json.dumps(meta))
+    model = (base / "model.keras").read_bytes()
+    result = train(base, None, {"train.epochs": 3}, verbose=0)
+    assert result.epochs_done == 3 and result.best_val_loss == 1e-9
+    assert (base / "model.keras").read_bytes() == model  # not replaced by a worse epoch
+    meta = json.loads((base / "checkpoints" / "epoch-000003.json").read_text())
+    row = list(csv.DictReader(open(base / "history.csv")))[-1]
+    assert meta["best"] == 1e-9 and 1000.0 < meta["step_seconds"] == pytest.approx(float(row["train_seconds"]))
+
+
 def test_resume_with_other_architecture_is_refused(trained):
     base, _ = trained
     with pytest.raises(ConfigError, match="model.lstm_units: 8 -> 9"):
@@ -247,31 +265,3 @@ def test_mask_head_trains_and_separates_with_its_own_masks(tmp_path):
 def test_network_masks_need_a_mask_head(trained):
     with pytest.raises(separator.SeparationError, match="Received: mask='network'"):
         separator.Separator.from_path(trained[0], mask="network")
-
-
-@pytest.mark.slow
-def test_chunk_curriculum_switches_once_and_resumes_in_the_long_phase(tmp_path, monkeypatch):
-    from conftest import write_list_folder
-
-    base = write_list_folder(tmp_path / "base", {"low": 110.0, "high": 260.0})
-    lengths = []  # (epoch, frames) of every training batch drawn
-    real = MixtureDataset.batch_at
-
-    def spy(self, epoch, index):
-        x, y = real(self, epoch, index)
-        lengths.append((epoch, x.shape[1], x.shape[0]))
-        return x, y
-
-    monkeypatch.setattr(MixtureDataset, "batch_at", spy)
-    overrides = {"data.long_chunk_frames": 48, "data.long_chunk_from": 0.5, "train.epochs": 2}
-    result = train(base, "tiny", overrides, verbose=0)
-    assert result.epochs_done == 2
-    # epochs/2 = 1: epoch 0 on 24-frame chunks of 4, then epoch 1 on 48-frame chunks of 2.
-    assert {(l, b) for e, l, b in lengths if e == 0} == {(24, 4)}
-    assert {(l, b) for e, l, b in lengths if e == 1} == {(48, 2)}
-    rows = list(csv.DictReader(open(base / "history.csv")))
-    assert [int(r["epoch"]) for r in rows] == [0, 1]
-    # A rerun with more epochs resumes in the long phase.
-    lengths.clear()
-    again = train(base, None, {**overrides, "train.epochs": 3}, verbose=0)
-    assert again.epochs_done == 3 and {(e, l) for e, l, _ in lengths} == {(2, 48)}

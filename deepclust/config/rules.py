@@ -29,12 +29,6 @@ def check_relations(config: Config, source: str = "config") -> None:
             f"{source}: data.peak_gain_min must not exceed data.peak_gain_max. "
             f"Received: peak_gain_min={d.peak_gain_min}, peak_gain_max={d.peak_gain_max}"
         )
-    if d.long_chunk_frames and d.whole_utterances:
-        raise ConfigError(
-            f"{source}: data.long_chunk_frames (a chunk-length curriculum) needs chunked training; set it to 0 "
-            f"or data.whole_utterances to false. Received: long_chunk_frames={d.long_chunk_frames}, "
-            f"whole_utterances=true"
-        )
     a = config.augment
     if a.rt60_min > a.rt60_max or a.snr_min_db > a.snr_max_db:
         raise ConfigError(f"{source}: augment.rt60_min and augment.snr_min_db must not exceed their maxima. "
@@ -60,16 +54,14 @@ def check_relations(config: Config, source: str = "config") -> None:
 ON_DEVICE_UNSUPPORTED = (
     ("model", "mask_head", "the mask head's targets are computed on the host: set features.on_device = false"),
     ("data", "whole_utterances", "batches of varying length: set features.on_device = false"),
-    ("data", "long_chunk_frames", "the chunk curriculum changes the chunk length: set features.on_device = false"),
 )
 
 
-# What the multi-worker loop (deepclust/training/distribute.py) cannot run: it fixes one batch shape and scores one loss.
+# What the multi-worker loop (deepclust/training/tf_strategy.py) cannot run: it fixes one batch shape and scores one loss.
 MULTIWORKER_UNSUPPORTED = (
     ("model", "mask_head", "the mask head's second loss (Chimera++) runs under fit: use one machine or "
                            "--distribute mirrored"),
     ("data", "whole_utterances", "batches of varying length: train on chunks (data.whole_utterances = false)"),
-    ("data", "long_chunk_frames", "a chunk-length curriculum changes the batch shape: set data.long_chunk_frames = 0"),
     ("features", "on_device", "its input pipeline computes features on the host: set features.on_device = false"),
 )
 

@@ -69,11 +69,6 @@ class DataConfig:
     whole_utterances: bool = False
     bucket_frames: int = field(default=50, metadata=_range(0, 100000))
     max_frames: int = field(default=800, metadata=_range(8, 100000))
-    # Chunk-length curriculum (DPCL++, Isik et al. 2016: 100 frames, then 400): from this share of the training
-    # budget on (train.time_limit if set, else train.epochs), training chunks are long_chunk_frames long and
-    # batches proportionally smaller, so a step holds as many frames; validation keeps chunk_frames. 0 = off.
-    long_chunk_frames: int = field(default=0, metadata=_range(0, 100000))
-    long_chunk_from: float = field(default=0.5, metadata=_range(0.0, 1.0))
     # Several corpora in one list: speaker-ID prefix -> share of mixtures, e.g. { so762 = 0.7, espeak = 0.3 };
     # each mixture's speakers come from one corpus (data.corpus_groups). Empty: the whole list alike.
     corpus_weights: dict = field(default_factory=dict, metadata=_range(0.0))

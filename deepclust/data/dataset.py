@@ -53,12 +53,6 @@ class MixtureDataset(keras.utils.PyDataset):
         self.sources = config.features.on_device
         self.epoch = 0  # written only by callbacks.EpochSync
         self.frames_served = self.batches_served = 0  # batch lengths vary with whole_utterances
-        # Chunk-length curriculum (data.long_chunk_frames): epochs from this one on draw long
-        # chunks, in batches as much smaller as keeps the frames per step; None = not yet.
-        self.long_from_epoch: int | None = None
-        self.long_frames = config.data.long_chunk_frames
-        self.long_batch_size = max(1, round(self.batch_size * config.data.chunk_frames / self.long_frames)) \
-            if self.long_frames else self.batch_size
         self._pool: ProcessPoolExecutor | None = None
         self._spool: str | None = None  # the folder the workers leave batches in (deepclust.data.workers)
         self._pending: dict[tuple[int, int], Future] = {}
@@ -69,8 +63,6 @@ class MixtureDataset(keras.utils.PyDataset):
         return self.steps
 
     def spec(self, epoch: int, index: int) -> BatchSpec:
-        if self.long_from_epoch is not None and epoch >= self.long_from_epoch:
-            return BatchSpec(self.seed, self.shard, int(epoch), int(index), self.long_batch_size, self.long_frames)
         return BatchSpec(self.seed, self.shard, int(epoch), int(index), self.batch_size, sources=self.sources)
 
     def batch_at(self, epoch: int, index: int):

@@ -1,6 +1,6 @@
 """The training stage: a network trained on the data stage's batches, into a run folder.
 
-Training as named steps and phases, the run's resume state, callbacks and history.csv, the
-lock that keeps one run per folder, and the distribution strategies (JAX's data
-parallelism, TensorFlow's distribution API).
+Training as named steps, the run's resume state, callbacks and history.csv, the
+lock that keeps one run per folder, and the distribution strategies (``strategy``: the one
+for the backend and JAX's data parallelism; ``tf_strategy``: TensorFlow's).
 """

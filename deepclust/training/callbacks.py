@@ -1,192 +1,39 @@
-"""Keras callbacks of a training run, and the one owner of its resume state.
+"""The Keras callbacks of a training run, besides the one that saves its resume state (:mod:`.state`).
 
-- :class:`RunState`: what a run carries across resumes (epochs done, training
-  seconds, best validation loss, the saved state to restore), read once when
-  training starts; every callback below reads and writes it there.
-- :class:`TrainingState` saves weights + optimizer state and the run state at
-  every epoch end, atomically, and restores them when training starts again.
 - :class:`BestModel` writes ``model.keras`` atomically when validation loss improves.
 - :class:`TimeLimit` stops cleanly when the training-time budget is spent.
 - :class:`EpochSync` tells the dataset which epoch it draws (its only writer).
-- :class:`ChunkCurriculum` ends the short-chunk phase of a chunk-length curriculum.
-- :class:`StopOnNaN` and :class:`Throughput`.
+- :class:`LearningRateSchedule` sets the rate from the share of the budget spent (:func:`scheduled_rate`).
+- :class:`Throughput` measures frames per second and puts the training seconds in the epoch's logs.
+- :class:`StopOnNaN` stops at a NaN or infinite loss.
+
+A resumed run's values reach them when they are built; what the state records of them it takes
+from BestModel and the epoch's logs (:class:`~deepclust.training.state.TrainingState`, its one writer).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import re
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
-import numpy as np
 
-from .. import atomic
+from .state import Clock, atomic_save_model, finite
 
 log = logging.getLogger(__name__)
 
-STATE_PATTERN = re.compile(r"^epoch-(\d{6})\.weights\.h5$")
-# Older complete states kept besides the newest, in case the newest is damaged.
-KEEP_STATES = 1
-
-
-def atomic_save_model(model: keras.Model, path: str | Path) -> Path:
-    """``model.save`` to a temporary file beside ``path``, then rename over it."""
-    with atomic.replacing(path, suffix=".keras") as tmp:
-        model.save(tmp)
-    return Path(path)
-
-
-def weights_finite(model: keras.Model) -> bool:
-    """Whether every weight of ``model`` (optimizer state excluded) is finite."""
-    return all(bool(np.all(np.isfinite(keras.ops.convert_to_numpy(w)))) for w in model.weights)
-
-
-def _finite(value) -> bool:
-    return value is None or math.isfinite(float(value))
-
-
-class Clock:
-    """Training time that carries over across resumes (restored from the state)."""
-
-    def __init__(self, elapsed: float = 0.0):
-        self.offset = elapsed
-        self.started = time.monotonic()
-
-    def restore(self, elapsed: float) -> None:
-        self.offset = elapsed
-        self.started = time.monotonic()
-
-    @property
-    def elapsed(self) -> float:
-        return self.offset + time.monotonic() - self.started
-
-
-def latest_state(directory: str | Path) -> tuple[int, Path, dict] | None:
-    """The newest ``(epoch, weights_path, metadata)`` whose files are both complete."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        return None
-    found = []
-    for path in directory.iterdir():
-        match = STATE_PATTERN.match(path.name)
-        meta = path.with_name(path.name.replace(".weights.h5", ".json"))
-        if match and meta.is_file():
-            try:
-                found.append((int(match.group(1)), path, json.loads(meta.read_text())))
-            except (OSError, ValueError):
-                continue
-    return max(found, key=lambda item: item[0]) if found else None
-
-
-@dataclass
-class RunState:
-    """What a run carries across resumes; one owner, read once when training starts.
-
-    ``epoch`` is the number of epochs done (the next epoch to train), ``best``
-    the best validation loss so far, ``clock`` the training time across
-    resumes, ``weights`` the saved state to restore (None for a new run) and
-    ``saved_seconds`` the training time recorded with it, ``step_seconds`` the time spent in
-    training steps alone (validation excluded) across resumes, what history.csv's train_seconds shows.
-    """
-
-    directory: Path
-    epoch: int = 0
-    best: float = math.inf
-    clock: Clock = field(default_factory=Clock)
-    weights: Path | None = None
-    saved_seconds: float = 0.0
-    step_seconds: float = 0.0
-
-    @classmethod
-    def load(cls, directory: str | Path) -> "RunState":
-        run = cls(Path(directory))
-        state = latest_state(run.directory)
-        if state is not None:
-            run.epoch, run.weights, meta = state
-            run.saved_seconds = float(meta.get("elapsed_seconds", 0.0))
-            run.step_seconds = float(meta.get("step_seconds", 0.0))
-            run.best = float(meta["best"]) if meta.get("best") is not None else math.inf
-            run.clock.restore(run.saved_seconds)
-        return run
-
-
-class TrainingState(keras.callbacks.Callback):
-    """Atomic, resumable training state in ``run.directory`` (one file pair per saved epoch).
-
-    Weights are written to a temporary file and renamed to
-    ``epoch-NNNNNN.weights.h5``; the metadata (best validation loss, training
-    seconds) follows as ``epoch-NNNNNN.json``. A state counts only when both
-    exist, so a kill at any moment leaves the previous complete state usable.
-    """
-
-    def __init__(self, run: RunState):
-        super().__init__()
-        self.run = run
-
-    def on_train_begin(self, logs=None):
-        run = self.run
-        run.clock.restore(run.saved_seconds)
-        if run.weights is None:
-            return
-        optimizer = self.model.optimizer
-        if optimizer is not None and not optimizer.built:
-            optimizer.build(self.model.trainable_variables)
-        # The state holds the optimizer's variables, the learning rate among
-        # them; a rate given for this run (e.g. lowered after a NaN) wins.
-        rate = getattr(optimizer, "learning_rate", None)
-        configured = float(keras.ops.convert_to_numpy(rate)) if isinstance(rate, keras.Variable) else None
-        self.model.load_weights(run.weights)
-        if configured is not None and float(keras.ops.convert_to_numpy(rate)) != configured:
-            log.info("learning rate %g from the config replaces the saved %g",
-                     configured, float(keras.ops.convert_to_numpy(rate)))
-            rate.assign(configured)
-        self.model._initial_epoch = run.epoch
-        log.info("resumed from %s (epoch %d, %.0f s trained)", run.weights, run.epoch, run.clock.elapsed)
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        # A NaN can reach the weights in an epoch's last step with the loss
-        # still finite: check the validation loss and the weights as well.
-        if not (_finite(logs.get("loss")) and _finite(logs.get("val_loss")) and weights_finite(self.model)):
-            log.warning("epoch %d ended with loss %s, val_loss %s or non-finite weights; training state not saved",
-                        epoch + 1, logs.get("loss"), logs.get("val_loss"))
-            return
-        self.save(epoch + 1)
-
-    def save(self, epochs_done: int) -> None:
-        run = self.run
-        run.directory.mkdir(parents=True, exist_ok=True)
-        name = f"epoch-{epochs_done:06d}"
-        with atomic.replacing(run.directory / f"{name}.weights.h5", suffix=".weights.h5") as tmp:
-            self.model.save_weights(tmp, overwrite=True)
-        run.epoch, run.weights, run.saved_seconds = epochs_done, run.directory / f"{name}.weights.h5", run.clock.elapsed
-        meta = {"epoch": epochs_done, "elapsed_seconds": run.saved_seconds, "step_seconds": run.step_seconds,
-                "best": run.best if math.isfinite(run.best) else None}
-        atomic.write_text(run.directory / f"{name}.json", json.dumps(meta))
-        self._prune(epochs_done)
-
-    def _prune(self, newest: int) -> None:
-        folder = self.run.directory
-        epochs = sorted(int(m.group(1)) for p in folder.iterdir() if (m := STATE_PATTERN.match(p.name)))
-        for old in epochs[: -(KEEP_STATES + 1)]:
-            for suffix in (".json", ".weights.h5"):  # metadata first: a state without it is ignored
-                path = folder / f"epoch-{old:06d}{suffix}"
-                if path.exists() and old < newest:
-                    path.unlink()
-
 
 class BestModel(keras.callbacks.Callback):
-    """Save the model atomically to ``path`` whenever ``monitor`` improves on ``run.best``."""
+    """Save the model atomically to ``path`` whenever ``monitor`` improves on ``best``, the best value
+    so far: a resumed run's (``RunState.best``) to begin with, then this one's (which the state saves)."""
 
-    def __init__(self, path: str | Path, run: RunState, monitor: str = "val_loss", save: keras.Model | None = None):
+    def __init__(self, path: str | Path, best: float = math.inf, monitor: str = "val_loss",
+                 save: keras.Model | None = None):
         super().__init__()
         self.path = Path(path)
-        self.run = run
+        self.best = float(best)
         self.monitor = monitor
         self.to_save = save  # the model to save, when it is not the one fit trains (features on the device)
 
@@ -194,8 +41,8 @@ class BestModel(keras.callbacks.Callback):
         value = (logs or {}).get(self.monitor)
         if value is None or not math.isfinite(float(value)):
             return
-        if float(value) < self.run.best:
-            self.run.best = float(value)
+        if float(value) < self.best:
+            self.best = float(value)
             atomic_save_model(self.to_save or self.model, self.path)
             log.info("epoch %d: %s improved to %.5f, saved %s", epoch + 1, self.monitor, value, self.path)
 
@@ -243,35 +90,6 @@ class EpochSync(keras.callbacks.Callback):
         self.start(epoch)
 
 
-class ChunkCurriculum(keras.callbacks.Callback):
-    """Ends the short-chunk phase of a chunk-length curriculum (DPCL++: 100 frames, then 400).
-
-    At the end of the first epoch at which ``after_seconds`` of training time
-    (across resumes) or ``after_epoch`` epochs have passed, it stops ``fit``:
-    the epoch's state and best model are saved as usual, and the caller starts
-    the long-chunk phase as a new ``fit`` that resumes from that state (a new
-    ``fit``, because Keras fixes the batch shape a dataset may have when ``fit``
-    begins).
-    """
-
-    def __init__(self, clock: Clock, after_seconds: float | None = None, after_epoch: int | None = None):
-        super().__init__()
-        self.clock = clock
-        self.after_seconds = after_seconds
-        self.after_epoch = after_epoch
-        self.switched = False
-
-    def due(self, epochs_done: int) -> bool:
-        if self.after_seconds is not None:
-            return self.clock.elapsed >= self.after_seconds
-        return self.after_epoch is not None and epochs_done >= self.after_epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        if not self.switched and self.due(epoch + 1):
-            self.switched = True
-            self.model.stop_training = True
-
-
 def scheduled_rate(progress: float, peak: float, kind: str, warmup: float, floor: float) -> float:
     """The learning rate at ``progress`` (the share of the budget spent, 0 to 1): linear from 0 to ``peak``
     over the first ``warmup`` share, then ``cosine`` or ``linear`` decay to ``floor * peak`` at 1, and
@@ -312,15 +130,15 @@ class LearningRateSchedule(keras.callbacks.Callback):
 
 class Throughput(keras.callbacks.Callback):
     """Training frames per second, measured over whole steps (validation excluded); logged per epoch
-    with the training seconds and the learning rate. With a ``run``, the training seconds go on from
-    those of the run's earlier sessions (``RunState.step_seconds``) and are kept in it for the state."""
+    with the training seconds and the learning rate. The training seconds (``train_seconds``) go on
+    from ``before``, those of the run's earlier sessions (``RunState.step_seconds``); the state takes
+    them from the epoch's logs."""
 
-    def __init__(self, frames_per_step: int | None = None, dataset=None, run: RunState | None = None):
+    def __init__(self, frames_per_step: int | None = None, dataset=None, before: float = 0.0):
         super().__init__()
         self._frames_per_step = frames_per_step
         self.dataset = dataset  # batches of varying length: frames per step as the dataset handed them out
-        self.run = run
-        self._before = 0.0  # step seconds of the run's earlier sessions
+        self.before = float(before)
         self.steps = 0
         self.seconds = 0.0
         self._t = None
@@ -328,7 +146,6 @@ class Throughput(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._warm = False
-        self._before = self.run.step_seconds if self.run is not None else 0.0
 
     def on_train_batch_begin(self, batch, logs=None):
         self._t = time.perf_counter()
@@ -341,11 +158,8 @@ class Throughput(keras.callbacks.Callback):
         self._warm = True
 
     def on_epoch_end(self, epoch, logs=None):
-        total = self._before + self.seconds
-        if self.run is not None:
-            self.run.step_seconds = total
         if logs is not None:
-            logs["train_seconds"] = total
+            logs["train_seconds"] = self.before + self.seconds
             logs["frames_per_second"] = self.rate
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
@@ -367,11 +181,11 @@ class StopOnNaN(keras.callbacks.Callback):
         self.stopped_at = None
 
     def on_train_batch_end(self, batch, logs=None):
-        if not _finite((logs or {}).get("loss")):
+        if not finite((logs or {}).get("loss")):
             self.stopped_at = batch
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
-        if not _finite((logs or {}).get("val_loss")) and self.stopped_at is None:
+        if not finite((logs or {}).get("val_loss")) and self.stopped_at is None:
             self.stopped_at = "validation"
             self.model.stop_training = True

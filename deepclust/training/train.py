@@ -34,7 +34,9 @@ from ..nn import model as model_lib, pretrained
 from ..nn.losses import DeepClusteringLoss, MaskInferenceLoss, PackedDeepClusteringLoss
 from .. import paths
 from ..paths import CONFIG_FILENAME, HISTORY_FILENAME, MODEL_FILENAME, STATE_DIRNAME, TRAIN_LIST, VALID_LIST
-from . import callbacks as cb, history_csv, parallel, runlock
+from . import callbacks as cb, history_csv, runlock
+from .state import RunState, TrainingState, atomic_save_model, latest_state
+from .strategy import strategy
 
 log = logging.getLogger(__name__)
 
@@ -100,10 +102,10 @@ def resolve_run_config(base: Path, config: str | Path | None, overrides: dict[st
     saved_path = base / CONFIG_FILENAME
     saved = read_config_file(saved_path) if saved_path.is_file() else None
     if config is None and saved is not None:
-        resolved = apply_overrides(read_config_file(saved_path), overrides) if overrides else saved
+        resolved = apply_overrides(saved, overrides) if overrides else saved
     else:
         resolved = load_config(config if config is not None else DEFAULT_CONFIG, overrides)
-    state = cb.latest_state(base / STATE_DIRNAME)
+    state = latest_state(base / STATE_DIRNAME)
     if saved is not None and state is not None:
         old, new = saved.to_dict(), resolved.to_dict()
         changed = [f"{s}.{k}: {old[s][k]!r} -> {new[s][k]!r}" for s in ARCHITECTURE_SECTIONS for k in old[s]
@@ -128,12 +130,12 @@ def train(
     """Train on ``base/train``, validate on ``base/valid``, write into ``base``; resume if a state is there.
 
     ``distribute``: None (one device), ``"mirrored"`` (all local devices; TensorFlow or JAX) or
-    ``"multiworker"`` (the cluster in ``TF_CONFIG``; TensorFlow); see :mod:`deepclust.training.parallel`.
+    ``"multiworker"`` (the cluster in ``TF_CONFIG``; TensorFlow); see :mod:`deepclust.training.strategy`.
     ``train.batch_size`` is then the global batch. ``callbacks``: extra Keras callbacks, run after the built-in ones.
     """
     base = Path(base)
     # First: multi-worker collectives must be set up before any other op.
-    dist = parallel.strategy(distribute) if distribute else None
+    dist = strategy(distribute) if distribute else None
     try:
         cfg = validate_distribution(resolve_run_config(base, config, overrides), distribute)
         with dist.output_folder(base, STATE_DIRNAME) if dist else contextlib.nullcontext(base) as out:
@@ -195,7 +197,7 @@ def _train_held(base: Path, out: Path, cfg: Config, verbose, dist, extra_callbac
             pretrained.load_initial_weights(net, init, cfg.train.init)
         callbacks = RunCallbacks.build(cfg, out, run, dataset, extra_callbacks, net)
         fit = trained.fit if dist is None else (lambda d, **kw: dist.fit(trained, d, **kw))
-        stopped = fit_phases(fit, dataset, validation, cfg, run, callbacks, verbose)
+        stopped = fit_run(fit, dataset, validation, cfg, run, callbacks, verbose)
     finally:
         dataset.close()  # the worker processes
     return finish(net, base, out, run, callbacks, stopped)
@@ -232,14 +234,14 @@ def load_mixers(base: Path, cfg: Config, progress: bool) -> tuple[Mixer, Mixer]:
     return mixers[0], mixers[1]
 
 
-def open_run_folder(out: Path, cfg: Config) -> cb.RunState:
+def open_run_folder(out: Path, cfg: Config) -> RunState:
     """Make ``out`` ready for this run: leftovers of killed writes removed, the resolved config
     saved, the resume state read, history rows of epochs the run will redo dropped."""
     out.mkdir(parents=True, exist_ok=True)
     for folder in (out, out / STATE_DIRNAME):
         atomic.remove_stale_temporaries(folder)
     atomic.write_text(out / CONFIG_FILENAME, cfg.to_toml())
-    run = cb.RunState.load(out / STATE_DIRNAME)
+    run = RunState.load(out / STATE_DIRNAME)
     history_csv.trim(out / HISTORY_FILENAME, run.epoch)
     return run
 
@@ -256,25 +258,22 @@ class RunCallbacks:
     lr_plateau: keras.callbacks.ReduceLROnPlateau | None
     lr_schedule: cb.LearningRateSchedule | None
     early: keras.callbacks.EarlyStopping | None
-    curriculum: cb.ChunkCurriculum | None
     history: keras.callbacks.CSVLogger
-    state: cb.TrainingState
+    state: TrainingState
     extra: list
 
     @classmethod
-    def build(cls, cfg: Config, out: Path, run: cb.RunState, dataset: MixtureDataset, extra: list,
+    def build(cls, cfg: Config, out: Path, run: RunState, dataset: MixtureDataset, extra: list,
               net: keras.Model | None = None):
-        """``net``: the model BestModel saves (default: the model fit trains)."""
+        """The callbacks of a run that starts from ``run`` (a resumed run's best and training seconds go
+        on from its state). ``net``: the model BestModel saves (default: the model fit trains)."""
         t, d = cfg.train, cfg.data
-        varying = d.whole_utterances or d.long_chunk_frames  # frames per step vary: count what was served
-        curriculum = None
-        if d.long_chunk_frames:  # the switch: a share of train.time_limit, else of train.epochs
-            curriculum = (cb.ChunkCurriculum(run.clock, after_seconds=d.long_chunk_from * parse_duration(t.time_limit))
-                          if t.time_limit else
-                          cb.ChunkCurriculum(run.clock, after_epoch=math.ceil(d.long_chunk_from * t.epochs)))
+        best = cb.BestModel(out / MODEL_FILENAME, run.best, save=net)
+        varying = d.whole_utterances  # frames per step vary: count what was served
         return cls(
-            best=cb.BestModel(out / MODEL_FILENAME, run, save=net), sync=cb.EpochSync(dataset),
-            throughput=cb.Throughput(None if varying else t.batch_size * d.chunk_frames, dataset=dataset, run=run),
+            best=best, sync=cb.EpochSync(dataset),
+            throughput=cb.Throughput(None if varying else t.batch_size * d.chunk_frames, dataset=dataset,
+                                     before=run.step_seconds),
             stop_nan=cb.StopOnNaN(),
             time_limit=cb.TimeLimit(parse_duration(t.time_limit), run.clock) if t.time_limit else None,
             lr_plateau=keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=t.lr_factor,
@@ -283,15 +282,16 @@ class RunCallbacks:
                 t.learning_rate, t.lr_schedule, t.lr_warmup, t.lr_floor, run.clock,
                 seconds=parse_duration(t.time_limit) if t.time_limit else None, epochs=t.epochs),
             early=keras.callbacks.EarlyStopping(monitor="val_loss", patience=t.patience) if t.patience else None,
-            curriculum=curriculum, history=keras.callbacks.CSVLogger(str(out / HISTORY_FILENAME), append=True),
-            state=cb.TrainingState(run), extra=list(extra))
+            history=keras.callbacks.CSVLogger(str(out / HISTORY_FILENAME), append=True),
+            state=TrainingState(run, best), extra=list(extra))
 
     def ordered(self) -> list[keras.callbacks.Callback]:
-        """BestModel before TrainingState: the state saved at an epoch's end must already know whether
-        that epoch was the best. TrainingState last, after the history row: a kill between the two
-        leaves a row that the resumed run drops (history_csv.trim) and redoes, rather than a missing row."""
+        """BestModel and Throughput before TrainingState: the state saved at an epoch's end must already
+        know whether that epoch was the best, and its training seconds (in the epoch's logs). TrainingState
+        last, after the history row: a kill between the two leaves a row that the resumed run drops
+        (history_csv.trim) and redoes, rather than a missing row."""
         named = [self.best, self.sync, self.throughput, self.stop_nan, self.time_limit, self.lr_plateau, self.lr_schedule,
-                 self.early, self.curriculum, self.history, self.state]
+                 self.early, self.history, self.state]
         return [c for c in named if c is not None] + self.extra
 
     def stopped(self) -> str:
@@ -305,34 +305,21 @@ class RunCallbacks:
         return "completed"
 
 
-def fit_phases(fit, dataset: MixtureDataset, validation, cfg: Config, run: cb.RunState,
-               callbacks: RunCallbacks, verbose) -> str:
-    """Run ``fit`` once per phase still to train: the short-chunk phase, then (with a chunk-length
-    curriculum) the long-chunk phase, each resuming from the state the one before saved last.
-    Returns why training stopped ("completed", "time limit", ... or "interrupted")."""
-    phases = [None] if callbacks.curriculum is None else [None, "long"]
-    if callbacks.curriculum is not None and run.weights is not None and callbacks.curriculum.due(run.epoch):
-        phases = ["long"]  # resumed past the switch
-        callbacks.curriculum.switched = True
+def fit_run(fit, dataset: MixtureDataset, validation, cfg: Config, run: RunState,
+            callbacks: RunCallbacks, verbose) -> str:
+    """Run ``fit`` once, from the epoch the run's state is at. Returns why training stopped
+    ("completed", "time limit", ... or "interrupted")."""
     if verbose == "auto":  # a progress bar on a terminal; in a log one line per epoch, without colour codes
         verbose = 1 if sys.stdout.isatty() else 2
-    fit_args = dict(validation_data=validation, batch_size=cfg.train.batch_size, epochs=cfg.train.epochs,
-                    callbacks=callbacks.ordered(), verbose=verbose)
+    if callbacks.time_limit is not None and callbacks.time_limit.spent():
+        # Keras would still run one batch and a validation before a callback could stop it.
+        log.info("the time limit (%s) is spent; nothing more to do", cfg.train.time_limit)
+        return callbacks.stopped()
     try:
         with sigterm_interrupts():
-            for phase in phases:
-                if callbacks.time_limit is not None and callbacks.time_limit.spent():
-                    # Keras would still run one batch and a validation before a callback could stop it.
-                    log.info("the time limit (%s) is spent; nothing more to do", cfg.train.time_limit)
-                    break
-                if phase == "long":
-                    dataset.long_from_epoch = run.epoch
-                    log.info("epoch %d: chunk curriculum: %d-frame chunks, %d per batch, from now on",
-                             run.epoch + 1, cfg.data.long_chunk_frames, dataset.long_batch_size)
-                callbacks.sync.start(run.epoch)  # the batches fit draws to learn shapes: this epoch's
-                fit(dataset, **fit_args)
-                if callbacks.stopped() != "completed" or (callbacks.curriculum and not callbacks.curriculum.switched):
-                    break
+            callbacks.sync.start(run.epoch)  # the batches fit draws to learn shapes: this epoch's
+            fit(dataset, validation_data=validation, batch_size=cfg.train.batch_size, epochs=cfg.train.epochs,
+                callbacks=callbacks.ordered(), verbose=verbose)
     except KeyboardInterrupt:
         log.warning("interrupted: the last completed epoch is saved in %s; run the same command to resume",
                     run.directory)
@@ -340,7 +327,7 @@ def fit_phases(fit, dataset: MixtureDataset, validation, cfg: Config, run: cb.Ru
     return callbacks.stopped()
 
 
-def finish(net: keras.Model, base: Path, out: Path, run: cb.RunState, callbacks: RunCallbacks,
+def finish(net: keras.Model, base: Path, out: Path, run: RunState, callbacks: RunCallbacks,
            stopped: str) -> TrainResult:
     """Leave a usable model behind whatever happened, log and return the result."""
     if stopped == "nan":
@@ -348,11 +335,11 @@ def finish(net: keras.Model, base: Path, out: Path, run: cb.RunState, callbacks:
                   "lower train.learning_rate or train.clipnorm and run again.", base / MODEL_FILENAME)
     elif not (out / MODEL_FILENAME).is_file():
         # No validation improvement was ever recorded (e.g. stopped before the first epoch ended).
-        cb.atomic_save_model(net, out / MODEL_FILENAME)
-    rate = callbacks.throughput.rate
-    result = TrainResult(base / MODEL_FILENAME, run.epoch, run.best, run.clock.elapsed, rate, stopped)
+        atomic_save_model(net, out / MODEL_FILENAME)
+    rate, best = callbacks.throughput.rate, callbacks.best.best  # the best of model.keras, saved or not in a state
+    result = TrainResult(base / MODEL_FILENAME, run.epoch, best, run.clock.elapsed, rate, stopped)
     log.info("training %s after %d epochs (%.0f s); best val_loss %.4f; %.0f frames/s; model: %s",
-             stopped, run.epoch, run.clock.elapsed, run.best if math.isfinite(run.best) else float("nan"),
+             stopped, run.epoch, run.clock.elapsed, best if math.isfinite(best) else float("nan"),
              rate, result.model_path)
     return result
 

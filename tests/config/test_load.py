@@ -84,6 +84,16 @@ def test_overrides_and_round_trip(tmp_path):
         load_config("no-such-config")
 
 
+def test_overrides_give_a_new_config_and_leave_the_one_given_as_it_was():
+    from deepclust.config import apply_overrides
+
+    saved = load_config("tiny")
+    before = saved.to_dict()
+    changed = apply_overrides(saved, {"train.epochs": 9, "data.corpus_weights": {"a": 1.0}})
+    assert changed.train.epochs == 9 and changed.data.corpus_weights == {"a": 1.0}
+    assert saved.to_dict() == before  # what a resumed run compares its new config with
+
+
 def test_retired_key_in_an_old_config_is_skipped_with_a_warning(tmp_path, caplog):
     # config.toml saved beside a model by an earlier version must still load
     path = tmp_path / "config.toml"
@@ -101,13 +111,15 @@ REMOVED = [
     ("model", "utterance_mean", True, "Utterance mean normalisation in the network"),
     ("separate", "input_mean", "utterance", "The model shipped before, and fine-tuning"),
     ("separate", "phase_iterations", 5, "A fourth hour, the last weights, and phase reconstruction"),
+    ("data", "long_chunk_frames", 400, "Magnitude weighting, Chimera++ and the chunk curriculum"),
 ]
 
 
 def test_removed_options_at_the_value_kept_in_an_old_run_config_are_skipped_with_a_warning(tmp_path, caplog):
     # Every run's config.toml lists every key: those of a run trained before the options went still load.
     path = tmp_path / "config.toml"
-    path.write_text('[model]\nutterance_mean = false\nlstm_units = 12\n[train]\nobjective = "affinity"\n'
+    path.write_text('[data]\nlong_chunk_frames = 0\nlong_chunk_from = 0.5\n'
+                    '[model]\nutterance_mean = false\nlstm_units = 12\n[train]\nobjective = "affinity"\n'
                     '[separate]\ninput_mean = "training"\nphase_iterations = 0\n')
     with caplog.at_level("WARNING"):
         cfg = read_config_file(path)
@@ -136,6 +148,21 @@ def test_removed_options_asked_for_are_refused_naming_the_key_the_measurement_an
     assert (section, key) in RETIRED_KEYS
     with pytest.raises(ConfigError, match="no longer possible"):
         apply_overrides(load_config(), {f"{section}.{key}": value})
+
+
+def test_an_old_config_without_the_chunk_curriculum_loads_whatever_its_start_and_one_with_it_is_refused(
+        tmp_path, caplog):
+    """data.long_chunk_from only timed the curriculum: with data.long_chunk_frames = 0 any value trained as
+    deepclust trains now; data.long_chunk_frames > 0 asked for the curriculum, whatever the start."""
+    path = tmp_path / "config.toml"
+    path.write_text("[data]\nchunk_frames = 40\nlong_chunk_frames = 0\nlong_chunk_from = 0.25\n")
+    with caplog.at_level("WARNING"):
+        assert read_config_file(path).data.chunk_frames == 40
+    assert "data.long_chunk_from is no longer used" in caplog.text and "data.long_chunk_frames is no" in caplog.text
+    path.write_text("[data]\nlong_chunk_from = 0.0\nlong_chunk_frames = 400\n")
+    with pytest.raises(ConfigError, match=r"data.long_chunk_frames = 400 is no longer possible.*measured worse.*"
+                                          r"data.chunk_frames long throughout"):
+        read_config_file(path)
 
 
 def test_shipped_configs_carry_no_retired_key():

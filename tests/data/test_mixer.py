@@ -4,7 +4,6 @@ import pytest
 from deepclust.config import load_config
 from deepclust.corpus import lists
 from deepclust.data import mixer as mixer_lib
-from deepclust.data.dataset import MixtureDataset
 from deepclust.dsp import features, mixing
 
 
@@ -339,25 +338,6 @@ def test_mask_head_targets_ride_beside_the_labels(list_folder, tiny_config):
     assert np.all(targets[..., :c] <= targets[..., -1:] * (1 + 1e-5))
     xv, (lv, tv) = mixer_lib.validation_set(mixer, cfg)
     assert lv.shape == xv.shape + (c,) and tv.shape == xv.shape + (c + 1,)
-
-
-def test_curriculum_batches_are_long_with_as_many_frames(list_folder, tiny_config):
-    cfg = load_config("tiny", {"data.long_chunk_frames": 96})  # 4 x 24 frames
-    mixer = mixer_lib.Mixer(mixer_lib.load_corpus(list_folder / "train", cfg.audio.sample_rate), cfg)
-    dataset = MixtureDataset(mixer, cfg)
-    assert dataset.batch_at(0, 0)[0].shape == (4, 24, cfg.num_bins)
-    dataset.long_from_epoch = 2
-    assert dataset.batch_at(1, 0)[0].shape == (4, 24, cfg.num_bins)  # before the switch
-    x, y = dataset.batch_at(2, 0)
-    assert x.shape == (1, 96, cfg.num_bins) and y.shape == (1, 96, cfg.num_bins, cfg.data.max_speakers)
-    assert dataset.long_batch_size * 96 == cfg.train.batch_size * cfg.data.chunk_frames
-
-
-def test_curriculum_and_whole_utterances_are_refused_together(tiny_config):
-    from deepclust.config import ConfigError, apply_overrides
-
-    with pytest.raises(ConfigError, match="long_chunk_frames=96, whole_utterances=true"):
-        apply_overrides(tiny_config, {"data.long_chunk_frames": 96, "data.whole_utterances": True})
 
 
 def test_a_batch_draws_the_mixtures_draw_sources_draws(list_folder, tiny_config):

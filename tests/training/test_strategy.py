@@ -13,7 +13,7 @@ import pytest
 
 from conftest import child_pythonpath
 from deepclust.config import ConfigError
-from deepclust.training import parallel
+from deepclust.training import strategy
 
 MARKER = "DEEPCLUST-RESULT "
 
@@ -62,7 +62,7 @@ def test_unsupported_strategies_are_refused_by_name(monkeypatch):
     monkeypatch.setattr(keras.backend, "backend", lambda: "torch")
     with pytest.raises(ConfigError, match=r"--distribute mirrored is not supported on the Keras torch backend.*"
                                           r"Received: distribute='mirrored', backend='torch'"):
-        parallel.strategy("mirrored")
+        strategy.strategy("mirrored")
     monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
     with pytest.raises(ConfigError, match="multiworker is not supported on the Keras jax backend"):
-        parallel.strategy("multiworker")
+        strategy.strategy("multiworker")

@@ -1,8 +1,8 @@
 """Training on several devices or machines with TensorFlow's strategies (``deepclust train --distribute``).
 
 Everything that needs ``tf.distribute`` or ``tf.data`` lives here, and
-:mod:`deepclust.training.train` imports this module only when ``distribute`` is given,
-so the other Keras backends never need TensorFlow.
+:func:`deepclust.training.strategy.strategy` imports this module only when ``distribute`` is
+given on the TensorFlow backend, so the other Keras backends never need TensorFlow.
 
 - ``mirrored``: :class:`tf.distribute.MirroredStrategy` over all local GPUs
   (or the CPU). The model is built and compiled in its scope and trained by
@@ -38,7 +38,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..config import ConfigError
-from . import callbacks as cb
+from .state import latest_state
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class Distributed:
             return
         scratch = Path(tempfile.mkdtemp(prefix=f"deepclust-worker{self.worker_index}-"))
         try:
-            state = cb.latest_state(base / state_dirname)
+            state = latest_state(base / state_dirname)
             if state is not None:
                 (scratch / state_dirname).mkdir()
                 weights = state[1]

@@ -1,4 +1,4 @@
-"""Training on several devices: the strategy for this Keras backend, and JAX's data parallelism.
+"""Training on several devices: the strategy dispatcher for this Keras backend, and JAX's data parallelism.
 
 ``deepclust train --distribute KIND`` asks :func:`strategy` for an object
 with one small interface (``shard``, ``worker_batch_size``, ``scope``,
@@ -10,7 +10,7 @@ with one small interface (``shard``, ``worker_batch_size``, ``scope``,
 | JAX | ``keras.distribution.DataParallel`` | not supported |
 | PyTorch | not supported | not supported |
 
-The TensorFlow strategies live in :mod:`deepclust.training.distribute` (imported only
+The TensorFlow strategies live in :mod:`deepclust.training.tf_strategy` (imported only
 then, so the other backends never need TensorFlow); JAX's is here.
 """
 
@@ -39,7 +39,7 @@ def strategy(kind: str):
                           f"{offered}); use KERAS_BACKEND=tensorflow or jax, or train without --distribute. "
                           f"Received: distribute={kind!r}, backend={backend!r}")
     if backend == "tensorflow":
-        from .distribute import Distributed  # TensorFlow only: imported only when asked for
+        from .tf_strategy import Distributed  # TensorFlow only: imported only when asked for
 
         return Distributed(kind)
     return JaxDataParallel()
