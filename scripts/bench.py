@@ -183,11 +183,11 @@ def plain_torch_fps(cfg, steps: int) -> float | None:
 def time_model_step_on_device(cfg, mixer, steps: int) -> float:
     """Frames/s of train_on_batch with the features computed inside the step (features.on_device):
     the model that fit trains then, on a fixed batch of scaled sources."""
-    from deepclust.dsp.device_features import training_model
-    from deepclust.nn.model import build_model
+    from deepclust.training.on_device import SourcesOnDevice
     from deepclust.training.train import compile_model
 
-    trained = compile_model(training_model(build_model(cfg), cfg), cfg)
+    objective = SourcesOnDevice(cfg)
+    trained = compile_model(objective.training_model(objective.build()), cfg, objective)
     x = mixer.source_batch(np.random.default_rng(0), cfg.train.batch_size)
     y = np.zeros(len(x), np.float32)
     for _ in range(2):
@@ -408,10 +408,11 @@ def main(argv=None) -> int:
     from deepclust.config import load_config, parse_override
     from deepclust.data import mixer as mixer_lib
     from deepclust.data.dataset import MixtureDataset
-    from deepclust.nn.model import build_model
+    from deepclust.training import objectives
     from deepclust.training.train import compile_model
 
     cfg = load_config(args.config, dict(parse_override(s) for s in args.set))
+    objective = objectives.for_config(cfg)  # what fit trains; the model step is timed on host features
     if cfg.train.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
     results: dict = {"config": args.config, "overrides": args.set, "versions": versions(),
@@ -420,10 +421,11 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         base = Path(args.base) if args.base else synthetic_base(tmp / "base")
-        mixer = mixer_lib.Mixer(mixer_lib.load_corpus(base / "train", cfg.audio.sample_rate), cfg)
+        mixer = mixer_lib.Mixer(mixer_lib.load_corpus(base / "train", cfg.audio.sample_rate), cfg, objective.form)
         if args.pipeline:
             return print_pipeline(results, mixer, cfg, args.steps)
-        net = compile_model(build_model(cfg), cfg)
+        host = objectives.DeepClustering(cfg)
+        net = compile_model(host.build(), cfg, host)
 
         results["model_fps"] = time_model_step(net, cfg, args.steps)
         results["plain_torch_fps"] = plain_torch_fps(cfg, args.steps)
@@ -436,10 +438,8 @@ def main(argv=None) -> int:
         results["model_fps_on_device"] = time_model_step_on_device(cfg, mixer, args.steps)
         results["on_device_step_cost"] = results["model_fps"] / results["model_fps_on_device"] - 1
         fitted = net
-        if cfg.features.on_device:  # fit trains the model that computes the features from the sources
-            from deepclust.dsp.device_features import training_model
-
-            fitted = compile_model(training_model(build_model(cfg), cfg), cfg)
+        if objective.form.sources:  # fit trains the model that computes the features from the sources
+            fitted = compile_model(objective.training_model(objective.build()), cfg, objective)
         results["full_fps"] = time_full_fit(fitted, MixtureDataset(mixer, cfg), cfg, args.steps)
         results["train_fps"] = time_train(base, args.config, args.set, args.steps, tmp)
         results["full_over_model"] = results["full_fps"] / results["model_fps"]

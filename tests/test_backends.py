@@ -231,6 +231,7 @@ def _steps_here(tmp_path: Path):
 
     from deepclust.config import load_config
     from deepclust.data import mixer as mixer_lib
+    from deepclust.data.validation import feature_statistics
     from deepclust.nn import model as model_lib
     from deepclust.training.train import compile_model
 
@@ -238,7 +239,7 @@ def _steps_here(tmp_path: Path):
     base = write_list_folder(tmp_path / "base", {"low": 110.0, "mid": 180.0, "high": 260.0})
     mixer = mixer_lib.Mixer(mixer_lib.load_corpus(base / "train", 8000), cfg)
     x, y = mixer.batch(np.random.default_rng(0), cfg.train.batch_size)
-    mean, variance = mixer_lib.feature_statistics(mixer, cfg, 0)
+    mean, variance = feature_statistics(mixer, cfg, 0)
     np.savez(tmp_path / "batch.npz", x=x, y=y, mean=mean, variance=variance)
     keras.utils.set_random_seed(0)
     net = compile_model(model_lib.build_model(cfg, mean, variance), cfg)

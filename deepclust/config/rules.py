@@ -50,7 +50,8 @@ def check_relations(config: Config, source: str = "config") -> None:
                           f"for no limit. Received: time_limit={config.train.time_limit!r}")
 
 
-# What training with features on the device does not do yet: its model scores fixed-length chunks of sources.
+# What training with features on the device (deepclust.training.on_device) does not do yet: its model scores
+# fixed-length chunks of sources.
 ON_DEVICE_UNSUPPORTED = (
     ("model", "mask_head", "the mask head's targets are computed on the host: set features.on_device = false"),
     ("data", "whole_utterances", "batches of varying length: set features.on_device = false"),

@@ -39,8 +39,8 @@ class FeatureConfig:
     # Per-bin loss weight: "binary" (1 per active bin, the original) or "magnitude" (Wang et al. 2018).
     weighting: str = field(default="binary", metadata=_range(choices=("binary", "magnitude")))
     # Compute the training features (STFT, log magnitude, silence, weights, labels) on the device inside
-    # the training step (deepclust/dsp/device_features.py, from the keras.ops primitives of
-    # deepclust/dsp/features.py); the host then only cuts, scales and sums waveforms.
+    # the training step (deepclust/training/on_device.py, with the layer of deepclust/dsp/device_features.py
+    # from the keras.ops primitives of deepclust/dsp/features.py); the host then only cuts, scales and sums waveforms.
     on_device: bool = False
 
 
@@ -124,7 +124,7 @@ class ModelConfig:
     l2: float = field(default=0.0, metadata=_range(0.0, 1.0))  # kernel L2 penalty
     # Chimera++ (Wang, Le Roux, Hershey 2018): a second output beside the embeddings, one
     # softmax mask per speaker slot (data.max_speakers), trained jointly with a permutation-
-    # invariant phase-sensitive loss; separate.mask = "network" then uses its masks.
+    # invariant phase-sensitive loss; separate.mask = "network" then uses its masks (deepclust/nn/chimera.py).
     mask_head: bool = False
 
 

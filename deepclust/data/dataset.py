@@ -50,7 +50,7 @@ class MixtureDataset(keras.utils.PyDataset):
         self.shard = shard  # (index, count): worker i of n draws its own stream of mixtures
         self.processes = (workers.worker_processes(config.data.workers, accelerated=bool(accelerators()))
                           if processes is None else processes)
-        self.sources = config.features.on_device
+        self.sources = mixer.form.sources  # what the training objective asked the mixer for
         self.epoch = 0  # written only by callbacks.EpochSync
         self.frames_served = self.batches_served = 0  # batch lengths vary with whole_utterances
         self._pool: ProcessPoolExecutor | None = None

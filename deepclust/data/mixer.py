@@ -1,11 +1,14 @@
-"""Training examples: the on-the-fly mixture drawer, the validation set and the feature statistics.
+"""The on-the-fly mixture drawer: training examples, and the batches they are drawn in.
 
 Mixtures are drawn from a list's :class:`~deepclust.data.index.CorpusIndex`:
 k distinct speakers, a random segment of one utterance of each (read from
 the cache when drawn), scaled by :mod:`deepclust.dsp.mixing` and turned into
-(features, labels) by :mod:`deepclust.dsp.features`. Every draw is a function of
-the generator it is given, so a batch is the same arrays in whichever process
-draws it. No Keras here: worker processes (:mod:`deepclust.data.workers`) import this module
+(features, targets) by :mod:`deepclust.dsp.features`, in the :class:`BatchForm` the
+training objective asks for (:mod:`deepclust.training.objectives`). Every draw is a
+function of the generator it is given, so a batch is the same arrays in whichever
+process draws it. The validation data and the feature statistics drawn with a mixer
+are :mod:`deepclust.data.validation`'s. No Keras here: worker processes
+(:mod:`deepclust.data.workers`) import this module
 (the Keras dataset is :mod:`deepclust.data.dataset`).
 """
 
@@ -13,34 +16,52 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from ..config import Config
-from ..dsp import audio, features, mixing
+from ..dsp import features, mixing
 from .augment import Augmenter
 from .index import CorpusIndex, DataError, load_corpus  # noqa: F401  (mixer.load_corpus, mixer.DataError)
 
 log = logging.getLogger(__name__)
 
 
+# A target beside the labels: (source spectra (B, k, T, F), mixture spectrum (B, T, F), max_speakers)
+# -> (B, T, F, ...), such as deepclust.dsp.features.mask_targets. A module-level function, so a
+# worker process receives it by name.
+TargetFunction = Callable[[np.ndarray, np.ndarray, int], np.ndarray]
+
+
+@dataclass(frozen=True)
+class BatchForm:
+    """What a training batch holds, as the training objective asks (its ``form``): the host's log
+    magnitudes and targets, the dominant-speaker labels and after them one array per function of
+    ``extra`` (one per further output of the network); or with ``sources`` the scaled sources
+    (B, max_speakers, samples), their features left to the device, and a placeholder target."""
+
+    sources: bool = False
+    extra: tuple[TargetFunction, ...] = ()
+
+
 def map_targets(fn, targets):
-    """``fn`` applied to the targets: one array, or each array of a tuple (a model with a mask head)."""
+    """``fn`` applied to the targets: one array, or each array of a tuple (labels and ``BatchForm.extra``'s)."""
     return tuple(fn(t) for t in targets) if isinstance(targets, tuple) else fn(targets)
 
 
-def example_of_mixture(scaled_sources: np.ndarray, config: Config):
+def example_of_mixture(scaled_sources: np.ndarray, config: Config, extra: tuple[TargetFunction, ...] = ()):
     """One mixture's scaled sources (k, samples) -> (log-magnitude (T, F), labels (T, F, max_speakers)),
-    or with a mask head (log-magnitude, (labels, mask targets (T, F, max_speakers + 1))):
+    or with ``extra`` target functions (log-magnitude, (labels, each extra target)):
     :func:`examples_of_stack` of a stack of one."""
-    feats, targets = examples_of_stack(scaled_sources[None], config)
+    feats, targets = examples_of_stack(scaled_sources[None], config, extra)
     return feats[0], map_targets(lambda t: t[0], targets)
 
 
-def examples_of_stack(scaled_sources: np.ndarray, config: Config):
+def examples_of_stack(scaled_sources: np.ndarray, config: Config, extra: tuple[TargetFunction, ...] = ()):
     """A stack of mixtures' scaled sources (B, k, samples), zero rows for absent speakers,
-    -> (log-magnitude (B, T, F), labels (B, T, F, max_speakers)); with ``model.mask_head``
-    the targets are (labels, mask targets (B, T, F, max_speakers + 1)), one per output.
+    -> (log-magnitude (B, T, F), labels (B, T, F, max_speakers)); with ``extra`` target functions
+    (:class:`BatchForm`) the targets are (labels, each function's array), one per output.
 
     One STFT of all sources of the stack; the mixture's spectrum is their sum
     (the STFT is linear), so it needs no transform of its own. The numpy form of
@@ -53,9 +74,10 @@ def examples_of_stack(scaled_sources: np.ndarray, config: Config):
     spec = source_specs.sum(axis=1)
     weights = features.bin_weights(spec, fcfg)
     labels = features.dominant_labels(source_specs, weights, config.data.max_speakers)
-    if not config.model.mask_head:
+    if not extra:
         return features.log_magnitude(spec), labels
-    return features.log_magnitude(spec), (labels, features.mask_targets(source_specs, spec, config.data.max_speakers))
+    return features.log_magnitude(spec), (labels, *(target(source_specs, spec, config.data.max_speakers)
+                                                     for target in extra))
 
 
 def corpus_groups(names: list[str], weights: dict[str, float], list_file, min_speakers: int
@@ -99,10 +121,11 @@ MAX_BUCKET_DRAWS = 50
 
 
 class Mixer:
-    """Draws random mixtures of distinct speakers from a corpus index."""
+    """Draws random mixtures of distinct speakers from a corpus index, as batches of ``form``."""
 
-    def __init__(self, corpus: CorpusIndex, config: Config):
+    def __init__(self, corpus: CorpusIndex, config: Config, form: BatchForm = BatchForm()):
         self.config = config
+        self.form = form
         self.corpus = corpus
         self.names = sorted(corpus.speakers)
         self.utterances = [corpus.speakers[n] for n in self.names]  # utterance ids per speaker
@@ -186,7 +209,8 @@ class Mixer:
             return self.bucketed_batch(rng, size)
         frames = frames or self.config.data.chunk_frames
         samples = self.stft.samples_for_frames(frames)
-        return self._fitted(examples_of_stack(self.scaled_stack(rng, size, samples), self.config), frames)
+        return self._fitted(examples_of_stack(self.scaled_stack(rng, size, samples), self.config, self.form.extra),
+                            frames)
 
     def bucketed_batch(self, rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
         """``size`` whole-utterance mixtures of similar length, padded to their bucket's end.
@@ -245,7 +269,7 @@ class Mixer:
 
     def _examples(self, sources: list[np.ndarray], samples: int, frames: int):
         """Sources of each mixture (k_i, <= samples), zero-padded into one stack -> features, labels of ``frames``."""
-        return self._fitted(examples_of_stack(self.stack(sources, samples), self.config), frames)
+        return self._fitted(examples_of_stack(self.stack(sources, samples), self.config, self.form.extra), frames)
 
     @staticmethod
     def _fitted(examples, frames: int):
@@ -253,62 +277,6 @@ class Mixer:
         feats, targets = examples
 
         return features.fit_frames(feats, frames), map_targets(lambda t: features.fit_frames(t, frames), targets)
-
-
-def chunks_of(array: np.ndarray, frames: int, hop: int) -> list[np.ndarray]:
-    """Cut (T, ...) into ``frames``-long pieces every ``hop`` frames, the last one padded."""
-    starts = list(range(0, max(array.shape[0] - frames, 0) + 1, hop))
-    if starts[-1] + frames < array.shape[0]:
-        starts.append(array.shape[0] - frames)
-    return [audio.fit_length(array[s:s + frames], frames, axis=0) for s in starts]
-
-
-def validation_set(mixer: Mixer, config: Config):
-    """Fixed validation chunks: whole-utterance mixtures drawn once with ``valid_seed``,
-    cut into ``chunk_frames`` chunks every ``chunk_hop`` frames (as the original did).
-    Returns (features, labels), or (features, (labels, mask targets)) with a mask head."""
-    d = config.data
-    rng = np.random.default_rng(d.valid_seed)
-    xs, ys = [], []
-    for _ in range(d.valid_mixtures):
-        feats, targets = example_of_mixture(mixer.draw_sources(rng, None), config)
-        xs += chunks_of(feats, d.chunk_frames, d.chunk_hop)
-        ys.append(map_targets(lambda t: chunks_of(t, d.chunk_frames, d.chunk_hop), targets))
-    if config.model.mask_head:
-        return np.stack(xs), tuple(np.stack([c for y in ys for c in y[i]]) for i in range(2))
-    return np.stack(xs), np.stack([c for y in ys for c in y])
-
-
-def validation_sources(mixer: Mixer, config: Config) -> tuple[np.ndarray, np.ndarray]:
-    """The validation mixtures of :func:`validation_set` for features on the device: each whole-utterance
-    mixture's scaled sources cut into training-chunk lengths of samples, a chunk every ``chunk_hop``
-    frames' worth, the last padded; (N, max_speakers, samples) and a placeholder target per chunk.
-    Each chunk is level-normalised on its own (the host path normalises whole mixtures), so val_loss
-    is not comparable across the two paths."""
-    d, f = config.data, config.features
-    samples = config.stft.samples_for_frames(d.chunk_frames)
-    rng = np.random.default_rng(d.valid_seed)
-    chunks = []
-    for _ in range(d.valid_mixtures):
-        sources = mixer.draw_sources(rng, None)
-        chunks += [c.T for c in chunks_of(sources.T, samples, d.chunk_hop * f.hop_length)]
-    return mixer.stack(chunks, samples), np.zeros(len(chunks), np.float32)
-
-
-def feature_statistics(mixer: Mixer, config: Config, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-bin mean and variance of log-magnitude features over ``stats_mixtures`` training chunks."""
-    rng = np.random.default_rng([seed, 7])
-    total = np.zeros(config.num_bins, np.float64)
-    total_sq = np.zeros(config.num_bins, np.float64)
-    count = 0
-    for _ in range(config.data.stats_mixtures):
-        feats, _ = mixer.chunk(rng)
-        total += feats.sum(axis=0)
-        total_sq += np.square(feats, dtype=np.float64).sum(axis=0)
-        count += feats.shape[0]
-    mean = total / count
-    variance = np.maximum(total_sq / count - mean**2, 1e-6)
-    return mean.astype(np.float32), variance.astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -321,12 +289,12 @@ class BatchSpec:
     index: int
     size: int
     frames: int | None = None  # chunk frames; None: data.chunk_frames (or whole utterances)
-    sources: bool = False  # features on the device: the scaled sources, not features and labels
+    sources: bool = False  # the mixer's BatchForm.sources: the scaled sources, not features and targets
 
 
 def draw_batch(mixer: Mixer, spec: BatchSpec):
-    """The batch ``spec`` names: (features (B, T, F), labels (B, T, F, C)), with a mask head (features,
-    (labels, targets)), or with features on the device (sources (B, C, samples), placeholder targets (B,))."""
+    """The batch ``spec`` names: (features (B, T, F), labels (B, T, F, C)), with the mixer's extra targets
+    (features, (labels, *extra)), or with ``spec.sources`` (sources (B, C, samples), placeholder targets (B,))."""
     rng = np.random.default_rng([spec.seed, spec.shard[0], spec.shard[1], spec.epoch, spec.index])
     if spec.sources:
         return mixer.source_batch(rng, spec.size), np.zeros(spec.size, np.float32)

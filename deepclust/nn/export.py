@@ -102,12 +102,13 @@ def _convert_to_onnx(saved: Path, target: Path) -> None:
 
 def notes(model_path: Path, spec, net, written: dict[str, Path]) -> str:
     """EXPORT.md: what the exported graph takes and gives, and the steps outside it with this model's numbers."""
+    from . import chimera
+
     dim = int(net.outputs[0].shape[-1])
     bins = spec.stft.num_bins
     files = "\n".join(f"- `{p.name}`: {'TensorFlow SavedModel' if f == 'savedmodel' else f'ONNX, opset {ONNX_OPSET}'}"
                       for f, p in written.items())
-    mask_head = ("\nA second output holds the mask head's masks (batch, T, F, speaker slots).\n"
-                 if len(net.outputs) > 1 else "")
+    mask_head = chimera.EXPORT_NOTE if chimera.has_mask_head(net) else ""
     return f"""# Exported deepclust network
 
 From `{model_path}`.

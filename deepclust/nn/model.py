@@ -23,7 +23,6 @@ from . import losses  # noqa: F401  (registers the loss for load_model)
 
 SPEC_LAYER = "feature_spec"
 EMBEDDING_OUTPUT = "embedding"
-MASK_OUTPUT = "mask"
 
 
 class ModelError(ValueError):
@@ -88,12 +87,26 @@ RETIRED_LAYERS = {
 
 
 def build_model(config: Config, mean: np.ndarray | None = None, variance: np.ndarray | None = None) -> keras.Model:
-    """The embedding network for ``config``; ``mean``/``variance`` are per-bin feature statistics."""
+    """The embedding network for ``config``; ``mean``/``variance`` are per-bin feature statistics.
+    A network with outputs of its own beside the embeddings (the mask head, :mod:`deepclust.nn.chimera`)
+    builds them on :func:`embedding_layers`."""
+    inputs, _, embeddings = embedding_layers(config, mean, variance)
+    return keras.Model(inputs, embeddings, name="deep_clustering")
+
+
+def kernel_regularizer(config: Config) -> keras.regularizers.Regularizer | None:
+    """``model.l2`` as the penalty of every kernel of the network (None at 0)."""
+    return keras.regularizers.L2(config.model.l2) if config.model.l2 > 0 else None
+
+
+def embedding_layers(config: Config, mean: np.ndarray | None = None, variance: np.ndarray | None = None):
+    """The network's layers up to its embeddings: (the input (batch, T, F), the last BLSTM's states
+    (batch, T, 2 x lstm_units), the unit-length embeddings (batch, T, F, D)), symbolic tensors."""
     bins = config.num_bins
     m = config.model
     mean = np.zeros(bins, np.float32) if mean is None else np.asarray(mean, np.float32)
     variance = np.ones(bins, np.float32) if variance is None else np.asarray(variance, np.float32)
-    regularizer = keras.regularizers.L2(m.l2) if m.l2 > 0 else None
+    regularizer = kernel_regularizer(config)
 
     inputs = keras.Input(shape=(None, bins), name="log_magnitude")
     stft = config.stft
@@ -116,18 +129,7 @@ def build_model(config: Config, mean: np.ndarray | None = None, variance: np.nda
     x = keras.layers.Reshape((-1, bins, m.embedding_dim), name="to_embeddings")(x)
     # float32 output: unit-normalising in float16 loses the precision k-means needs.
     embeddings = keras.layers.UnitNormalization(axis=-1, dtype="float32", name=EMBEDDING_OUTPUT)(x)
-    if not m.mask_head:
-        return keras.Model(inputs, embeddings, name="deep_clustering")
-    # Chimera++: masks for every speaker slot from the same BLSTM states, softmax over slots.
-    slots = config.data.max_speakers
-    y = keras.layers.Dense(bins * slots, kernel_regularizer=regularizer, name="mask_dense")(states)
-    y = keras.layers.Reshape((-1, bins, slots), name="to_masks")(y)
-    masks = keras.layers.Softmax(axis=-1, dtype="float32", name=MASK_OUTPUT)(y)
-    return keras.Model(inputs, [embeddings, masks], name="chimera")
-
-
-def has_mask_head(model: keras.Model) -> bool:
-    return len(model.outputs) > 1
+    return inputs, states, embeddings
 
 
 def feature_spec(model: keras.Model) -> FeatureSpec:

@@ -1,4 +1,4 @@
-"""From embeddings to masks: k-means, the speaker count, and the two maskers.
+"""From embeddings to masks: k-means, the speaker count, and the k-means masker.
 
 A masker turns a file's embeddings into one mask per speaker. It sees every
 segment of the file once (:meth:`observe`), is fitted once for the whole
@@ -9,13 +9,12 @@ gives each segment's masks (:meth:`masks`), which sum to one at every bin:
   active bins, weighted by the mixture's magnitude; binary masks (nearest
   centre) or soft ones (soft k-means). For evaluation its centres can instead
   be the oracle's (:func:`oracle_centers`), which bounds what clustering loses.
-- :class:`HeadMasker`: the masks of a Chimera++ mask head, its speaker slots
-  kept in the same order from segment to segment by their overlap.
+- :class:`deepclust.nn.chimera.HeadMasker`: the masks of a Chimera++ mask head, its
+  speaker slots kept in the same order from segment to segment by their overlap
+  (the mask head's plug-in holds it).
 """
 
 from __future__ import annotations
-
-import itertools
 
 import numpy as np
 from sklearn.cluster import KMeans
@@ -147,49 +146,3 @@ class KMeansMasker:
 
     def masks(self, index: int, embeddings: np.ndarray, head: np.ndarray | None) -> np.ndarray:
         return distance_masks(self.centers, embeddings, self.cfg.mask, self.cfg.soft_temperature)
-
-
-class HeadMasker:
-    """The masks of a mask head (Chimera++), slot order kept across a file's segments.
-
-    The head is trained permutation-invariantly, so the slot a voice lands in may
-    change between two segments. Each segment takes the order of its slots that
-    agrees best with the previous segment where the two overlap (mask times
-    mixture magnitude); the energy of each aligned slot over the whole file
-    picks the k loudest voices. Segments must be observed in order.
-    """
-
-    def __init__(self, hop_length: int):
-        self.hop = hop_length
-        self.orders: dict[int, tuple[int, ...]] = {}
-        self.energy: np.ndarray | None = None
-        self.slots: list[int] = []
-        self._tail: np.ndarray | None = None  # the previous segment's aligned, magnitude-weighted masks
-        self._end = 0  # the previous segment's last sample + 1
-
-    def observe(self, index: int, start: int, stop: int, spec: np.ndarray, head: np.ndarray | None) -> None:
-        """Fix the slot order of segment ``index`` (samples ``start`` to ``stop``) from its (T, F, slots)
-        head masks and (T, F) spectrum."""
-        weighted = head * np.abs(spec)[..., None]
-        order = tuple(range(head.shape[-1]))
-        frames = min((self._end - start) // self.hop, head.shape[0]) if self._tail is not None else 0
-        if frames > 0:
-            tail, now = self._tail[-frames:], weighted[:frames]
-            order = max(itertools.permutations(order),
-                        key=lambda p: sum(float(np.sum(tail[..., c] * now[..., p[c]])) for c in range(len(p))))
-        aligned = weighted[..., list(order)]
-        self.orders[index] = order
-        self.energy = aligned.sum(axis=(0, 1)) + (0.0 if self.energy is None else self.energy)
-        self._tail, self._end = aligned, stop
-
-    def fit(self, samples: np.ndarray, num_speakers: int, magnitudes: np.ndarray | None = None) -> None:
-        """Keep the ``num_speakers`` aligned slots with the most energy over the file."""
-        self.slots = sorted(np.argsort(-self.energy)[:num_speakers].tolist())
-
-    def masks(self, index: int, embeddings: np.ndarray, head: np.ndarray | None) -> np.ndarray:
-        """(k, T, F) masks of the chosen aligned slots, summing to one at every bin."""
-        chosen = head[..., list(self.orders[index])][..., self.slots]
-        total = chosen.sum(axis=-1, keepdims=True)
-        # A bin whose mass sat in a dropped slot is shared equally rather than lost.
-        chosen = np.where(total > 1e-6, chosen / np.maximum(total, 1e-6), 1.0 / len(self.slots))
-        return np.moveaxis(chosen, -1, 0).astype(np.float32)

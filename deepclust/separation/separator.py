@@ -30,8 +30,8 @@ import numpy as np
 from .. import paths
 from ..config import MAX_SPEAKERS, SeparateConfig, read_config_file
 from ..dsp import audio, features
-from ..nn import model as model_lib
-from .clustering import HeadMasker, KMeansMasker, estimate_num_speakers, normalize
+from ..nn import chimera, model as model_lib
+from .clustering import KMeansMasker, estimate_num_speakers, normalize
 from .segments import Segment, batched, fits_cache, overlap_add, replay, split
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ class Analysis:
     segments: list[Segment]
     gain: float
     length: int
-    masker: KMeansMasker | HeadMasker
+    masker: KMeansMasker | chimera.HeadMasker
     samples: np.ndarray | None = None
     sample_bins: np.ndarray | None = None
     sample_magnitudes: np.ndarray | None = None
@@ -102,7 +102,7 @@ class Separator:
         self.features = spec.feature_config()
         self.config = config or SeparateConfig()
         self.timings = Timings()
-        if self.config.mask == "network" and not model_lib.has_mask_head(model):
+        if self.config.mask == "network" and not chimera.has_mask_head(model):
             raise SeparationError(
                 "separate.mask='network' uses the masks of a mask head, and this model has none (it was "
                 "trained without model.mask_head); use mask='soft' or 'binary'. Received: mask='network'"
@@ -144,7 +144,7 @@ class Separator:
     @property
     def mask_slots(self) -> int:
         """Speaker slots of the mask head (0 without one)."""
-        return int(self.model.outputs[1].shape[-1]) if model_lib.has_mask_head(self.model) else 0
+        return chimera.mask_slots(self.model)
 
     def segment_features(self, seg: Segment, gain: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One segment's STFT (T, F) at level ``gain``, its log magnitude (the network's input) and its active bins."""
@@ -231,7 +231,7 @@ class Separator:
         ``kmeans_max_bins`` active bins spread over the file, and show each segment to the masker."""
         gain = features.level_gain(signal, self.features)
         segs = split(signal, self.sample_rate, self.config.segment_seconds, self.features.window_length)
-        masker = HeadMasker(self.features.hop_length) if self.config.mask == "network" else \
+        masker = chimera.HeadMasker(self.features.hop_length) if self.config.mask == "network" else \
             KMeansMasker(self.config, seed)
         analysis = Analysis(segs, gain, len(signal), masker)
         per_segment = max(1, self.config.kmeans_max_bins // max(len(segs), 1))

@@ -28,13 +28,12 @@ from ..config import Config, ConfigError, apply_overrides, load_config, parse_du
 from ..config.rules import validate_distribution
 from ..data.dataset import MixtureDataset
 from ..data.index import load_corpus
-from ..data.mixer import Mixer, feature_statistics, validation_set, validation_sources
-from ..dsp.device_features import TRAINING_ON_SOURCES, training_model
+from ..data.mixer import BatchForm, Mixer
+from ..data.validation import feature_statistics
 from ..nn import model as model_lib, pretrained
-from ..nn.losses import DeepClusteringLoss, MaskInferenceLoss, PackedDeepClusteringLoss
 from .. import paths
 from ..paths import CONFIG_FILENAME, HISTORY_FILENAME, MODEL_FILENAME, STATE_DIRNAME, TRAIN_LIST, VALID_LIST
-from . import callbacks as cb, history_csv, runlock
+from . import callbacks as cb, history_csv, objectives, runlock
 from .state import RunState, TrainingState, atomic_save_model, latest_state
 from .strategy import strategy
 
@@ -76,20 +75,13 @@ def jit_compile(config: Config) -> bool:
     return JIT_AUTO.get(keras.backend.backend(), False) if jit == "auto" else bool(jit)
 
 
-def compile_model(net: keras.Model, config: Config) -> keras.Model:
-    """Compile with the config's optimizer and loss: deep clustering alone, or with a mask
-    head (Chimera++) ``loss_alpha`` x deep clustering + (1 - loss_alpha) x mask inference,
-    or for the model that computes its own features (``features.on_device``) the packed loss."""
-    t, jit = config.train, jit_compile(config)
-    if net.name == TRAINING_ON_SOURCES:
-        net.compile(optimizer=_optimizer(config),
-                    loss=PackedDeepClusteringLoss(config.model.embedding_dim), jit_compile=jit)
-    elif model_lib.has_mask_head(net):
-        net.compile(optimizer=_optimizer(config), loss=[DeepClusteringLoss(), MaskInferenceLoss()],
-                    loss_weights=[t.loss_alpha, 1.0 - t.loss_alpha], jit_compile=jit)
-    else:
-        net.compile(optimizer=_optimizer(config), loss=DeepClusteringLoss(), jit_compile=jit)
-    return net
+def compile_model(model: keras.Model, config: Config, objective: objectives.Objective | None = None) -> keras.Model:
+    """Compile the model ``objective`` (default: the config's, :func:`objectives.for_config`) trains
+    with the config's optimizer and the objective's loss and loss weights."""
+    objective = objective or objectives.for_config(config)
+    model.compile(optimizer=_optimizer(config), loss=objective.loss(), loss_weights=objective.loss_weights,
+                  jit_compile=jit_compile(config))
+    return model
 
 
 def resolve_run_config(base: Path, config: str | Path | None, overrides: dict[str, Any] | None) -> Config:
@@ -179,19 +171,19 @@ def _train_held(base: Path, out: Path, cfg: Config, verbose, dist, extra_callbac
     configure_keras(cfg)
     # Loaded before the corpus is read, so a wrong name is reported at once.
     init = pretrained.init_model(cfg.train.init) if cfg.train.init else None
-    train_mixer, valid_mixer = load_mixers(base, cfg, progress=verbose in (1, "auto"))
+    objective = objectives.for_config(cfg)
+    train_mixer, valid_mixer = load_mixers(base, cfg, progress=verbose in (1, "auto"), form=objective.form)
     # Worker i of n draws its own mixtures, batch_size / n of them per step.
     batch_size = dist.worker_batch_size(cfg.train.batch_size) if dist else cfg.train.batch_size
     dataset = MixtureDataset(train_mixer, cfg, batch_size=batch_size, shard=dist.shard if dist else (0, 1))
     try:
         dataset.start_workers()  # they get ready while the validation set and the model are made
-        on_device = cfg.features.on_device
-        validation = (validation_sources if on_device else validation_set)(valid_mixer, cfg)
+        validation = objective.validation(valid_mixer)
         with dist.scope() if dist else contextlib.nullcontext():
-            # ``net`` is the network that is saved and separates; with features on the device ``fit``
-            # trains a model around it that computes the features from the sources first.
-            net = model_lib.build_model(cfg, *initial_statistics(train_mixer, cfg, init))
-            trained = compile_model(training_model(net, cfg) if on_device else net, cfg)
+            # ``net`` is the network that is saved and separates; ``fit`` trains it, or the objective's
+            # model around it (features on the device: one that computes the features from the sources first).
+            net = objective.build(*initial_statistics(train_mixer, cfg, init))
+            trained = compile_model(objective.training_model(net), cfg, objective)
         run = open_run_folder(out, cfg)
         if init is not None and run.weights is None:  # a resumed run restores its own weights
             pretrained.load_initial_weights(net, init, cfg.train.init)
@@ -221,8 +213,9 @@ def configure_keras(cfg: Config) -> None:
         log.warning(allocator.advice())
 
 
-def load_mixers(base: Path, cfg: Config, progress: bool) -> tuple[Mixer, Mixer]:
-    """The mixture drawers of ``base/train`` and ``base/valid``, with what was read logged."""
+def load_mixers(base: Path, cfg: Config, progress: bool, form: BatchForm = BatchForm()) -> tuple[Mixer, Mixer]:
+    """The mixture drawers of ``base/train`` and ``base/valid``, drawing batches of ``form`` (the training
+    objective's), with what was read logged."""
     log.info("reading %s and %s", base / TRAIN_LIST, base / VALID_LIST)
     mixers = []
     for name in (TRAIN_LIST, VALID_LIST):
@@ -230,7 +223,7 @@ def load_mixers(base: Path, cfg: Config, progress: bool) -> tuple[Mixer, Mixer]:
         log.info("%s: %d speakers, %d utterances, %.1f min%s", name, len(corpus.speakers), corpus.num_utterances,
                  corpus.seconds / 60,
                  f", {len(corpus.skipped)} skipped" if corpus.skipped else "")
-        mixers.append(Mixer(corpus, cfg))
+        mixers.append(Mixer(corpus, cfg, form))
     return mixers[0], mixers[1]
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from deepclust.config import ConfigError, load_config
-from deepclust.data import augment, mixer as mixer_lib
+from deepclust.data import augment, mixer as mixer_lib, validation
 
 RATE = 8000
 EVERYTHING = {"augment.speed": 0.1, "augment.vtlp": 0.1, "augment.tilt_db": 3.0, "augment.eq_db": 6.0,
@@ -154,8 +154,8 @@ def test_the_mixer_augments_training_batches_only_and_repeatably(list_folder):
     assert not np.allclose(sources, plain_mixer.source_batch(np.random.default_rng(1), 4))
     host, _ = mixer_lib.examples_of_stack(sources, cfg)
     np.testing.assert_array_equal(host, mixer.batch(np.random.default_rng(1), 4)[0])  # one draw serves both paths
-    valid, _ = mixer_lib.validation_set(mixer, cfg)
-    np.testing.assert_array_equal(valid, mixer_lib.validation_set(plain_mixer, plain)[0])  # validation stays clean
+    valid, _ = validation.validation_set(mixer, cfg)
+    np.testing.assert_array_equal(valid, validation.validation_set(plain_mixer, plain)[0])  # validation stays clean
     assert cfg.stft.num_frames(sources.shape[-1]) >= feats.shape[1]
 
 

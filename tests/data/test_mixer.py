@@ -238,21 +238,6 @@ def test_batched_examples_match_one_mixture_at_a_time(list_folder, tiny_config):
         assert np.all(labels[b][..., len(sources):] == 0)
 
 
-def test_validation_set_is_fixed(list_folder, tiny_config):
-    mixer = mixer_lib.Mixer(mixer_lib.load_corpus(list_folder / "valid", 8000), tiny_config)
-    x1, y1 = mixer_lib.validation_set(mixer, tiny_config)
-    x2, _ = mixer_lib.validation_set(mixer, tiny_config)
-    np.testing.assert_array_equal(x1, x2)
-    assert x1.shape[1] == tiny_config.data.chunk_frames
-
-
-def test_chunks_of_covers_the_end():
-    arr = np.arange(25)
-    pieces = mixer_lib.chunks_of(arr, 10, 5)
-    assert [p[0] for p in pieces] == [0, 5, 10, 15]
-    assert pieces[-1][-1] == 24
-
-
 def _varied_length_folder(root):
     """Six speakers whose utterances last 0.3 to 3 s, so whole-utterance mixtures vary in length."""
     import soundfile as sf
@@ -321,23 +306,6 @@ def test_training_on_bucketed_whole_utterances(tmp_path):
     assert result.epochs_done == 1 and result.frames_per_second > 0
 
 
-def test_mask_head_targets_ride_beside_the_labels(list_folder, tiny_config):
-    cfg = load_config("tiny", {"model.mask_head": True})
-    mixer = mixer_lib.Mixer(mixer_lib.load_corpus(list_folder / "train", cfg.audio.sample_rate), cfg)
-    x, (labels, targets) = mixer.batch(np.random.default_rng(0), 3)
-    f, c = cfg.num_bins, cfg.data.max_speakers
-    assert x.shape == (3, cfg.data.chunk_frames, f) and labels.shape == x.shape + (c,)
-    assert targets.shape == x.shape + (c + 1,)
-    # Same draws as without the head: the labels are those of the plain config.
-    plain = mixer_lib.Mixer(mixer_lib.load_corpus(list_folder / "train", tiny_config.audio.sample_rate), tiny_config)
-    x0, labels0 = plain.batch(np.random.default_rng(0), 3)
-    np.testing.assert_array_equal(x, x0)
-    np.testing.assert_array_equal(labels, labels0)
-    # The last channel is the mixture magnitude, the sources' targets never exceed it.
-    np.testing.assert_allclose(np.log(np.maximum(targets[..., -1], features.LOG_FLOOR)), x, atol=1e-4)
-    assert np.all(targets[..., :c] <= targets[..., -1:] * (1 + 1e-5))
-    xv, (lv, tv) = mixer_lib.validation_set(mixer, cfg)
-    assert lv.shape == xv.shape + (c,) and tv.shape == xv.shape + (c + 1,)
 
 
 def test_a_batch_draws_the_mixtures_draw_sources_draws(list_folder, tiny_config):

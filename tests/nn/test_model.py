@@ -50,25 +50,6 @@ def test_load_errors(tmp_path):
         model_lib.load(tmp_path / "other.keras")
 
 
-def test_mask_head_outputs_masks_that_sum_to_one_and_reloads(tiny_config, tmp_path):
-    from deepclust.config import load_config
-    from deepclust.nn.losses import MaskInferenceLoss
-    from deepclust.training.train import compile_model
-
-    cfg = load_config("tiny", {"model.mask_head": True})
-    net = compile_model(model_lib.build_model(cfg), cfg)
-    assert model_lib.has_mask_head(net) and not model_lib.has_mask_head(model_lib.build_model(tiny_config))
-    x = np.random.default_rng(0).standard_normal((2, 11, cfg.num_bins)).astype(np.float32)
-    emb, masks = (keras.ops.convert_to_numpy(o) for o in net(x))
-    assert emb.shape == (2, 11, cfg.num_bins, cfg.model.embedding_dim)
-    assert masks.shape == (2, 11, cfg.num_bins, cfg.data.max_speakers)
-    np.testing.assert_allclose(masks.sum(-1), 1.0, atol=1e-5)
-    net.save(tmp_path / "chimera.keras")
-    again = model_lib.load(tmp_path / "chimera.keras", compile=True)
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(again(x)[1]), masks, atol=1e-6)
-    assert any(isinstance(loss, MaskInferenceLoss) for loss in keras.tree.flatten(again.loss))
-
-
 def test_a_model_with_the_removed_utterance_mean_layer_is_refused_by_name(tiny_config, tmp_path):
     """model.utterance_mean was removed (README, "Options removed"); a model file trained with it names
     the layer and says what to do, instead of Keras's unknown-class error."""

@@ -1,4 +1,4 @@
-"""The clustering stage: k-means masks, the speaker count, and the mask head's slot alignment."""
+"""The clustering stage: k-means masks and the speaker count."""
 
 import numpy as np
 import pytest
@@ -62,28 +62,6 @@ def test_centre_cosines_of_orthogonal_voices_and_of_too_few_bins():
     assert abs(cosines[3]) < 0.1  # three orthogonal voices: three orthogonal centres
     assert cosines[4] > 0.9  # a fourth cluster splits one of them
     assert clustering.centre_cosines(emb[:25], max_speakers=4) == {2: clustering.centre_cosines(emb[:25], 2)[2]}
-
-
-def test_slot_alignment_follows_a_voice_across_segments():
-    rng = np.random.default_rng(0)
-    hop, frames, bins = 32, 40, 9
-    # Voice A is loud in the first slot of segment 0 and lands in the second slot of segment 1.
-    a = rng.random((frames, bins))
-    m0 = np.stack([a, 1 - a], axis=-1)
-    m1 = m0[..., ::-1]
-    spec = np.ones((frames, bins))
-    masker = clustering.HeadMasker(hop)
-    masker.observe(0, 0, frames * hop, spec, m0)
-    # Segment 1 starts half-way into segment 0: its first frames are segment 0's last, with slots swapped.
-    m1[: frames // 2] = m0[frames // 2:, :, ::-1]
-    masker.observe(1, frames * hop // 2, frames * hop // 2 + frames * hop, spec, m1)
-    assert masker.orders == {0: (0, 1), 1: (1, 0)}
-    masker.fit(None, 1)
-    masks = masker.masks(1, None, m1)
-    assert masks.shape == (1, frames, bins) and np.allclose(masks, 1.0)  # one voice kept: it takes every bin
-    masker.fit(None, 2)
-    # Aligned, segment 1's masks give voice A (slot 0 of segment 0) the same output as in segment 0.
-    np.testing.assert_allclose(masker.masks(1, None, m1)[0, : frames // 2], m0[frames // 2:, :, 0], atol=1e-6)
 
 
 @pytest.mark.parametrize("weighting", ["magnitude", "none"])
