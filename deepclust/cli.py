@@ -394,7 +394,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from .evaluation.evaluate import EvaluationError
     from .evaluation.figure import VisualizeError
     from .data.index import DataError
-    from .data.workers import WorkerError
+    from .data.batch_processes import BatchProcessError
     from .corpus.lists import ListFormatError
     from .nn.model import ModelError
     from .paths import ModelNotGiven
@@ -405,7 +405,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from .nn.export import ExportError
 
     return (AudioError, ConfigError, CorpusError, EvaluationError, VisualizeError, DataError, ListFormatError,
-            ModelError, ModelNotGiven, RunLocked, SeparationError, OutputError, ExportError, WorkerError, DiskFull,
+            ModelError, ModelNotGiven, RunLocked, SeparationError, OutputError, ExportError, BatchProcessError, DiskFull,
             FileExistsError, FileNotFoundError, PermissionError)
 
 

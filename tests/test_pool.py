@@ -16,14 +16,14 @@ def _calls(count: int, read: list):
         yield (i, None, f"answered {i}") if i % 3 == 2 else (i, pow, (i, 2))
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_results_in_order_with_a_bounded_window(workers):
+@pytest.mark.parametrize("processes", [1, 2])
+def test_results_in_order_with_a_bounded_window(processes):
     read = []
-    results = pool.in_order(_calls(20, read), workers, "fork" if os.name == "posix" else "spawn")
+    results = pool.in_order(_calls(20, read), processes, "fork" if os.name == "posix" else "spawn")
     first = next(results)
     assert first == (0, 0)
     # one worker: each call is read when its turn comes; several: a window of calls is read ahead, no more
-    assert len(read) == (1 if workers == 1 else pool.IN_FLIGHT_PER_WORKER * workers)
+    assert len(read) == (1 if processes == 1 else pool.IN_FLIGHT_PER_PROCESS * processes)
     rest = list(results)
     assert [key for key, _ in [first, *rest]] == list(range(20))
     assert all(value == (f"answered {key}" if key % 3 == 2 else key ** 2) for key, value in [first, *rest])

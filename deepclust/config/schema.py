@@ -62,7 +62,7 @@ class DataConfig:
     valid_mixtures: int = field(default=64, metadata=_range(1, 1000000))  # drawn once, fixed seed
     valid_seed: int = field(default=1234, metadata=_range(0))
     stats_mixtures: int = field(default=200, metadata=_range(1, 1000000))  # for feature mean/variance
-    # Processes drawing batches; 0: the training process draws them; -1: by the cores (workers.worker_processes).
+    # Processes drawing batches; 0: the training process draws them; -1: by the cores (batch_processes.process_count).
     workers: int = field(default=-1, metadata=_range(-1, 256))
     # Train on whole-utterance mixtures (sources cut to the shortest, at most max_frames) instead of chunk_frames
     # chunks, a batch holding lengths of one bucket of bucket_frames frames (0: padded to its longest).

@@ -8,7 +8,7 @@ batch gives the same arrays, and the workers hold nothing but the corpus index
 (their reads come from the cache, see :mod:`deepclust.data.index`). With
 ``data.workers = 0`` the training process draws them itself. The epoch is set
 by :class:`deepclust.training.callbacks.EpochSync` and reaches the workers inside the spec.
-Batches come back through files, not the pool's pipe (:mod:`deepclust.data.workers`).
+Batches come back through files, not the pool's pipe (:mod:`deepclust.data.batch_processes`).
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ import keras
 
 from ..backend import accelerators
 from ..config import Config
-from . import workers
+from . import batch_processes
 from .mixer import BatchSpec, Mixer, draw_batch
-from .workers import WorkerError
+from .batch_processes import BatchProcessError
 
 
 FEEDER_THREADS = 2
@@ -48,22 +48,22 @@ class MixtureDataset(keras.utils.PyDataset):
         self.steps = steps or config.train.steps_per_epoch
         self.seed = config.train.seed if seed is None else seed
         self.shard = shard  # (index, count): worker i of n draws its own stream of mixtures
-        self.processes = (workers.worker_processes(config.data.workers, accelerated=bool(accelerators()))
+        self.processes = (batch_processes.process_count(config.data.workers, accelerated=bool(accelerators()))
                           if processes is None else processes)
         self.sources = mixer.form.sources  # what the training objective asked the mixer for
         self.epoch = 0  # written only by callbacks.EpochSync
         self.frames_served = self.batches_served = 0  # batch lengths vary with whole_utterances
         self._pool: ProcessPoolExecutor | None = None
-        self._spool: str | None = None  # the folder the workers leave batches in (deepclust.data.workers)
+        self._spool: str | None = None  # the folder the workers leave batches in (deepclust.data.batch_processes)
         self._pending: dict[tuple[int, int], Future] = {}
-        self._failed = False  # a WorkerError was raised: the pool is broken or hung
+        self._failed = False  # a BatchProcessError was raised: the pool is broken or hung
         self._lock, self._count_lock = threading.Lock(), threading.Lock()
 
     def __len__(self) -> int:
         return self.steps
 
     def spec(self, epoch: int, index: int) -> BatchSpec:
-        return BatchSpec(self.seed, self.shard, int(epoch), int(index), self.batch_size, sources=self.sources)
+        return BatchSpec(self.seed, self.shard, int(epoch), int(index), self.batch_size)
 
     def batch_at(self, epoch: int, index: int):
         """Batch ``index`` of ``epoch``, drawn here: the same arrays a worker draws."""
@@ -77,17 +77,17 @@ class MixtureDataset(keras.utils.PyDataset):
             handed = self._submitted(epoch, index).result(timeout=BATCH_TIMEOUT_SECONDS)
         except (BrokenProcessPool, FutureTimeout) as exc:
             self._failed = True
-            raise self._worker_error(epoch, index, "a worker process ended abruptly (killed, out of memory?)"
+            raise self._process_error(epoch, index, "a worker process ended abruptly (killed, out of memory?)"
                                      if isinstance(exc, BrokenProcessPool) else
                                      f"no batch came from the worker processes in {BATCH_TIMEOUT_SECONDS:.0f} s") from exc
         try:
-            return self._served(workers.received(handed))
+            return self._served(batch_processes.received(handed))
         except OSError as exc:
-            raise self._worker_error(epoch, index, f"its file in the spool folder {self._spool} could not be read "
+            raise self._process_error(epoch, index, f"its file in the spool folder {self._spool} could not be read "
                                      f"({exc}): something removed it while training ran") from exc
 
-    def _worker_error(self, epoch: int, index: int, what: str) -> WorkerError:
-        return WorkerError(
+    def _process_error(self, epoch: int, index: int, what: str) -> BatchProcessError:
+        return BatchProcessError(
             f"batch {index + 1} of epoch {epoch + 1}: {what}. The last completed epoch is saved: run the same "
             f"command to resume, or with --workers 0 to draw batches in the training process. "
             f"Received: data.workers={self.processes}")
@@ -100,24 +100,24 @@ class MixtureDataset(keras.utils.PyDataset):
                 _abandon(self._pending.pop(stale))
             for ahead in range(index, min(index + self.processes + 1, self.steps)):  # keep every worker busy
                 if (epoch, ahead) not in self._pending:
-                    self._pending[epoch, ahead] = pool.submit(workers.draw, self.spec(epoch, ahead))
+                    self._pending[epoch, ahead] = pool.submit(batch_processes.draw, self.spec(epoch, ahead))
             return self._pending.pop((epoch, index))
 
     def _worker_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             # spawn: a fork would copy the backend's threads half-way; the workers import no Keras.
-            self._spool = workers.make_spool()
+            self._spool = batch_processes.make_spool()
             self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=workers.start, initargs=(self.mixer, self._spool))
+                                             initializer=batch_processes.start, initargs=(self.mixer, self._spool))
         return self._pool
 
-    def start_workers(self) -> None:
+    def start_processes(self) -> None:
         """Start the worker processes now (they import and read the index while the model is built)."""
         if self.processes:
             with self._lock:
                 pool = self._worker_pool()
                 for _ in range(self.processes):
-                    pool.submit(workers.ready)
+                    pool.submit(batch_processes.ready)
 
     def _served(self, batch):
         x = batch[0]
@@ -132,7 +132,7 @@ class MixtureDataset(keras.utils.PyDataset):
         return self.frames_served / max(self.batches_served, 1)
 
     def close(self) -> None:
-        """Stop the worker processes (a later batch starts them again); after a WorkerError, kill them."""
+        """Stop the worker processes (a later batch starts them again); after a BatchProcessError, kill them."""
         with self._lock:
             for future in self._pending.values():
                 _abandon(future)
@@ -165,7 +165,7 @@ def _abandon(future: Future) -> None:
 
 def _discard(future: Future) -> None:
     if not future.cancelled() and future.exception() is None:
-        workers.discard(future.result())
+        batch_processes.discard(future.result())
 
 
 def _kill_workers(pool: ProcessPoolExecutor) -> None:

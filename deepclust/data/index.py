@@ -167,9 +167,9 @@ def _plan(entries: list[Entry], records: dict[str, dict]) -> tuple[dict[str, dic
 def _decoded(todo: list[str], sample_rate: int, jobs: int):
     """Yield ``(path, _decode result)`` in order, in ``jobs`` processes when there are many files
     (:func:`deepclust.pool.in_order`: a bounded number in flight, so decoded audio does not pile up in memory)."""
-    workers = jobs if len(todo) >= POOL_FROM_FILES else 1
+    processes = jobs if len(todo) >= POOL_FROM_FILES else 1
     # spawn: the training process may hold threads (a backend's) that a fork would copy half-way.
-    return pool.in_order(((path, _decode, (path, sample_rate)) for path in todo), workers, "spawn")
+    return pool.in_order(((path, _decode, (path, sample_rate)) for path in todo), processes, "spawn")
 
 
 def _extend(cache: Cache, current: dict[str, dict], todo: list[str], progress: bool, jobs: int) -> None:

@@ -8,7 +8,7 @@ training objective asks for (:mod:`deepclust.training.objectives`). Every draw i
 function of the generator it is given, so a batch is the same arrays in whichever
 process draws it. The validation data and the feature statistics drawn with a mixer
 are :mod:`deepclust.data.validation`'s. No Keras here: worker processes
-(:mod:`deepclust.data.workers`) import this module
+(:mod:`deepclust.data.batch_processes`) import this module
 (the Keras dataset is :mod:`deepclust.data.dataset`).
 """
 
@@ -202,12 +202,12 @@ class Mixer:
         feats, targets = self.batch(rng, 1)
         return feats[0], map_targets(lambda t: t[0], targets)
 
-    def batch(self, rng: np.random.Generator, size: int, frames: int | None = None):
-        """``size`` chunks of ``frames`` (default ``chunk_frames``) frames: (size, frames, F)
-        features and (size, frames, F, C) labels."""
+    def batch(self, rng: np.random.Generator, size: int):
+        """``size`` chunks of ``data.chunk_frames`` frames: (size, frames, F) features and (size, frames, F, C)
+        labels (with ``data.whole_utterances``, :meth:`bucketed_batch`)."""
         if self.config.data.whole_utterances:
             return self.bucketed_batch(rng, size)
-        frames = frames or self.config.data.chunk_frames
+        frames = self.config.data.chunk_frames
         samples = self.stft.samples_for_frames(frames)
         return self._fitted(examples_of_stack(self.scaled_stack(rng, size, samples), self.config, self.form.extra),
                             frames)
@@ -288,14 +288,12 @@ class BatchSpec:
     epoch: int
     index: int
     size: int
-    frames: int | None = None  # chunk frames; None: data.chunk_frames (or whole utterances)
-    sources: bool = False  # the mixer's BatchForm.sources: the scaled sources, not features and targets
 
 
 def draw_batch(mixer: Mixer, spec: BatchSpec):
     """The batch ``spec`` names: (features (B, T, F), labels (B, T, F, C)), with the mixer's extra targets
-    (features, (labels, *extra)), or with ``spec.sources`` (sources (B, C, samples), placeholder targets (B,))."""
+    (features, (labels, *extra)), or with the form's ``sources`` (sources (B, C, samples), placeholder targets (B,))."""
     rng = np.random.default_rng([spec.seed, spec.shard[0], spec.shard[1], spec.epoch, spec.index])
-    if spec.sources:
+    if mixer.form.sources:
         return mixer.source_batch(rng, spec.size), np.zeros(spec.size, np.float32)
-    return mixer.batch(rng, spec.size, spec.frames)
+    return mixer.batch(rng, spec.size)

@@ -177,7 +177,7 @@ def _train_held(base: Path, out: Path, cfg: Config, verbose, dist, extra_callbac
     batch_size = dist.worker_batch_size(cfg.train.batch_size) if dist else cfg.train.batch_size
     dataset = MixtureDataset(train_mixer, cfg, batch_size=batch_size, shard=dist.shard if dist else (0, 1))
     try:
-        dataset.start_workers()  # they get ready while the validation set and the model are made
+        dataset.start_processes()  # they get ready while the validation set and the model are made
         validation = objective.validation(valid_mixer)
         with dist.scope() if dist else contextlib.nullcontext():
             # ``net`` is the network that is saved and separates; ``fit`` trains it, or the objective's

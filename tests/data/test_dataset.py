@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deepclust.data import mixer as mixer_lib, workers
+from deepclust.data import batch_processes, mixer as mixer_lib
 from deepclust.data.dataset import MixtureDataset
 from deepclust.data.mixer import draw_batch
 
@@ -28,24 +28,24 @@ def test_worker_processes_draw_the_batches_the_process_draws(list_folder, tiny_c
     tiny_config.train.steps_per_epoch = 5
     mixer = mixer_lib.Mixer(mixer_lib.load_corpus(list_folder / "train", 8000), tiny_config)
     here = MixtureDataset(mixer, tiny_config, processes=0)
-    workers = MixtureDataset(mixer, tiny_config, processes=2)
+    drawn_elsewhere = MixtureDataset(mixer, tiny_config, processes=2)
     before = set(multiprocessing.active_children())
     try:
         for epoch, indices in ((0, [0, 1, 2]), (3, [0, 4, 1]), (0, [3])):
-            here.epoch = workers.epoch = epoch
+            here.epoch = drawn_elsewhere.epoch = epoch
             for i in indices:
                 x1, y1 = here[i]
-                x2, y2 = workers[i]
+                x2, y2 = drawn_elsewhere[i]
                 np.testing.assert_array_equal(x1, x2)
                 np.testing.assert_array_equal(y1, y2)
         started = set(multiprocessing.active_children()) - before
         assert len(started) == 2  # the two worker processes asked for, drawing the batches
     finally:
-        workers.close()
+        drawn_elsewhere.close()
     assert not any(process.is_alive() for process in started)  # close() ends them
-    x, _ = workers[4]  # and a later batch starts them again
+    x, _ = drawn_elsewhere[4]  # and a later batch starts them again
     np.testing.assert_array_equal(x, here[4][0])
-    workers.close()
+    drawn_elsewhere.close()
 
 
 def test_two_workers_shards_are_disjoint(list_folder, tiny_config):
@@ -107,7 +107,7 @@ def test_workers_started_by_a_thread_outlive_it(list_folder, tiny_config):
 
 @pytest.mark.parametrize("fault", ["killed", "stopped"])
 def test_a_failed_worker_is_a_clear_error_not_a_hang(list_folder, tiny_config, monkeypatch, fault):
-    """A worker killed (out of memory, say) or stopped answering: the batch raises WorkerError saying
+    """A worker killed (out of memory, say) or stopped answering: the batch raises BatchProcessError saying
     how to go on, and close() returns instead of waiting on the pool."""
     import os
     import signal
@@ -123,7 +123,7 @@ def test_a_failed_worker_is_a_clear_error_not_a_hang(list_folder, tiny_config, m
     ds[0]
     os.kill(pid, signal.SIGKILL if fault == "killed" else signal.SIGSTOP)
     try:
-        with pytest.raises(workers.WorkerError, match=r"--workers 0.*Received: data.workers=1"):
+        with pytest.raises(batch_processes.BatchProcessError, match=r"--workers 0.*Received: data.workers=1"):
             for i in range(1, 6):  # the batches already drawn ahead may still come
                 ds[i]
     finally:
@@ -186,7 +186,7 @@ def test_a_spool_file_removed_before_it_is_read_is_a_clear_error(list_folder, ti
             time.sleep(0.1)
         for name in os.listdir(ds._spool):  # a cleaner of temporary files, say
             os.unlink(os.path.join(ds._spool, name))
-        with pytest.raises(workers.WorkerError, match=r"batch 2 of epoch 1: its file in the spool folder .*"
+        with pytest.raises(batch_processes.BatchProcessError, match=r"batch 2 of epoch 1: its file in the spool folder .*"
                                                       r"could not be read.*Received: data.workers=1"):
             ds[1]
     finally:

@@ -7,25 +7,25 @@ import os
 import numpy as np
 import pytest
 
-from deepclust.data import mixer as mixer_lib, workers
+from deepclust.data import batch_processes, mixer as mixer_lib
 
 
 def test_worker_processes_by_the_cores():
-    from deepclust.data.workers import worker_processes
+    from deepclust.data.batch_processes import process_count
 
-    assert worker_processes(3, cores=2) == 3  # asked for: as many as asked
-    assert worker_processes(-1, cores=2) == 0 and worker_processes(-1, cores=4) == 0  # the step needs them
-    assert worker_processes(-1, cores=16) == 8 and worker_processes(-1, cores=64) == 8
+    assert process_count(3, cores=2) == 3  # asked for: as many as asked
+    assert process_count(-1, cores=2) == 0 and process_count(-1, cores=4) == 0  # the step needs them
+    assert process_count(-1, cores=16) == 8 and process_count(-1, cores=64) == 8
     # With a GPU the step leaves the cores to the batches: all but two.
-    assert worker_processes(-1, cores=16, accelerated=True) == 14
-    assert worker_processes(-1, cores=2, accelerated=True) == 0 and worker_processes(2, cores=16, accelerated=True) == 2
+    assert process_count(-1, cores=16, accelerated=True) == 14
+    assert process_count(-1, cores=2, accelerated=True) == 0 and process_count(2, cores=16, accelerated=True) == 2
 
 
 @pytest.fixture
 def worker_state():
-    """workers.start in this process (no parent to watch), undone afterwards."""
+    """batch_processes.start in this process (no parent to watch), undone afterwards."""
     yield
-    workers.start(None, None)
+    batch_processes.start(None, None)
 
 
 def test_a_drawn_batch_is_a_spool_file_read_once(list_folder, tiny_config, tmp_path, worker_state):
@@ -33,11 +33,11 @@ def test_a_drawn_batch_is_a_spool_file_read_once(list_folder, tiny_config, tmp_p
     spec = mixer_lib.BatchSpec(0, (0, 1), 2, 3, 4)
     spool = tmp_path / "spool"
     spool.mkdir()
-    workers.start(mixer, str(spool))
-    handed = workers.draw(spec)
-    assert isinstance(handed, workers.Spooled) and os.path.dirname(handed.path) == str(spool)
+    batch_processes.start(mixer, str(spool))
+    handed = batch_processes.draw(spec)
+    assert isinstance(handed, batch_processes.Spooled) and os.path.dirname(handed.path) == str(spool)
     assert len(handed.path) < 200  # the name, not the arrays, goes through the pool's pipe
-    x, y = workers.received(handed)
+    x, y = batch_processes.received(handed)
     expected = mixer_lib.draw_batch(mixer, spec)
     np.testing.assert_array_equal(x, expected[0])
     np.testing.assert_array_equal(y, expected[1])
@@ -47,29 +47,29 @@ def test_a_drawn_batch_is_a_spool_file_read_once(list_folder, tiny_config, tmp_p
 def test_a_batch_the_spool_cannot_take_comes_back_itself(list_folder, tiny_config, tmp_path, worker_state):
     mixer = mixer_lib.Mixer(mixer_lib.load_corpus(list_folder / "train", 8000), tiny_config)
     spec = mixer_lib.BatchSpec(0, (0, 1), 0, 0, 2)
-    workers.start(mixer, str(tmp_path / "removed"))  # gone, as when the pool is being stopped
-    handed = workers.draw(spec)
-    assert isinstance(handed, tuple) and not isinstance(handed, workers.Spooled)
-    np.testing.assert_array_equal(workers.received(handed)[0], mixer_lib.draw_batch(mixer, spec)[0])
+    batch_processes.start(mixer, str(tmp_path / "removed"))  # gone, as when the pool is being stopped
+    handed = batch_processes.draw(spec)
+    assert isinstance(handed, tuple) and not isinstance(handed, batch_processes.Spooled)
+    np.testing.assert_array_equal(batch_processes.received(handed)[0], mixer_lib.draw_batch(mixer, spec)[0])
 
 
 def test_discard_deletes_a_spooled_batch_and_ignores_the_rest(tmp_path):
-    handed = workers.spool((np.zeros(3),), str(tmp_path))
+    handed = batch_processes.spool((np.zeros(3),), str(tmp_path))
     assert os.path.exists(handed.path)
-    workers.discard(handed)
-    workers.discard(handed)  # already gone: nothing to do
-    workers.discard((np.zeros(3),))
+    batch_processes.discard(handed)
+    batch_processes.discard(handed)  # already gone: nothing to do
+    batch_processes.discard((np.zeros(3),))
     assert os.listdir(tmp_path) == []
 
 
 def test_the_spool_is_in_shared_memory_only_with_room(tmp_path, monkeypatch):
     import shutil
 
-    monkeypatch.setattr(workers, "SHARED_MEMORY", tmp_path)
-    roomy = workers.make_spool()
+    monkeypatch.setattr(batch_processes, "SHARED_MEMORY", tmp_path)
+    roomy = batch_processes.make_spool()
     assert os.path.dirname(roomy) == str(tmp_path)
-    monkeypatch.setattr(workers, "SHARED_MEMORY_MIN_FREE", shutil.disk_usage(tmp_path).free * 2)
-    cramped = workers.make_spool()
+    monkeypatch.setattr(batch_processes, "SHARED_MEMORY_MIN_FREE", shutil.disk_usage(tmp_path).free * 2)
+    cramped = batch_processes.make_spool()
     assert os.path.isdir(cramped) and os.path.dirname(cramped) != str(tmp_path)
     for folder in (roomy, cramped):
         os.rmdir(folder)
@@ -91,10 +91,10 @@ def test_a_worker_ends_and_removes_the_spool_when_the_training_process_is_killed
     script.write_text(
         "import multiprocessing, os, sys, time\n"
         "from concurrent.futures import ProcessPoolExecutor\n"
-        "from deepclust.data import workers\n"
+        "from deepclust.data import batch_processes\n"
         "if __name__ == '__main__':\n"
         "    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context('spawn'),\n"
-        "                               initializer=workers.start, initargs=(None, sys.argv[1]))\n"
+        "                               initializer=batch_processes.start, initargs=(None, sys.argv[1]))\n"
         "    print(pool.submit(os.getpid).result(), flush=True)\n"
         "    pool.submit(time.sleep, 120)\n"
         "    time.sleep(120)\n")

@@ -1,4 +1,5 @@
-"""The worker processes that draw training batches: how many, what each holds, how a batch comes back.
+"""The processes that draw training batches (``data.workers`` of them): how many, what each holds, how a
+batch comes back.
 
 A worker is given the mixer once, when it starts (:func:`start`), and then draws the
 batch each :class:`~deepclust.data.mixer.BatchSpec` names (:func:`draw`). It hands the
@@ -41,20 +42,20 @@ SHARED_MEMORY = Path("/dev/shm")
 SHARED_MEMORY_MIN_FREE = 2**30
 
 
-def worker_processes(workers: int, cores: int | None = None, accelerated: bool = False) -> int:
-    """How many processes draw batches for ``data.workers``: itself, or for -1 none on FEW_CORES
+def process_count(setting: int, cores: int | None = None, accelerated: bool = False) -> int:
+    """How many processes draw batches for ``data.workers`` (``setting``): itself, or for -1 none on FEW_CORES
     cores or fewer, else half the cores (at most MAX_AUTO_WORKERS), the other half for the step; with
     an accelerator, whose step leaves the cores to the batches, all cores but ACCELERATED_SPARE_CORES
     (RESULTS.md, "A second GPU session")."""
-    if workers >= 0:
-        return workers
+    if setting >= 0:
+        return setting
     cores = cores or os.cpu_count() or 1
     if accelerated:
         return max(0, cores - ACCELERATED_SPARE_CORES)
     return 0 if cores <= FEW_CORES else min(cores // 2, MAX_AUTO_WORKERS)
 
 
-class WorkerError(RuntimeError):
+class BatchProcessError(RuntimeError):
     """A worker process drawing batches ended abruptly or stopped answering (deepclust.data.dataset)."""
 
 
