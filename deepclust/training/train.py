@@ -170,7 +170,7 @@ def _train(base: Path, out: Path, cfg: Config, verbose, dist, extra_callbacks: l
 def _train_held(base: Path, out: Path, cfg: Config, verbose, dist, extra_callbacks: list) -> TrainResult:
     configure_keras(cfg)
     # Loaded before the corpus is read, so a wrong name is reported at once.
-    init = pretrained.init_model(cfg.train.init) if cfg.train.init else None
+    init = pretrained.init_model(cfg.train.init, cfg) if cfg.train.init else None
     objective = objectives.for_config(cfg)
     train_mixer, valid_mixer = load_mixers(base, cfg, progress=verbose in (1, "auto"), form=objective.form)
     # Worker i of n draws its own mixtures, batch_size / n of them per step.

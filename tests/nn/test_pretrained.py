@@ -104,6 +104,14 @@ def test_init_refuses_a_missing_or_different_network(trained, tmp_path):  # noqa
         pretrained.load_initial_weights(other_features, pretrained.init_model(str(base)), str(base))
 
 
+def test_init_with_other_features_is_refused_before_anything_is_built(tmp_path):
+    """The shipped model reads 129 bins, the tiny config 65: refused by name at once, not a broadcasting error
+    deep in the network's construction."""
+    with pytest.raises(ConfigError, match=r"reads other features \(.*features.window_length 256 there, 128 here.*"
+                                          r"Received: init='pretrained'"):
+        train(tmp_path / "run", "tiny", {"train.init": "pretrained"}, verbose=0)
+
+
 def test_recipe_joins_corpora_its_config_can_weigh(tmp_path, monkeypatch):
     """scripts/pretrained.py's lists: every corpus's train speakers prefixed by its name (so the recipe's
     data.corpus_weights finds each, and weighs every one), absolute paths from any folder, validation of
