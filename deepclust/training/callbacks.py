@@ -6,6 +6,7 @@
 - :class:`LearningRateSchedule` sets the rate from the share of the budget spent (:func:`scheduled_rate`).
 - :class:`Throughput` measures frames per second and puts the training seconds in the epoch's logs.
 - :class:`StopOnNaN` stops at a NaN or infinite loss.
+- :class:`Interruption` turns SIGTERM and Ctrl-C into a clean stop that no C code can swallow.
 
 A resumed run's values reach them when they are built; what the state records of them it takes
 from BestModel and the epoch's logs (:class:`~deepclust.training.state.TrainingState`, its one writer).
@@ -13,8 +14,11 @@ from BestModel and the epoch's logs (:class:`~deepclust.training.state.TrainingS
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -189,3 +193,48 @@ class StopOnNaN(keras.callbacks.Callback):
         if not finite((logs or {}).get("val_loss")) and self.stopped_at is None:
             self.stopped_at = "validation"
             self.model.stop_training = True
+
+
+class Interruption(keras.callbacks.Callback):
+    """SIGTERM (what ``kill``, Slurm and Kubernetes send before they stop a job) and Ctrl-C (SIGINT) while
+    :meth:`catching` lasts: training stops, the last completed epoch's state and the best model stay,
+    and the same command resumes.
+
+    The handler raises ``KeyboardInterrupt`` at once and notes the signal, and the callback raises it
+    again after the next batch and at the epoch's end (last in the list, once the state is saved). The
+    second raise is what makes it reliable: Python runs a handler wherever the main thread is, and
+    where that is inside C code that swallows exceptions (numpy converting a JAX array to log a batch's
+    loss), the first is lost and training went on.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.received: int | None = None
+
+    @contextlib.contextmanager
+    def catching(self):
+        """The handlers installed for the block (only the main thread can take signals; elsewhere this does
+        nothing); a signal ignored before (SIGINT of a job started in the background) stays ignored."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def interrupt(signum, frame):
+            self.received = signum
+            raise KeyboardInterrupt(f"signal {signum}")
+
+        previous = {}
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                previous[signum] = signal.signal(signum, interrupt)
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def _raise_if_received(self, *args, **kwargs):
+        if self.received is not None:
+            raise KeyboardInterrupt(f"signal {self.received}")
+
+    on_train_batch_end = on_test_batch_end = on_epoch_end = _raise_if_received

@@ -14,9 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import signal
 import sys
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,26 +138,6 @@ def train(
             dist.close()
 
 
-@contextlib.contextmanager
-def sigterm_interrupts():
-    """While it lasts, SIGTERM (what ``kill``, Slurm and Kubernetes send before they stop a job)
-    stops training the way Ctrl-C does: the last completed epoch's state stays, the best model
-    too, and the same command resumes. Only the main thread can take signals; elsewhere it does
-    nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _train(base: Path, out: Path, cfg: Config, verbose, dist, extra_callbacks: list) -> TrainResult:
     """train() once the config is known; writes into ``out`` (``base``, except on non-chief workers),
     which it holds for the run (one run per folder)."""
@@ -253,6 +231,7 @@ class RunCallbacks:
     early: keras.callbacks.EarlyStopping | None
     history: keras.callbacks.CSVLogger
     state: TrainingState
+    interruption: cb.Interruption
     extra: list
 
     @classmethod
@@ -276,15 +255,16 @@ class RunCallbacks:
                 seconds=parse_duration(t.time_limit) if t.time_limit else None, epochs=t.epochs),
             early=keras.callbacks.EarlyStopping(monitor="val_loss", patience=t.patience) if t.patience else None,
             history=keras.callbacks.CSVLogger(str(out / HISTORY_FILENAME), append=True),
-            state=TrainingState(run, best), extra=list(extra))
+            state=TrainingState(run, best), interruption=cb.Interruption(), extra=list(extra))
 
     def ordered(self) -> list[keras.callbacks.Callback]:
         """BestModel and Throughput before TrainingState: the state saved at an epoch's end must already
         know whether that epoch was the best, and its training seconds (in the epoch's logs). TrainingState
         last, after the history row: a kill between the two leaves a row that the resumed run drops
-        (history_csv.trim) and redoes, rather than a missing row."""
+        (history_csv.trim) and redoes, rather than a missing row. Interruption after them all: a signal
+        that came during an epoch stops the run once that epoch's state is saved."""
         named = [self.best, self.sync, self.throughput, self.stop_nan, self.time_limit, self.lr_plateau, self.lr_schedule,
-                 self.early, self.history, self.state]
+                 self.early, self.history, self.state, self.interruption]
         return [c for c in named if c is not None] + self.extra
 
     def stopped(self) -> str:
@@ -309,7 +289,7 @@ def fit_run(fit, dataset: MixtureDataset, validation, cfg: Config, run: RunState
         log.info("the time limit (%s) is spent; nothing more to do", cfg.train.time_limit)
         return callbacks.stopped()
     try:
-        with sigterm_interrupts():
+        with callbacks.interruption.catching():
             callbacks.sync.start(run.epoch)  # the batches fit draws to learn shapes: this epoch's
             fit(dataset, validation_data=validation, batch_size=cfg.train.batch_size, epochs=cfg.train.epochs,
                 callbacks=callbacks.ordered(), verbose=verbose)

@@ -61,3 +61,39 @@ def test_a_run_without_a_time_limit_schedules_over_its_epochs(tmp_path):
 def test_a_schedule_and_plateau_halving_are_refused_together():
     with pytest.raises(ConfigError, match="train.lr_schedule cannot train with train.lr_patience set.*use one"):
         load_config("tiny", {"train.lr_schedule": "cosine", "train.lr_patience": 3})
+
+
+def test_a_signal_swallowed_where_it_landed_still_stops_training():
+    """SIGTERM raises at once; where C code swallows that KeyboardInterrupt (numpy converting a JAX array did,
+    and JAX training went on), the next batch's end raises it again. The handlers go when the block ends."""
+    import os
+    import signal
+
+    before = signal.getsignal(signal.SIGTERM)
+    interruption = cb.Interruption()
+    interruption._raise_if_received()  # nothing received: nothing raised
+    with interruption.catching():
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(1000):  # the handler runs at the next bytecode boundary
+                pass
+        except KeyboardInterrupt:
+            pass  # what the C code did with it
+        with pytest.raises(KeyboardInterrupt, match=f"signal {int(signal.SIGTERM)}"):
+            interruption.on_train_batch_end(0)
+        with pytest.raises(KeyboardInterrupt):
+            interruption.on_epoch_end(0)
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_signal_ignored_before_training_stays_ignored():
+    """A job started in the background of a shell ignores SIGINT: Ctrl-C was never meant to reach it."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with cb.Interruption().catching():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_IGN, signal.SIG_DFL)
+    finally:
+        signal.signal(signal.SIGINT, previous)
