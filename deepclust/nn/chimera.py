@@ -4,7 +4,7 @@ Wang, Le Roux and Hershey (2018): beside the embeddings the network gives one
 softmax mask per speaker slot (``data.max_speakers``) from the same BLSTM states,
 trained jointly with a permutation-invariant phase-sensitive mask loss. What the
 head changes is all here: the network with the second output (:func:`build_model`),
-and :class:`MaskHead`, the training objective (:mod:`deepclust.training.objectives`)
+and :class:`MaskHead`, the training objective (:mod:`deepclust.nn.objective`)
 that asks the batches for the mask targets beside the labels
 (:func:`deepclust.dsp.features.mask_targets`) and weighs the two losses
 (``train.loss_alpha``); for separation (``separate.mask = "network"``) the head's
@@ -19,11 +19,11 @@ import keras
 import numpy as np
 
 from ..config import Config
-from ..data.mixer import BatchForm, Mixer
-from ..data.validation import validation_set
+from ..data.mixer import BatchForm
 from ..dsp import features
 from . import model as model_lib
 from .losses import DeepClusteringLoss, MaskInferenceLoss
+from .objective import DeepClustering
 
 MASK_OUTPUT = "mask"
 MODEL_NAME = "chimera"
@@ -53,25 +53,19 @@ def mask_slots(model: keras.Model) -> int:
     return int(model.outputs[1].shape[-1]) if has_mask_head(model) else 0
 
 
-class MaskHead:
+class MaskHead(DeepClustering):
     """The training objective of a network with the mask head (``model.mask_head = true``): batches and
-    validation chunks with the mask targets after the labels, one per output, and the loss
-    ``loss_alpha`` x deep clustering + (1 - ``loss_alpha``) x mask inference."""
+    validation chunks with the mask targets after the labels, one per output, the network with the head,
+    and the loss ``loss_alpha`` x deep clustering + (1 - ``loss_alpha``) x mask inference."""
 
     form = BatchForm(extra=(features.mask_targets,))
 
     def __init__(self, config: Config):
-        self.config = config
+        super().__init__(config)
         self.loss_weights = [config.train.loss_alpha, 1.0 - config.train.loss_alpha]
-
-    def validation(self, mixer: Mixer):
-        return validation_set(mixer, self.config)
 
     def build(self, mean: np.ndarray | None = None, variance: np.ndarray | None = None) -> keras.Model:
         return build_model(self.config, mean, variance)
-
-    def training_model(self, net: keras.Model) -> keras.Model:
-        return net
 
     def loss(self):
         return [DeepClusteringLoss(), MaskInferenceLoss()]

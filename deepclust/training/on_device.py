@@ -2,7 +2,7 @@
 
 The host then only cuts, scales and sums waveforms. What that changes is all
 here, in :class:`SourcesOnDevice`, a training objective
-(:mod:`deepclust.training.objectives`): batches of scaled sources
+(:mod:`deepclust.nn.objective`): batches of scaled sources
 (B, max_speakers, samples), the validation mixtures as sources too
 (:func:`deepclust.data.validation.validation_sources`), the model ``fit`` trains
 around the saved network (:func:`training_model`), which computes the features
@@ -15,15 +15,14 @@ used to separate is the plain one, log magnitudes in.
 from __future__ import annotations
 
 import keras
-import numpy as np
 from keras import ops
 
 from ..config import Config
 from ..data.mixer import BatchForm, Mixer
 from ..data.validation import validation_sources
 from ..dsp.device_features import SourceFeatures
-from ..nn import model as model_lib
 from ..nn.losses import PackedDeepClusteringLoss
+from ..nn.objective import DeepClustering
 
 TRAINING_MODEL_NAME = "deep_clustering_on_sources"
 
@@ -41,21 +40,14 @@ def training_model(net: keras.Model, config: Config) -> keras.Model:
     return keras.Model(sources, packed, name=TRAINING_MODEL_NAME)
 
 
-class SourcesOnDevice:
+class SourcesOnDevice(DeepClustering):
     """The training objective of ``features.on_device = true``: source batches, validation chunks of
     sources, :func:`training_model` around the plain network, the packed deep clustering loss."""
 
     form = BatchForm(sources=True)
-    loss_weights = None
-
-    def __init__(self, config: Config):
-        self.config = config
 
     def validation(self, mixer: Mixer):
         return validation_sources(mixer, self.config)
-
-    def build(self, mean: np.ndarray | None = None, variance: np.ndarray | None = None) -> keras.Model:
-        return model_lib.build_model(self.config, mean, variance)
 
     def training_model(self, net: keras.Model) -> keras.Model:
         return training_model(net, self.config)
