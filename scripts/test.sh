@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up the environment and run the whole test suite (about 10 minutes on 2 cores).
+# Set up the environment and run the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

@@ -161,3 +161,23 @@ def require_backend(name: str) -> None:
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def trained_once(tmp_path_factory):
+    """A tiny run trained once for the whole session (tests take copies of it: :func:`trained`)."""
+    from deepclust.training.train import train
+
+    base = write_list_folder(tmp_path_factory.mktemp("run") / "base", {"low": 110.0, "mid": 180.0, "high": 260.0})
+    result = train(base, "tiny", verbose=0)
+    return base, result
+
+
+@pytest.fixture
+def trained(trained_once, tmp_path):
+    """A copy of the run trained once for the session: each test may change its own copy,
+    so the tests pass alone (-k), in any order, and none sees another's changes."""
+    import shutil
+
+    base = shutil.copytree(trained_once[0], tmp_path / "run")
+    return base, trained_once[1]

@@ -1,5 +1,5 @@
-"""The command line's console: nothing from the backend before deepclust's first line, one line per epoch in a
-log, the console options after the command too, --version, and a full disk as one line."""
+"""The command line: --help lists every subcommand; its console: nothing from the backend before deepclust's first
+line, one line per epoch in a log, the console options after the command too, --version, and a full disk as one line."""
 
 from __future__ import annotations
 
@@ -97,3 +97,12 @@ def test_a_full_disk_while_training_is_one_line_naming_the_folder_and_what_was_k
     assert lines == [f"deepclust train: error: {list_folder}: no space left on the device (model.keras was not "
                      f"written); free some space and run the command again; the last checkpoint in "
                      f"{list_folder / 'checkpoints'} is whole, and the same command resumes from it"]
+
+
+def test_cli_help_lists_every_subcommand():
+    out = subprocess.run([sys.executable, "-m", "deepclust", "--help"], capture_output=True, text=True, check=True)
+    for command in ("train", "separate"):
+        assert command in out.stdout
+    out = subprocess.run([sys.executable, "-m", "deepclust", "train", "--help"], capture_output=True, text=True,
+                         check=True)
+    assert "--time-limit" in out.stdout and "--base" in out.stdout

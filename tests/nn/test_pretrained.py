@@ -16,7 +16,7 @@ from deepclust.nn import model as model_lib, pretrained
 from deepclust.separation.separator import Separator
 from deepclust.training.train import train
 
-from test_train_separate import trained, trained_once, write_mixture  # noqa: F401  (fixtures)
+from test_separator import write_mixture
 
 
 def load_script(name: str):
@@ -50,7 +50,7 @@ def test_the_packaged_model_loads_without_optimizer_and_separates():
     assert out.sources.shape == (2, 8000) and np.all(np.isfinite(out.sources))
 
 
-def test_export_drops_the_optimizer_and_keeps_the_network(trained, tmp_path):  # noqa: F811
+def test_export_drops_the_optimizer_and_keeps_the_network(trained, tmp_path):
     base, _ = trained
     shipped = pretrained.export(base, tmp_path / "pre")
     assert shipped.stat().st_size < (base / "model.keras").stat().st_size  # the run's file holds Adam's state
@@ -60,7 +60,7 @@ def test_export_drops_the_optimizer_and_keeps_the_network(trained, tmp_path):  #
                                model_lib.load(base / "model.keras").predict(x, verbose=0), rtol=1e-6)
 
 
-def test_separate_names_the_shipped_model_first_when_none_is_given(trained, tmp_path, monkeypatch, capsys):  # noqa: F811
+def test_separate_names_the_shipped_model_first_when_none_is_given(trained, tmp_path, monkeypatch, capsys):
     base, _ = trained
     pretrained.export(base, tmp_path / "pre")
     monkeypatch.setattr(paths, "SHIPPED_DIR", tmp_path / "pre")
@@ -75,7 +75,7 @@ def test_separate_names_the_shipped_model_first_when_none_is_given(trained, tmp_
     assert paths.locate(fallback=said.append) == base / "model.keras" and not said
 
 
-def test_init_starts_from_the_given_weights(trained, tmp_path):  # noqa: F811
+def test_init_starts_from_the_given_weights(trained, tmp_path):
     base, _ = trained
     shutil.copy(base / "train", tmp_path / "train")
     shutil.copytree(base / "wav", tmp_path / "wav")
@@ -92,7 +92,7 @@ def test_init_starts_from_the_given_weights(trained, tmp_path):  # noqa: F811
     assert read_config_file(tmp_path / "config.toml").train.init == str(base)  # the recipe says where it began
 
 
-def test_init_refuses_a_missing_or_different_network(trained, tmp_path):  # noqa: F811
+def test_init_refuses_a_missing_or_different_network(trained, tmp_path):
     base, _ = trained
     with pytest.raises(ConfigError, match=r"no model at .*nowhere.*Received: init="):
         pretrained.init_model(str(tmp_path / "nowhere"))

@@ -8,7 +8,6 @@ LSTM, loads onto the fused layer and separates the same.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import keras

@@ -1,13 +1,12 @@
-"""The one choice of training objective, and the plain deep clustering objective it falls back on."""
+"""The one choice of training objective from a config: the objective and its batches, the loss it compiles."""
 
 from __future__ import annotations
 
 import keras
-import numpy as np
 import pytest
 
 from deepclust.config import load_config
-from deepclust.data import mixer as mixer_lib, validation
+from deepclust.data import mixer as mixer_lib
 from deepclust.data.dataset import MixtureDataset
 from deepclust.nn import chimera
 from deepclust.nn.losses import DeepClusteringLoss, MaskInferenceLoss, PackedDeepClusteringLoss
@@ -36,21 +35,6 @@ def test_the_config_picks_the_objective_and_the_objective_the_batches(list_folde
     mixer = mixer_lib.Mixer(mixer_lib.load_corpus(list_folder / "train", 8000), cfg, objective.form)
     x, y = MixtureDataset(mixer, cfg, batch_size=3, processes=0).batch_at(0, 0)
     assert x.shape == inputs(cfg) and len(keras.tree.flatten(y)) == targets
-
-
-def test_plain_deep_clustering_trains_the_network_on_host_features(list_folder):
-    cfg = load_config("tiny")
-    objective = objectives.DeepClustering(cfg)
-    mixer = mixer_lib.Mixer(mixer_lib.load_corpus(list_folder / "valid", 8000), cfg, objective.form)
-    x, y = objective.validation(mixer)
-    np.testing.assert_array_equal(x, validation.validation_set(mixer_lib.Mixer(mixer.corpus, cfg), cfg)[0])
-    assert y.shape == x.shape + (cfg.data.max_speakers,)
-    net = objective.build(np.full(cfg.num_bins, 0.5, np.float32), np.full(cfg.num_bins, 2.0, np.float32))
-    assert objective.training_model(net) is net and not chimera.has_mask_head(net)
-    compiled = compile_model(net, cfg)  # the config's objective: this one
-    scored = compiled.evaluate(x[:4], y[:4], batch_size=4, verbose=0)
-    expected = keras.ops.convert_to_numpy(DeepClusteringLoss()(y[:4], net(x[:4])))
-    assert scored == pytest.approx(float(expected), rel=1e-4)
 
 
 @pytest.mark.parametrize("overrides, losses", [
