@@ -13,6 +13,8 @@
 3. every corpus's train list joined into DIR/run, speaker IDs prefixed by corpus (the names of
    ``data.corpus_weights``), the valid lists of :data:`VALID_FROM` (held-out real voices pick the model),
    and DIR/run/noise listing Speech Commands' background-noise recordings (``augment.noise_list``);
+   ``scripts/held_out.py`` then stops the build if any list holds a speaker or recording of
+   :data:`HELD_OUT` (the corpora's ``test/`` directories and FSDD);
 4. ``deepclust train --base DIR/run --config configs/pretrained.toml --time-limit T`` for each T of
    ``--time-limits`` in turn (augmentation; the run resumes, its cosine schedule restarting from where the
    longer budget puts it: 60 minutes, then a second and a third hour, as the shipped model was trained);
@@ -42,6 +44,9 @@ REAL = {
     "commands": (DATA / "speech-commands" / "train", ["--string-clips", "4-7"]),  # one-second words
     "pico": (DATA / "picovoice" / "train", []),  # no speaker IDs: one pseudo-speaker per file, never validation
 }
+# Never in a training or validation list: the test speakers of the real corpora, and FSDD (a check only).
+HELD_OUT = (DATA / "speechocean762" / "test", DATA / "librispeech-excerpts" / "test", DATA / "speech-commands" / "test",
+            DATA / "fsdd")
 NOISE = DATA / "speech-commands" / "noise"  # real background noise, the [augment] noise_list of the recipe
 ESPEAK_SPEAKERS = 600
 NEURAL_SHARE = 0.2  # neural voices among the synthetic ones help unheard adult voices (RESULTS.md, "Neural voices")
@@ -76,6 +81,16 @@ def join_lists(parts: dict[str, Path], run: Path, valid_from: tuple[str, ...]) -
         lists.write_list(run / split, entries, f"{split}: " + " + ".join(f"{n} ({parts[n] / split})" for n in names))
 
 
+def held_out_check(run: Path, held_out=HELD_OUT) -> list[str]:
+    """The command (scripts/held_out.py) that stops the recipe if a held-out speaker or recording of
+    ``held_out`` (those present) is in ``run``'s lists; empty where none of them is present."""
+    present = [str(path) for path in held_out if path.is_dir()]
+    if not present:
+        return []
+    return [sys.executable, str(ROOT / "scripts" / "held_out.py"), "--lists", str(run / "train"), str(run / "valid"),
+            "--held-out", *present]
+
+
 def write_noise_list(path: Path) -> Path:
     """``path``: :data:`NOISE`'s recordings as a list (``augment.noise_list = "noise"`` finds it in the run folder)."""
     from deepclust.corpus import lists
@@ -108,6 +123,8 @@ def build(args) -> None:
     if not (run / "train").is_file():
         join_lists({"espeak": work / "espeak", **{name: work / name for name in REAL}}, run, valid_from=VALID_FROM)
         write_noise_list(run / "noise")
+    if held_out_check(run):
+        subprocess.run(held_out_check(run), check=True)
     for limit in args.time_limits:  # each a resume of the same run with a longer budget
         deepclust(*train_args(run, limit, args.gpu, args.init, tuple(args.set)), env=env)
     export(argparse.Namespace(run=str(run)))

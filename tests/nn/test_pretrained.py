@@ -153,6 +153,37 @@ def test_recipe_joins_corpora_its_config_can_weigh(tmp_path, monkeypatch):
         assert [p.name for p in mixer.augmenter.noises.paths] == ["n.wav"]  # run/noise, found from the lists
 
 
+def test_held_out_speakers_and_recordings_are_found_in_lists(tmp_path, capsys):
+    """scripts/held_out.py: a Kaldi test directory's speakers (also under the recipe's corpus prefix) and
+    files, and every file of a plain folder (FSDD's), are reported with their list line; a clean list passes."""
+    held = load_script("held_out")
+    kaldi, fsdd = tmp_path / "test", tmp_path / "fsdd"
+    (kaldi / "audio").mkdir(parents=True)
+    fsdd.mkdir()
+    for name in ("a.wav", "b.wav"):
+        (kaldi / "audio" / name).write_bytes(b"")
+    (fsdd / "0_jackson_0.wav").write_bytes(b"")
+    (tmp_path / "mine.wav").write_bytes(b"")
+    (kaldi / "wav.scp").write_text("u1 audio/a.wav\nu2 audio/b.wav\n")
+    (kaldi / "utt2spk").write_text("u1 ls_7\nu2 ls_7\n")
+    clean = tmp_path / "clean"
+    clean.write_text(f"{tmp_path / 'mine.wav'} libri-ls_8\n")
+    assert held.main(["--lists", str(clean), "--held-out", str(kaldi), str(fsdd)]) == 0
+    mixed = tmp_path / "mixed"
+    mixed.write_text(f"{tmp_path / 'mine.wav'} libri-ls_8\n{tmp_path / 'mine.wav'} libri-ls_7\n"
+                     f"{fsdd / '0_jackson_0.wav'} fsdd-jackson\n{kaldi / 'audio' / 'a.wav'} x\n")
+    assert held.main(["--lists", str(mixed), "--held-out", str(kaldi), str(fsdd)]) == 1
+    out = capsys.readouterr().out
+    assert "3 entries held out" in out
+    assert f"{mixed}:2: speaker libri-ls_7 is held out" in out and f"{mixed}:3:" in out and f"{mixed}:4:" in out
+    assert f"{mixed}:1:" not in out
+    # The recipe runs the check on its lists, with the held-out folders that exist.
+    recipe = load_script("pretrained")
+    command = recipe.held_out_check(tmp_path / "run", held_out=(kaldi, tmp_path / "absent", fsdd))
+    assert command[-3:] == ["--held-out", str(kaldi), str(fsdd)] and command[1].endswith("held_out.py")
+    assert recipe.held_out_check(tmp_path / "run", held_out=(tmp_path / "absent",)) == []
+
+
 def test_gpu_recipe_is_the_cpu_recipe_with_its_overrides(tmp_path):
     """scripts/pretrained.py build --gpu: each training command parses to configs/pretrained.toml with
     GPU_RECIPE on top (a valid config, a larger network), and without --gpu to the recipe alone."""
