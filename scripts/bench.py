@@ -438,7 +438,7 @@ def main(argv=None) -> int:
         results["model_fps_on_device"] = time_model_step_on_device(cfg, mixer, args.steps)
         results["on_device_step_cost"] = results["model_fps"] / results["model_fps_on_device"] - 1
         fitted = net
-        if objective.form.sources:  # fit trains the model that computes the features from the sources
+        if type(objective) is not objectives.DeepClustering:  # a plug-in's model: sources in, or a second output
             fitted = compile_model(objective.training_model(objective.build()), cfg, objective)
         results["full_fps"] = time_full_fit(fitted, MixtureDataset(mixer, cfg), cfg, args.steps)
         results["train_fps"] = time_train(base, args.config, args.set, args.steps, tmp)

@@ -35,7 +35,8 @@ def held_out(sources: list[Path]) -> tuple[set[str], set[str]]:
         elif source.is_dir():
             files |= {os.path.realpath(p) for p in source.rglob("*") if p.is_file()}
         else:
-            raise SystemExit(f"{source}: not a folder; give a Kaldi data directory or a folder of recordings")
+            raise SystemExit(f"{source}: not a folder; give a Kaldi data directory or a folder of recordings. "
+                             f"Received: held_out={str(source)!r}")
     return speakers, files
 
 

@@ -101,8 +101,8 @@ def test_a_full_disk_while_training_is_one_line_naming_the_folder_and_what_was_k
 
 def test_cli_help_lists_every_subcommand():
     out = subprocess.run([sys.executable, "-m", "deepclust", "--help"], capture_output=True, text=True, check=True)
-    for command in ("train", "separate"):
-        assert command in out.stdout
+    for command in ("train", "separate", "evaluate", "visualize", "make-corpus", "prepare", "export"):
+        assert command in out.stdout, command
     out = subprocess.run([sys.executable, "-m", "deepclust", "train", "--help"], capture_output=True, text=True,
                          check=True)
     assert "--time-limit" in out.stdout and "--base" in out.stdout

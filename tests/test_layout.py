@@ -65,7 +65,7 @@ def _imports(path: Path) -> list[tuple[str, ast.alias, bool, int]]:
     deepclust import of ``path``, wherever it stands, except under ``if TYPE_CHECKING:`` (annotations only)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+        if isinstance(node, ast.If) and ast.unparse(node.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING"):
             node.body = []
     package = _module(path) if path.name == "__init__.py" else _module(path).rpartition(".")[0]
     found = []

@@ -66,11 +66,18 @@ RETIRED_KEYS = {
 }
 
 
-def _retired(source: str, section: str, key: str, value: Any) -> None:
-    """Warn that a retired key is skipped, or refuse it when its value asks for what was removed."""
+def _retired(source: str, section: str, key: str, value: Any, saved: bool = False) -> None:
+    """Warn that a retired key is skipped, or refuse it when its value asks for what was removed; in the
+    ``saved`` config of a trained run (``config_from_dict``), warn at any value: the network it trained is
+    what it is, and separating with it, or resuming it without the removed option, must still work."""
     why, kept = RETIRED_KEYS[section, key]
     if kept is ANY or (type(value) is type(kept) and value == kept):
         log.warning("%s: %s.%s is no longer used and is ignored: %s. Delete the line.", source, section, key, why)
+        return
+    if saved:
+        log.warning("%s: this run was trained with %s.%s = %s, which is no longer possible: %s. The run's network "
+                    "loads and separates as before; a resumed run trains on without it.", source, section, key,
+                    toml_value(value), why)
         return
     raise ConfigError(
         f"{source}: {section}.{key} = {toml_value(value)} is no longer possible: {why}. Delete the line "
@@ -78,7 +85,7 @@ def _retired(source: str, section: str, key: str, value: Any) -> None:
     )
 
 
-def _apply(config: Config, data: dict[str, Any], source: str) -> None:
+def _apply(config: Config, data: dict[str, Any], source: str, saved: bool = False) -> None:
     for section, values in data.items():
         if section not in SECTIONS:
             raise ConfigError(
@@ -91,7 +98,7 @@ def _apply(config: Config, data: dict[str, Any], source: str) -> None:
         fields = {f.name: f for f in dataclasses.fields(target)}
         for key, value in values.items():
             if (section, key) in RETIRED_KEYS:
-                _retired(source, section, key, value)
+                _retired(source, section, key, value, saved)
                 continue
             if key not in fields:
                 raise ConfigError(
@@ -168,8 +175,10 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 
 def config_from_dict(data: dict[str, Any], source: str = "saved config") -> Config:
+    """The config a trained run saved (its ``config.toml``): a removed option in it is skipped with a warning
+    whatever its value (:func:`_retired`), where a config given for a new run refuses it."""
     config = Config()
-    _apply(config, data, source)
+    _apply(config, data, source, saved=True)
     return validate(config, source)
 
 

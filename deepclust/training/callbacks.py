@@ -214,7 +214,8 @@ class Interruption(keras.callbacks.Callback):
     @contextlib.contextmanager
     def catching(self):
         """The handlers installed for the block (only the main thread can take signals; elsewhere this does
-        nothing); a signal ignored before (SIGINT of a job started in the background) stays ignored."""
+        nothing); a signal ignored before (SIGINT of a job started in the background) stays ignored, and one
+        whose handler was set outside Python is left to it."""
         if threading.current_thread() is not threading.main_thread():
             yield
             return
@@ -225,7 +226,8 @@ class Interruption(keras.callbacks.Callback):
 
         previous = {}
         for signum in (signal.SIGTERM, signal.SIGINT):
-            if signal.getsignal(signum) is not signal.SIG_IGN:
+            # None: a handler set outside Python, which could not be put back afterwards.
+            if signal.getsignal(signum) not in (signal.SIG_IGN, None):
                 previous[signum] = signal.signal(signum, interrupt)
         try:
             yield

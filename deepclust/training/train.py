@@ -262,7 +262,8 @@ class RunCallbacks:
         know whether that epoch was the best, and its training seconds (in the epoch's logs). TrainingState
         last, after the history row: a kill between the two leaves a row that the resumed run drops
         (history_csv.trim) and redoes, rather than a missing row. Interruption after them all: a signal
-        that came during an epoch stops the run once that epoch's state is saved."""
+        whose first raise was lost stops the run at the next batch's end (the last completed epoch's state
+        kept), or at the epoch's end once that epoch's state is saved."""
         named = [self.best, self.sync, self.throughput, self.stop_nan, self.time_limit, self.lr_plateau, self.lr_schedule,
                  self.early, self.history, self.state, self.interruption]
         return [c for c in named if c is not None] + self.extra

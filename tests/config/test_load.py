@@ -138,7 +138,7 @@ def test_removed_options_asked_for_are_refused_naming_the_key_the_measurement_an
     assert not hasattr(getattr(load_config(), section), key)  # gone from the schema
     path = tmp_path / "config.toml"
     path.write_text(f"[{section}]\n{key} = {toml_value(value)}\n")
-    for load in (lambda: read_config_file(path), lambda: load_config("tiny", {f"{section}.{key}": value})):
+    for load in (lambda: load_config(path), lambda: load_config("tiny", {f"{section}.{key}": value})):
         with pytest.raises(ConfigError) as err:
             load()
         message = str(err.value)
@@ -148,6 +148,20 @@ def test_removed_options_asked_for_are_refused_naming_the_key_the_measurement_an
     assert (section, key) in RETIRED_KEYS
     with pytest.raises(ConfigError, match="no longer possible"):
         apply_overrides(load_config(), {f"{section}.{key}": value})
+
+
+@pytest.mark.parametrize("section, key, value, results", REMOVED)
+def test_a_trained_runs_config_with_a_removed_option_still_loads_with_a_warning(tmp_path, caplog, section, key,
+                                                                                value, results):
+    """The config.toml saved beside a model (separation and resuming read it): the network is what it is."""
+    from deepclust.config.values import toml_value
+
+    path = tmp_path / "config.toml"
+    path.write_text(f"[{section}]\n{key} = {toml_value(value)}\n[audio]\nsample_rate = 16000\n")
+    with caplog.at_level("WARNING"):
+        assert read_config_file(path).audio.sample_rate == 16000
+    assert f"trained with {section}.{key} = {toml_value(value)}, which is no longer possible" in caplog.text
+    assert f'RESULTS.md, "{results}"' in caplog.text and str(path) in caplog.text
 
 
 def test_an_old_config_without_the_chunk_curriculum_loads_whatever_its_start_and_one_with_it_is_refused(
@@ -162,7 +176,7 @@ def test_an_old_config_without_the_chunk_curriculum_loads_whatever_its_start_and
     path.write_text("[data]\nlong_chunk_from = 0.0\nlong_chunk_frames = 400\n")
     with pytest.raises(ConfigError, match=r"data.long_chunk_frames = 400 is no longer possible.*measured worse.*"
                                           r"data.chunk_frames long throughout"):
-        read_config_file(path)
+        load_config(path)
 
 
 def test_shipped_configs_carry_no_retired_key():

@@ -10,7 +10,7 @@ import pytest
 from deepclust.data import batch_processes, mixer as mixer_lib
 
 
-def test_worker_processes_by_the_cores():
+def test_process_count_by_the_cores():
     from deepclust.data.batch_processes import process_count
 
     assert process_count(3, cores=2) == 3  # asked for: as many as asked

@@ -1,7 +1,9 @@
-"""Training end to end on tiny.toml: what a run writes, resuming, the refusal of another architecture, the time limit."""
+"""Training end to end on tiny.toml: what a run writes, resuming, the refusal of another architecture, the time limit,
+the order of the run's callbacks."""
 
 import csv
 
+import keras
 import pytest
 
 from deepclust.config import ConfigError, read_config_file
@@ -75,3 +77,20 @@ def test_time_limit_stops_cleanly_and_counts_across_resumes(tmp_path):
     # A larger budget (4 s more than the first run spent, however slow the machine) goes on from there.
     more = train(base, None, {"train.epochs": 500, "train.time_limit": f"{int(first.train_seconds) + 5}s"}, verbose=0)
     assert more.epochs_done > first.epochs_done
+
+
+def test_the_callbacks_run_in_the_order_the_saved_state_needs(tmp_path):
+    """BestModel and Throughput before TrainingState (the state records the epoch's best and training
+    seconds), the history row before the state, and Interruption last (a stop at an epoch's end comes
+    after its state is saved); a user's callbacks after the built-in ones."""
+    from deepclust.config import load_config
+    from deepclust.training.state import RunState
+    from deepclust.training.train import RunCallbacks
+
+    extra = keras.callbacks.Callback()
+    callbacks = RunCallbacks.build(load_config("tiny"), tmp_path, RunState(tmp_path / "checkpoints"), None, [extra])
+    order = callbacks.ordered()
+    position = order.index
+    assert position(callbacks.best) < position(callbacks.state)
+    assert position(callbacks.throughput) < position(callbacks.state)
+    assert order[-4:] == [callbacks.history, callbacks.state, callbacks.interruption, extra]
