@@ -166,3 +166,15 @@ def test_mask_head_trains_and_separates_with_its_own_masks(tmp_path):
 def test_network_masks_need_a_mask_head(trained):
     with pytest.raises(separator.SeparationError, match="Received: mask='network'"):
         separator.Separator.from_path(trained[0], mask="network")
+
+
+def test_a_run_trained_with_a_removed_option_still_separates(trained, caplog):
+    """A run whose config.toml holds an option removed since (the GPU recipe's chunk curriculum) is a plain
+    network: it loads with a warning and separates."""
+    base, _ = trained
+    config = base / "config.toml"
+    config.write_text(config.read_text().replace("[data]\n", "[data]\nlong_chunk_frames = 400\n", 1))
+    mix = 0.5 * (synth_voice(110, 2.0, 1) + synth_voice(260, 2.0, 2))
+    with caplog.at_level("WARNING"):
+        out = separator.Separator.load(base).separate(mix, 2)
+    assert out.sources.shape == (2, len(mix)) and "trained with data.long_chunk_frames = 400" in caplog.text
