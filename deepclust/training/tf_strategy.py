@@ -50,10 +50,11 @@ class Distributed:
 
     def __init__(self, kind: str):
         if kind not in STRATEGIES:
-            raise ConfigError(f"unknown distribution strategy {kind!r}; expected one of {', '.join(STRATEGIES)}")
+            raise ConfigError(f"unknown distribution strategy; expected one of {', '.join(STRATEGIES)}. "
+                              f"Received: distribute={kind!r}")
         if keras.backend.backend() != "tensorflow":
-            raise ConfigError(f"--distribute needs the TensorFlow backend of Keras (KERAS_BACKEND=tensorflow); "
-                              f"this one is {keras.backend.backend()!r}")
+            raise ConfigError(f"--distribute needs the TensorFlow backend of Keras (KERAS_BACKEND=tensorflow). "
+                              f"Received: backend={keras.backend.backend()!r}")
         self.kind = kind
         self.worker_index, self.num_workers = 0, 1
         if kind == "mirrored":
@@ -66,7 +67,8 @@ class Distributed:
             chiefs, workers = cluster.get("chief", []), cluster.get("worker", [])
             task_type, task_id = resolver.task_type, resolver.task_id
             if task_type not in (None, "chief", "worker"):
-                raise ConfigError(f"TF_CONFIG: task type {task_type!r} is not supported; use 'chief' and 'worker'")
+                raise ConfigError(f"TF_CONFIG: this task type is not supported; use 'chief' and 'worker'. "
+                                  f"Received: task type={task_type!r}")
             if not chiefs and not workers:
                 log.warning("--distribute multiworker without a cluster in TF_CONFIG: training as a single worker")
             self.num_workers = max(1, len(chiefs) + len(workers))
@@ -93,8 +95,9 @@ class Distributed:
     def worker_batch_size(self, global_batch: int) -> int:
         """This worker's share of the global batch; refuses a batch the replicas cannot split evenly."""
         if global_batch % self.replicas:
-            raise ConfigError(f"train.batch_size={global_batch} (the global batch) cannot be split evenly across "
-                              f"{self.replicas} replicas; use a multiple of {self.replicas}")
+            raise ConfigError(f"train.batch_size (the global batch) cannot be split evenly across "
+                              f"{self.replicas} replicas; use a multiple of {self.replicas}. "
+                              f"Received: batch_size={global_batch}")
         return global_batch // self.num_workers
 
     def scope(self):
@@ -220,8 +223,8 @@ class Distributed:
         total, squares = (float(v) for v in self._sum_over_workers(tf.constant([epoch, epoch * epoch], tf.float64)))
         if self.num_workers * squares != total * total:  # all equal exactly when n * sum(e^2) == sum(e)^2
             raise ConfigError(
-                f"the workers resume from different epochs (this one from {epoch}): each must see the chief's "
-                "training folder, on a shared filesystem or copied there before the run")
+                "the workers resume from different epochs: each must see the chief's training folder, on a shared "
+                f"filesystem or copied there before the run. Received: epoch={epoch} on this worker")
 
     @tf.function
     def _sum_over_workers(self, value):

@@ -151,3 +151,11 @@ def test_multiworker_trains_in_sync_chief_writes_and_resumes(tmp_path):
         np.testing.assert_array_equal(w0, w1)
     first = _weights(tmp_path / "first-0.npz")
     assert any(not np.array_equal(a, b) for a, b in zip(first, _weights(tmp_path / "second-0.npz")))
+
+
+def test_an_unknown_strategy_is_refused_naming_it():
+    from deepclust.config import ConfigError
+    from deepclust.training.tf_strategy import Distributed
+
+    with pytest.raises(ConfigError, match=r"expected one of mirrored, multiworker\. Received: distribute='bogus'"):
+        Distributed("bogus")
