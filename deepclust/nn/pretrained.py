@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import shutil
 from pathlib import Path
+from typing import NamedTuple
 
 from .. import atomic, paths
 from ..config import ConfigError
@@ -26,7 +27,14 @@ class InitError(ConfigError):
     """The model a run should start from cannot be used; the message says why and what to do."""
 
 
-def init_model(init: str, config=None):
+class Initial(NamedTuple):
+    """The model a run starts from (``train.init``): where it was found, and the network loaded from there."""
+
+    path: Path
+    model: object  # a keras.Model
+
+
+def init_model(init: str, config=None) -> Initial:
     """The model ``train.init`` names, loaded once for both :func:`deepclust.nn.model.feature_statistics` and
     :func:`load_initial_weights`; with the run's ``config``, refused at once when it reads other features
     (the network would be built with statistics of another number of bins)."""
@@ -49,30 +57,25 @@ def init_model(init: str, config=None):
             raise InitError(f"train.init: {path} reads other features ({'; '.join(differ)}); train with the "
                             f"[audio] and [features] of the config saved beside it ({paths.saved_config(path)}). "
                             f"Received: init={init!r}")
-    return source
+    return Initial(path, source)
 
 
-def load_initial_weights(net, source, init: str) -> Path:
-    """Copy the weights of ``source`` (the model ``init`` names, :func:`init_model`) into ``net`` (built
-    with :func:`deepclust.nn.model.feature_statistics`); refused, naming both shapes, when the networks differ."""
-    from . import model as model_lib
-
-    path = paths.locate(init, argument="init")
-    theirs, ours = source.get_weights(), net.get_weights()
+def load_initial_weights(net, initial: Initial, init: str) -> Path:
+    """Copy the weights of ``initial`` (the model ``init`` names, :func:`init_model`, whose features were
+    checked there against the run's config) into ``net``; refused, naming both shapes, when the networks
+    differ. The label width (``data.max_speakers``) may differ: the network's weights do not depend on it."""
+    theirs, ours = initial.model.get_weights(), net.get_weights()
     mismatch = [(i, a.shape, b.shape) for i, (a, b) in enumerate(zip(theirs, ours)) if a.shape != b.shape]
-    if len(theirs) != len(ours) or mismatch or len(source.outputs) != len(net.outputs):
+    if len(theirs) != len(ours) or mismatch or len(initial.model.outputs) != len(net.outputs):
         detail = (f"weight {mismatch[0][0]} is {mismatch[0][1]} there and {mismatch[0][2]} here" if mismatch
-                  else f"{len(theirs)} weights and {len(source.outputs)} outputs there, "
+                  else f"{len(theirs)} weights and {len(initial.model.outputs)} outputs there, "
                        f"{len(ours)} and {len(net.outputs)} here")
-        raise InitError(f"train.init: {path} is a different network from the one this config builds ({detail}); "
-                        f"train with the [model] and [features] of the config saved beside it "
-                        f"({paths.saved_config(path)}). Received: init={init!r}")
-    if model_lib.feature_spec(source).get_config() != model_lib.feature_spec(net).get_config():
-        raise InitError(f"train.init: {path} reads other features (its [audio]/[features] differ from this "
-                        f"config's); use the config saved beside it. Received: init={init!r}")
+        raise InitError(f"train.init: {initial.path} is a different network from the one this config builds "
+                        f"({detail}); train with the [model] and [features] of the config saved beside it "
+                        f"({paths.saved_config(initial.path)}). Received: init={init!r}")
     net.set_weights(theirs)
-    log.info("started from the weights of %s", path)
-    return path
+    log.info("started from the weights of %s", initial.path)
+    return initial.path
 
 
 def export(run: str | Path, directory: Path | None = None) -> Path:

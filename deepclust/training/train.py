@@ -175,9 +175,10 @@ def _train_held(base: Path, out: Path, cfg: Config, verbose, dist, extra_callbac
 
 def initial_statistics(mixer: Mixer, cfg: Config, init=None):
     """The feature mean and variance the network is built with: the training data's, or with
-    ``train.init`` the ones its model ``init`` learnt with (every resume too)."""
+    ``train.init`` the ones its model (``init``, :func:`deepclust.nn.pretrained.init_model`) learnt with
+    (every resume too)."""
     if init is not None:
-        return model_lib.feature_statistics(init)
+        return model_lib.feature_statistics(init.model)
     return feature_statistics(mixer, cfg, cfg.train.seed)
 
 
