@@ -34,10 +34,10 @@ class Initial(NamedTuple):
     model: object  # a keras.Model
 
 
-def init_model(init: str, config=None) -> Initial:
+def init_model(init: str, config) -> Initial:
     """The model ``train.init`` names, loaded once for both :func:`deepclust.nn.model.feature_statistics` and
-    :func:`load_initial_weights`; with the run's ``config``, refused at once when it reads other features
-    (the network would be built with statistics of another number of bins)."""
+    :func:`load_initial_weights`; refused at once when it reads other features than the run's ``config``
+    (the network would be built with statistics of another number of bins). The one check of the features."""
     from . import model as model_lib
 
     try:
@@ -45,18 +45,17 @@ def init_model(init: str, config=None) -> Initial:
     except paths.ModelNotFound as exc:
         raise InitError(f"train.init: {exc}") from None
     source = model_lib.load(path)
-    if config is not None:
-        spec = model_lib.feature_spec(source)
-        pairs = {"audio.sample_rate": (spec.sample_rate, config.audio.sample_rate),
-                 "features.window_length": (spec.window_length, config.features.window_length),
-                 "features.hop_length": (spec.hop_length, config.features.hop_length),
-                 "features.silence_db": (spec.silence_db, config.features.silence_db),
-                 "features.input_level_db": (spec.input_level_db, config.features.input_level_db)}
-        differ = [f"{key} {theirs} there, {ours} here" for key, (theirs, ours) in pairs.items() if theirs != ours]
-        if differ:
-            raise InitError(f"train.init: {path} reads other features ({'; '.join(differ)}); train with the "
-                            f"[audio] and [features] of the config saved beside it ({paths.saved_config(path)}). "
-                            f"Received: init={init!r}")
+    spec = model_lib.feature_spec(source)
+    pairs = {"audio.sample_rate": (spec.sample_rate, config.audio.sample_rate),
+             "features.window_length": (spec.window_length, config.features.window_length),
+             "features.hop_length": (spec.hop_length, config.features.hop_length),
+             "features.silence_db": (spec.silence_db, config.features.silence_db),
+             "features.input_level_db": (spec.input_level_db, config.features.input_level_db)}
+    differ = [f"{key} {theirs} there, {ours} here" for key, (theirs, ours) in pairs.items() if theirs != ours]
+    if differ:
+        raise InitError(f"train.init: {path} reads other features ({'; '.join(differ)}); train with the "
+                        f"[audio] and [features] of the config saved beside it ({paths.saved_config(path)}). "
+                        f"Received: init={init!r}")
     return Initial(path, source)
 
 

@@ -98,10 +98,10 @@ def test_init_starts_from_the_given_weights(trained, tmp_path, overrides):
 def test_init_refuses_a_missing_or_different_network(trained, tmp_path):
     base, _ = trained
     with pytest.raises(ConfigError, match=r"no model at .*nowhere.*Received: init="):
-        pretrained.init_model(str(tmp_path / "nowhere"))
+        pretrained.init_model(str(tmp_path / "nowhere"), load_config("tiny"))
     wider = model_lib.build_model(load_config("tiny", {"model.lstm_units": 12}))
     with pytest.raises(ConfigError, match=r"different network .*is \(.*\) there and \(.*\) here"):
-        pretrained.load_initial_weights(wider, pretrained.init_model(str(base)), str(base))
+        pretrained.load_initial_weights(wider, pretrained.init_model(str(base), load_config("tiny")), str(base))
     with pytest.raises(ConfigError, match=r"reads other features \(features.silence_db 40.0 there, 30.0 here\)"):
         pretrained.init_model(str(base), load_config("tiny", {"features.silence_db": 30.0}))
 
